@@ -1,0 +1,16 @@
+//! herald's domain: the types every other layer speaks in, and the rules that need no I/O.
+//!
+//! Values arrive here as raw strings and JSON and leave as parsed types (`EntityName::parse`,
+//! `VersionRef::parse`, `HistoryRow::parse`): once a value has one of these types, the layers
+//! above never check it again. Nothing in this crate is async, touches a database or knows HTTP,
+//! so most unit and property tests live here.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod names;
+pub mod run;
+
+pub use error::InvalidInput;

@@ -1,0 +1,53 @@
+//! Who may do what. A user sees an entity only as its member (or as a server admin); to
+//! anyone else it does not exist, so that names do not leak across teams. Members whose role
+//! is too low get a 403 that says which role the action needs.
+
+use herald_domain::catalog::{Entity, Project, Role, User};
+use herald_store::Store;
+
+use crate::{Error, Result};
+
+/// An entity the caller may act in, with the caller's role there.
+#[derive(Debug, Clone)]
+pub struct EntityAccess {
+    pub entity: Entity,
+    pub role: Role,
+}
+
+/// Finds entity `name` as `user` sees it, and checks the user holds at least `needed` there.
+pub async fn entity(
+    store: &dyn Store,
+    user: &User,
+    name: &str,
+    needed: Role,
+) -> Result<EntityAccess> {
+    let hidden = || Error::NotFound(format!("entity {name:?} not found"));
+    let entity = store.entity_by_name(name).await?.ok_or_else(hidden)?;
+    let role = if user.is_admin {
+        Some(Role::Admin)
+    } else {
+        store.member_role(&entity, user).await?
+    };
+    let role = role.ok_or_else(hidden)?;
+    if !role.allows(needed) {
+        return Err(Error::Forbidden(format!(
+            "this needs the {} role in {:?}; you are {}",
+            needed.as_str(),
+            entity.name.as_str(),
+            role.as_str()
+        )));
+    }
+    Ok(EntityAccess { entity, role })
+}
+
+/// Finds project `project` of entity `entity` as `user` sees it, with at least `needed`.
+pub async fn project(
+    store: &dyn Store,
+    user: &User,
+    entity_name: &str,
+    project: &str,
+    needed: Role,
+) -> Result<Project> {
+    let access = entity(store, user, entity_name, needed).await?;
+    Ok(store.project(&access.entity, project).await?)
+}

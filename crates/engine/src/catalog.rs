@@ -1,0 +1,62 @@
+//! Catalog operations that span more than one store call or need randomness.
+
+use herald_domain::catalog::{Project, Role, User};
+use herald_domain::names::{ProjectName, RegistryName, RunName};
+use herald_domain::InvalidInput;
+use herald_store::Store;
+use rand::Rng as _;
+
+use crate::{access, Error, Result};
+
+/// A new run id like W&B's: 8 characters of lowercase letters and digits.
+pub fn generate_run_id() -> RunName {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let id: String = (0..8)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    RunName::from_trusted(id)
+}
+
+/// Resolves the registry a link names: `org/name`, `org/wandb-registry-name`, or a bare
+/// registry name in the source project's own entity. The caller needs MEMBER in its organization.
+pub async fn link_target(
+    store: &dyn Store,
+    user: &User,
+    source: &Project,
+    registry: &str,
+) -> Result<Project> {
+    let (org, name) = match registry.split_once('/') {
+        Some((org, name)) => (org, name),
+        None => (source.entity.as_str(), registry),
+    };
+    let project_name = if name.starts_with(herald_domain::names::REGISTRY_PREFIX) {
+        ProjectName::parse(name)
+    } else {
+        RegistryName::parse(name).map(|r| ProjectName::for_registry(&r))
+    }
+    .map_err(|e| e.at("registry"))?;
+    let access = access::entity(store, user, org, Role::Member).await?;
+    match store.project(&access.entity, project_name.as_str()).await {
+        Ok(p) if p.is_registry => Ok(p),
+        Ok(p) => Err(Error::Invalid(InvalidInput::new(
+            "registry",
+            format!("{}/{} is not a registry", p.entity, p.name),
+        ))),
+        Err(herald_store::StoreError::NotFound(_)) => Err(Error::NotFound(format!(
+            "registry {:?} not found in {org:?}; registries are created with POST /api/v1/entities/{{org}}/registries",
+            project_name.as_str()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_look_like_wandb() {
+        let id = super::generate_run_id();
+        assert_eq!(id.as_str().len(), 8);
+        assert!(herald_domain::names::RunName::parse(id.as_str()).is_ok());
+    }
+}

@@ -1,0 +1,86 @@
+//! The event log: written inside the transaction of the change it records, read in id order.
+
+use async_trait::async_trait;
+use herald_domain::event::{Event, EventType, NewEvent, PageRequest};
+use herald_domain::ids::{EntityId, EventId, VersionId};
+use herald_domain::names::version_string;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{json_col, ts, SqlStore};
+use crate::{EventStore, StoreResult};
+
+/// Appends `event` within `tx`, so it commits or rolls back with the change it describes.
+pub(crate) async fn insert_event(
+    tx: &mut Transaction<'_, Any>,
+    event: &NewEvent,
+    now: i64,
+) -> StoreResult<EventId> {
+    let id: i64 = sqlx::query(
+        "INSERT INTO events (event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
+         version_id, version_index, alias, tag, run_name, author, created_at, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+    )
+    .bind(event.event_type.as_str())
+    .bind(event.entity_id.0)
+    .bind(&event.entity)
+    .bind(&event.project)
+    .bind(&event.collection)
+    .bind(&event.artifact_type)
+    .bind(event.version_id.map(|v| v.0))
+    .bind(event.version_index)
+    .bind(&event.alias)
+    .bind(&event.tag)
+    .bind(&event.run)
+    .bind(&event.author)
+    .bind(now)
+    .bind(event.body.to_string())
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    Ok(EventId(id))
+}
+
+const EVENT_COLUMNS: &str =
+    "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
+     version_id, version_index, alias, tag, run_name, author, created_at, body";
+
+pub(crate) fn event_from_row(row: &AnyRow) -> Result<Event, sqlx::Error> {
+    let event_type: String = row.try_get("event_type")?;
+    let event_type =
+        EventType::parse(&event_type).map_err(|e| sqlx::Error::Decode(e.message.into()))?;
+    Ok(Event {
+        id: EventId(row.try_get("id")?),
+        event_type,
+        entity_id: EntityId(row.try_get("entity_id")?),
+        entity: row.try_get("entity_name")?,
+        project: row.try_get("project_name")?,
+        collection: row.try_get("collection_name")?,
+        artifact_type: row.try_get("artifact_type")?,
+        version_id: row.try_get::<Option<i64>, _>("version_id")?.map(VersionId),
+        version: row
+            .try_get::<Option<i64>, _>("version_index")?
+            .map(version_string),
+        alias: row.try_get("alias")?,
+        tag: row.try_get("tag")?,
+        run: row.try_get("run_name")?,
+        author: row.try_get("author")?,
+        created_at: ts(row.try_get("created_at")?),
+        body: json_col(&row.try_get::<String, _>("body")?),
+    })
+}
+
+#[async_trait]
+impl EventStore for SqlStore {
+    async fn list_events(&self, entity: EntityId, page: PageRequest) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE entity_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(entity.0)
+        .bind(page.after.unwrap_or(0))
+        .bind(page.limit as i64)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+    }
+}

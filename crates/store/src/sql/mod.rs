@@ -1,0 +1,213 @@
+//! The SQL implementation of [`Store`](crate::Store), written once over sqlx's `Any` driver so
+//! that SQLite and PostgreSQL share every query (`$n` placeholders, integer microsecond
+//! times, JSON as text). Where the backends must differ (schema DDL, connection setup), the
+//! difference is in this module and in `migrations/<backend>/`.
+//!
+//! SQLite allows one writer at a time, so writes go through a one-connection pool and never
+//! meet `SQLITE_BUSY`; reads use a separate pool of WAL readers that never block on writers.
+
+mod artifacts;
+mod entities;
+mod events;
+mod runs;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite's durability level. `Normal` survives a crash or kill of herald (the OS keeps the
+/// WAL); `Full` also survives a power loss, at the price of an fsync per commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlOptions {
+    pub max_connections: u32,
+    pub sqlite_synchronous: SqliteSync,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            sqlite_synchronous: SqliteSync::Normal,
+        }
+    }
+}
+
+/// The SQL store. Cheap to clone (pools are reference-counted).
+#[derive(Clone)]
+pub struct SqlStore {
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "catalog",
+    sql: include_str!("../../migrations/sqlite/0001_catalog.sql"),
+}];
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if needed,
+    /// and applies pending migrations.
+    pub async fn connect(url: &str, options: &SqlOptions) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            anyhow::bail!(
+                "PostgreSQL is not supported yet by this version of herald; use a sqlite:// URL"
+            );
+        } else {
+            anyhow::bail!("database URL must start with sqlite:// or postgres://, got {url:?}");
+        };
+        let store = match backend {
+            Backend::Sqlite => Self::connect_sqlite(url, options).await?,
+            Backend::Postgres => unreachable!("refused above"),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn connect_sqlite(url: &str, options: &SqlOptions) -> anyhow::Result<Self> {
+        let url = if url.contains('?') {
+            url.to_string()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let connect = AnyConnectOptions::from_str(&url)
+            .with_context(|| format!("invalid database URL {url:?}"))?;
+        let sync = match options.sqlite_synchronous {
+            SqliteSync::Normal => "NORMAL",
+            SqliteSync::Full => "FULL",
+        };
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, sync)))
+            .connect_with(connect.clone())
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        let read = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, sync)))
+            .connect_with(connect)
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        Ok(Self {
+            write,
+            read,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every migration newer than the database, each in its own transaction.
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => &[],
+        };
+        self.write
+            .execute(
+                "CREATE TABLE IF NOT EXISTS herald_migrations (
+                    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await
+            .context("creating the migrations table")?;
+        let current: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM herald_migrations")
+            .fetch_one(&self.write)
+            .await?
+            .try_get("v")?;
+        let current = current.unwrap_or(0);
+        if let Some(latest) = migrations.last() {
+            anyhow::ensure!(
+                current <= latest.version,
+                "the database is at schema version {current}, newer than this herald knows ({}); upgrade herald",
+                latest.version
+            );
+        }
+        for m in migrations.iter().filter(|m| m.version > current) {
+            let mut tx = self.write.begin().await?;
+            sqlx::raw_sql(m.sql)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("applying migration {} ({})", m.version, m.name))?;
+            sqlx::query(
+                "INSERT INTO herald_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_us())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for SqlStore {
+    async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").fetch_one(&self.read).await.is_ok()
+    }
+
+    async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Per-connection SQLite settings: WAL so readers never wait for the writer, the chosen
+/// durability, enforced foreign keys, and a busy timeout as a last resort.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, sync: &str) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
+        .await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    Ok(())
+}
+
+/// Now, in the store's time unit.
+pub(crate) fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub(crate) fn ts(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+/// Parses JSON the store wrote itself.
+pub(crate) fn json_col(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
