@@ -1,1 +1,55 @@
+//! herald's HTTP API: the REST routes under `/api/v1`, their OpenAPI document, health checks,
+//! and the layers every request passes (request ids, tracing, body limit). Handlers translate
+//! requests into engine and store calls and nothing more; extractors do authentication and
+//! parsing.
 #![forbid(unsafe_code)]
+
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use herald_store::Store;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use openapi::openapi_json;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP surface, ready to serve.
+pub fn router(state: AppState) -> Router {
+    routes::routes()
+        .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                })
+                .on_response(|res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                    tracing::debug!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "response");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

@@ -1,0 +1,238 @@
+//! Entities (teams, organizations), their members, projects and registries.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use herald_domain::catalog::{check_description, Entity, EntityKind, Member, Project, Role};
+use herald_domain::names::{EntityName, ProjectName, RegistryName, Username};
+use herald_engine::access;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::users::EntityRole;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NewEntityKind {
+    Team,
+    Organization,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEntity {
+    pub name: String,
+    pub kind: NewEntityKind,
+}
+
+/// Creates a team or organization; the caller becomes its ADMIN.
+#[utoipa::path(post, path = "/api/v1/entities", tag = "entities", request_body = CreateEntity,
+    responses((status = 201, body = Entity), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_entity(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiJson(body): ApiJson<CreateEntity>,
+) -> ApiResult<(StatusCode, Json<Entity>)> {
+    let name = EntityName::parse(&body.name).map_err(|e| e.at("name"))?;
+    let kind = match body.kind {
+        NewEntityKind::Team => EntityKind::Team,
+        NewEntityKind::Organization => EntityKind::Organization,
+    };
+    let entity = state.store.create_entity(&name, kind, &user).await?;
+    Ok((StatusCode::CREATED, Json(entity)))
+}
+
+/// The entities the caller is a member of, with their role in each.
+#[utoipa::path(get, path = "/api/v1/entities", tag = "entities", responses((status = 200, body = Vec<EntityRole>)))]
+pub async fn list_entities(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> ApiResult<Json<Vec<EntityRole>>> {
+    let list = state.store.entities_of(&user).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(entity, role)| EntityRole { entity, role })
+            .collect(),
+    ))
+}
+
+/// One entity and the caller's role in it.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}", tag = "entities",
+    params(("entity" = String, Path)), responses((status = 200, body = EntityRole), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_entity(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+) -> ApiResult<Json<EntityRole>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
+    Ok(Json(EntityRole {
+        entity: a.entity,
+        role: a.role,
+    }))
+}
+
+/// The entity's members and their roles.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/members", tag = "entities",
+    params(("entity" = String, Path)), responses((status = 200, body = Vec<Member>), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+) -> ApiResult<Json<Vec<Member>>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
+    Ok(Json(state.store.list_members(&a.entity).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMember {
+    pub role: Role,
+}
+
+/// Adds a user to the entity or changes their role. ADMIN only.
+#[utoipa::path(put, path = "/api/v1/entities/{entity}/members/{username}", tag = "entities", request_body = SetMember,
+    params(("entity" = String, Path), ("username" = String, Path)),
+    responses((status = 200, body = Member), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn set_member(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath((entity, username)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetMember>,
+) -> ApiResult<Json<Member>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
+    if a.entity.kind == EntityKind::User {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "personal entities cannot have other members; create a team",
+        ));
+    }
+    let username = Username::parse(&username).map_err(|e| e.at("username"))?;
+    Ok(Json(
+        state
+            .store
+            .set_member(&a.entity, &username, body.role)
+            .await?,
+    ))
+}
+
+/// Removes a member. ADMIN only; the last ADMIN cannot be removed.
+#[utoipa::path(delete, path = "/api/v1/entities/{entity}/members/{username}", tag = "entities",
+    params(("entity" = String, Path), ("username" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath((entity, username)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
+    let username = Username::parse(&username).map_err(|e| e.at("username"))?;
+    state.store.remove_member(&a.entity, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// Creates a project. MEMBER or above.
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/projects", tag = "projects", request_body = CreateProject,
+    params(("entity" = String, Path)),
+    responses((status = 201, body = Project), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_project(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
+    let name = ProjectName::parse(&body.name).map_err(|e| e.at("name"))?;
+    if name.is_registry() {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "name: project names starting with \"wandb-registry-\" are registries; create them with POST /api/v1/entities/{org}/registries",
+        )
+        .with_path("name"));
+    }
+    check_description("description", &body.description)?;
+    let p = state
+        .store
+        .create_project(&a.entity, &name, body.description.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// The entity's projects and registries.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/projects", tag = "projects",
+    params(("entity" = String, Path)), responses((status = 200, body = Vec<Project>)))]
+pub async fn list_projects(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+) -> ApiResult<Json<Vec<Project>>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
+    Ok(Json(state.store.list_projects(&a.entity).await?))
+}
+
+/// One project or registry.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}", tag = "projects",
+    params(("entity" = String, Path), ("project" = String, Path)),
+    responses((status = 200, body = Project), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_project(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath((entity, project)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Project>> {
+    Ok(Json(
+        access::project(&*state.store, &user, &entity, &project, Role::Viewer).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRegistry {
+    /// The registry's short name: `model` creates the project `wandb-registry-model`.
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// Creates a registry in an organization. MEMBER or above.
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/registries", tag = "projects", request_body = CreateRegistry,
+    params(("entity" = String, Path)),
+    responses((status = 201, body = Project), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_registry(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateRegistry>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
+    if a.entity.kind != EntityKind::Organization {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            format!(
+                "registries belong to organizations; {:?} is a {}",
+                a.entity.name.as_str(),
+                a.entity.kind.as_str()
+            ),
+        ));
+    }
+    let name = RegistryName::parse(&body.name).map_err(|e| e.at("name"))?;
+    check_description("description", &body.description)?;
+    let p = state
+        .store
+        .create_project(
+            &a.entity,
+            &ProjectName::for_registry(&name),
+            body.description.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}

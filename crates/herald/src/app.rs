@@ -1,0 +1,109 @@
+//! The server assembled: store, API and (later) engine workers, on a listener the caller may
+//! have bound already, so tests run the real app on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use herald_api::AppState;
+use herald_store::sql::{SqlOptions, SqlStore, SqliteSync};
+use herald_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SqliteSynchronous};
+
+/// File in the data directory that holds the bootstrap admin's API key (mode 0600).
+pub const ADMIN_KEY_FILE: &str = "admin-api-key";
+
+pub struct App {
+    listener: TcpListener,
+    address: SocketAddr,
+    store: Arc<SqlStore>,
+    admin_key: Option<String>,
+}
+
+impl App {
+    /// Opens the store and binds the configured address.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let addr = config.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Opens the store (creating the data directory and applying migrations), and creates the
+    /// bootstrap admin on an empty store.
+    pub async fn build_with_listener(
+        config: &Config,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let options = SqlOptions {
+            max_connections: config.storage.max_connections,
+            sqlite_synchronous: match config.storage.sqlite_synchronous {
+                SqliteSynchronous::Normal => SqliteSync::Normal,
+                SqliteSynchronous::Full => SqliteSync::Full,
+            },
+        };
+        let store = Arc::new(SqlStore::connect(&config.effective_database_url(), &options).await?);
+        let wanted = config.bootstrap_api_key.as_ref().map(|k| k.expose());
+        let admin_key = herald_engine::auth::bootstrap_admin(&*store, wanted)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {e}"))?;
+        if let Some(key) = &admin_key {
+            write_private(&config.data_dir.join(ADMIN_KEY_FILE), key)?;
+        }
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            address,
+            store,
+            admin_key,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The admin key created at this start, if the store was empty (it is not kept anywhere
+    /// but the 0600 key file).
+    pub fn bootstrap_admin_key(&self) -> Option<&str> {
+        self.admin_key.as_deref()
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests and closes the store.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let store: Arc<dyn Store> = self.store.clone();
+        let router = herald_api::router(AppState { store });
+        tracing::info!(address = %self.address, "herald is listening");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("serving HTTP")?;
+        self.store.close().await;
+        tracing::info!("herald stopped");
+        Ok(())
+    }
+}
+
+/// Writes `contents` to `path` readable by the owner only.
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}

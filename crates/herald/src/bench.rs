@@ -1,0 +1,275 @@
+//! `herald bench`: measurements on this machine, printed as figures (never asserted).
+//!
+//! `herald bench catalog` starts `herald serve` as a child process on a fresh data directory,
+//! reads its idle RSS, then drives catalog writes through the HTTP API with concurrent clients
+//! and prints throughput and latency for each kind of write.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::client::Client;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Catalog writes per second through the HTTP API, and idle RSS.
+    Catalog(CatalogArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CatalogArgs {
+    /// Artifact versions to create.
+    #[arg(long, default_value_t = 2000)]
+    pub artifacts: usize,
+    /// Alias adds (each moves an alias to another version).
+    #[arg(long, default_value_t = 2000)]
+    pub aliases: usize,
+    /// History batches of 100 rows × 10 metrics.
+    #[arg(long, default_value_t = 200)]
+    pub batches: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Catalog(args) => catalog(args).await,
+    }
+}
+
+/// A `herald serve` child process on a temporary data directory, killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    pub admin_key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let exe = std::env::current_exe()?;
+        let child = std::process::Command::new(exe)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("HERALD_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("HERALD_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting herald serve")?;
+        let url = format!("http://127.0.0.1:{port}");
+        let mut server = Self {
+            child,
+            url,
+            admin_key: String::new(),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let probe = Client::new(&server.url, None);
+        while probe.get("/healthz").await.is_err() {
+            if Instant::now() > deadline {
+                bail!("herald serve did not answer within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.admin_key =
+            std::fs::read_to_string(server._dir.path().join(crate::app::ADMIN_KEY_FILE))?
+                .trim()
+                .to_string();
+        Ok(server)
+    }
+
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.child.id())
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `n` requests made by `make(i)` over `concurrency` clients; prints rate and latencies.
+async fn drive<F, Fut>(
+    label: &str,
+    n: usize,
+    concurrency: usize,
+    unit: (&str, f64),
+    make: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (make, next) = (make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(lat);
+                }
+                let t = Instant::now();
+                make(i).await?;
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let rate = n as f64 / secs;
+    print!("{label:<28} {n:>6} requests in {secs:>6.2} s  {rate:>9.0} req/s");
+    if unit.1 != 1.0 {
+        print!("  ({:.0} {}/s)", rate * unit.1, unit.0);
+    }
+    println!(
+        "  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+async fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
+    let server = ServerProcess::start().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = server.rss_kib();
+    let c = Client::new(&server.url, Some(server.admin_key.clone()));
+    c.post(
+        "/api/v1/entities",
+        &json!({"name": "bench", "kind": "team"}),
+    )
+    .await?;
+    c.post("/api/v1/entities/bench/projects", &json!({"name": "p"}))
+        .await?;
+    let base = "/api/v1/entities/bench/projects/p".to_string();
+    println!(
+        "herald bench catalog: {} (concurrency {}, SQLite, child process)",
+        server.url, args.concurrency
+    );
+    println!(
+        "idle RSS after start: {}",
+        idle.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "unknown".into())
+    );
+
+    let (cc, b) = (c.clone(), base.clone());
+    drive("artifact creations", args.artifacts, args.concurrency, ("versions", 1.0), move |i| {
+        let (c, b) = (cc.clone(), b.clone());
+        async move {
+            let body = json!({"collection": format!("model-{}", i % 16), "type": "model", "metadata": {"i": i}});
+            c.post(&format!("{b}/artifacts"), &body).await?;
+            Ok(())
+        }
+    })
+    .await?;
+
+    let (cc, b) = (c.clone(), base.clone());
+    drive(
+        "alias adds (moves)",
+        args.aliases,
+        args.concurrency,
+        ("aliases", 1.0),
+        move |i| {
+            let (c, b) = (cc.clone(), b.clone());
+            async move {
+                let url = format!(
+                    "{b}/artifacts/model-{}/versions/v{}/aliases",
+                    i % 16,
+                    (i / 16) % 8
+                );
+                c.post(&url, &json!({"alias": format!("stage-{}", i % 4)}))
+                    .await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+
+    let runs = args.concurrency.max(1);
+    for r in 0..runs {
+        c.post(&format!("{base}/runs"), &json!({"id": format!("run-{r}")}))
+            .await?;
+    }
+    let (cc, b) = (c.clone(), base.clone());
+    drive(
+        "history batches 100x10",
+        args.batches,
+        args.concurrency,
+        ("values", 1000.0),
+        move |i| {
+            let (c, b) = (cc.clone(), b.clone());
+            async move {
+                let rows: Vec<Value> = (0..100)
+                    .map(|s| {
+                        let values: serde_json::Map<String, Value> = (0..10)
+                            .map(|m| {
+                                (
+                                    format!("metric_{m}"),
+                                    json!((i * 100 + s) as f64 * 0.001 + m as f64),
+                                )
+                            })
+                            .collect();
+                        json!({"step": i * 100 + s, "values": values})
+                    })
+                    .collect();
+                c.post(
+                    &format!("{b}/runs/run-{}/history", i % runs),
+                    &json!({"rows": rows}),
+                )
+                .await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!(
+        "RSS after the load: {}",
+        server
+            .rss_kib()
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    Ok(())
+}

@@ -1,0 +1,1082 @@
+//! The command line: `herald serve` runs the server; every other command talks to one over
+//! its REST API (`--server`/`HERALD_URL`, `--api-key`/`HERALD_API_KEY`), printing tables for
+//! people and JSON with `--json`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{seg, Client};
+use crate::config::{Config, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "herald",
+    version,
+    about = "Automations for ML teams: when an artifact or run changes, call a webhook or post to Slack.",
+    long_about = "herald is a self-hosted automations engine. `herald serve` runs the server (SQLite in ./herald-data by default); the other commands talk to a running server."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientOpts {
+    /// herald server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// API key (printed by the server on first start and kept in <data-dir>/admin-api-key).
+    #[arg(long, global = true, env = "HERALD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the herald server.
+    Serve(ServeArgs),
+    /// Create users (server admins only).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Show who the API key belongs to.
+    Whoami(ClientOpts),
+    /// Teams and organizations, and their members.
+    #[command(subcommand)]
+    Entity(EntityCmd),
+    /// Projects in an entity.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Registries in an organization.
+    #[command(subcommand)]
+    Registry(RegistryCmd),
+    /// Artifact versions: create, inspect, alias, tag, link into registries.
+    #[command(subcommand)]
+    Artifact(ArtifactCmd),
+    /// Training runs: start, log metrics, finish.
+    #[command(subcommand)]
+    Run(RunCmd),
+    /// An entity's event log.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// Measure herald on this machine.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HERALD_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory (SQLite database, bootstrap admin key).
+    #[arg(long, env = "HERALD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://PATH); SQLite in the data directory when absent.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file (see the README for its keys).
+    #[arg(long, env = "HERALD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user and print their API key.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the user a server admin.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EntityCmd {
+    /// Create a team (or, with --kind organization, an organization).
+    Create {
+        name: String,
+        #[arg(long, default_value = "team", value_parser = ["team", "organization"])]
+        kind: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List the entities you are a member of.
+    List(ClientOpts),
+    /// List an entity's members.
+    Members {
+        entity: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Add a member or change their role (ADMIN, MEMBER or VIEWER).
+    SetMember {
+        entity: String,
+        username: String,
+        role: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Remove a member.
+    RemoveMember {
+        entity: String,
+        username: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCmd {
+    /// Create a project: ENTITY/PROJECT.
+    Create {
+        path: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List an entity's projects and registries.
+    List {
+        entity: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Create a registry: ORG/NAME (the project wandb-registry-NAME).
+    Create {
+        path: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArtifactCmd {
+    /// Create a new version: ENTITY/PROJECT/COLLECTION.
+    Create {
+        path: String,
+        /// Artifact type (model, dataset, …).
+        #[arg(long = "type")]
+        artifact_type: String,
+        #[arg(long)]
+        digest: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Metadata as a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+        /// An alias to add (repeatable).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// A tag to add (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// The run that produced it.
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show a version: ENTITY/PROJECT/COLLECTION[:VERSION] (vN or alias; latest by default).
+    Get {
+        path: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List collections (ENTITY/PROJECT) or a collection's versions (ENTITY/PROJECT/COLLECTION).
+    List {
+        path: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Add or remove an alias: ENTITY/PROJECT/COLLECTION:VERSION ALIAS.
+    #[command(subcommand)]
+    Alias(LabelCmd),
+    /// Add or remove a tag: on a version (…/COLLECTION:VERSION) or a collection (…/COLLECTION).
+    #[command(subcommand)]
+    Tag(LabelCmd),
+    /// Link a version into a registry collection.
+    Link {
+        /// ENTITY/PROJECT/COLLECTION:VERSION
+        path: String,
+        /// The registry: ORG/NAME.
+        #[arg(long)]
+        registry: String,
+        /// Registry collection (defaults to the source collection's name).
+        #[arg(long)]
+        collection: Option<String>,
+        /// An alias to add in the registry collection (repeatable).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Unlink a version from a registry collection: ORG/wandb-registry-NAME/COLLECTION:VERSION.
+    Unlink {
+        path: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabelCmd {
+    Add {
+        path: String,
+        name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    Remove {
+        path: String,
+        name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunCmd {
+    /// Start a run in ENTITY/PROJECT.
+    Create {
+        path: String,
+        /// Run id (8 random characters when absent).
+        #[arg(long)]
+        id: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Config as a JSON object.
+        #[arg(long)]
+        config: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show a run: ENTITY/PROJECT/RUN.
+    Get {
+        path: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Log history to ENTITY/PROJECT/RUN: `--step 3 loss=0.4 acc=0.9`, or rows from a JSON file.
+    Log {
+        path: String,
+        /// Step of the row given as NAME=VALUE pairs.
+        #[arg(long)]
+        step: Option<i64>,
+        /// NAME=VALUE pairs.
+        values: Vec<String>,
+        /// A JSON file: an array of {"step": N, "values": {...}} rows, or one such row per line.
+        #[arg(long, conflicts_with_all = ["step", "values"])]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Finish a run (FINISHED by default; or FAILED, CRASHED, KILLED).
+    Finish {
+        path: String,
+        #[arg(long, default_value = "FINISHED")]
+        state: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCmd {
+    /// List an entity's events, oldest first.
+    List {
+        entity: String,
+        /// Start after this cursor (an event id).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Follow cursors to the end.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Bench(cmd) => crate::bench::run(cmd).await,
+        other => client_command(other).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        config_file: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+    };
+    let config = Config::load(&overrides)?;
+    crate::telemetry::init(&config.log);
+    let app = crate::app::App::build(&config).await?;
+    if let Some(key) = app.bootstrap_admin_key() {
+        println!(
+            "Created the server admin user `admin`. Its API key (shown once; also in {}):",
+            config.data_dir.join(crate::app::ADMIN_KEY_FILE).display()
+        );
+        println!("\n    {key}\n");
+    }
+    println!("herald listening on http://{}", app.address());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    app.run_until_stopped(shutdown).await
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    token.cancel();
+}
+
+/// `ENTITY/PROJECT/COLLECTION[:VERSION]`.
+struct ArtifactPath {
+    entity: String,
+    project: String,
+    collection: String,
+    version: Option<String>,
+}
+
+impl ArtifactPath {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        let (path, version) = match s.rsplit_once(':') {
+            Some((p, v)) if !v.is_empty() => (p, Some(v.to_string())),
+            Some(_) => bail!("{s:?}: nothing after ':'; write ENTITY/PROJECT/COLLECTION:VERSION"),
+            None => (s, None),
+        };
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            [e, p, c] if !e.is_empty() && !p.is_empty() && !c.is_empty() => Ok(Self {
+                entity: e.to_string(),
+                project: p.to_string(),
+                collection: c.to_string(),
+                version,
+            }),
+            _ => bail!("{s:?} is not ENTITY/PROJECT/COLLECTION[:VERSION]"),
+        }
+    }
+
+    fn collection_url(&self) -> String {
+        format!(
+            "/api/v1/entities/{}/projects/{}/artifacts/{}",
+            seg(&self.entity),
+            seg(&self.project),
+            seg(&self.collection)
+        )
+    }
+
+    fn version_url(&self) -> String {
+        format!(
+            "{}/versions/{}",
+            self.collection_url(),
+            seg(self.version.as_deref().unwrap_or("latest"))
+        )
+    }
+}
+
+/// `A/B` or `A/B/C` split into `n` non-empty parts.
+fn split_path<'a>(s: &'a str, n: usize, shape: &str) -> anyhow::Result<Vec<&'a str>> {
+    let parts: Vec<&str> = s.split('/').collect();
+    if parts.len() != n || parts.iter().any(|p| p.is_empty()) {
+        bail!("{s:?} is not {shape}");
+    }
+    Ok(parts)
+}
+
+fn json_arg(what: &str, s: &Option<String>) -> anyhow::Result<Option<Value>> {
+    s.as_deref()
+        .map(|s| serde_json::from_str(s).with_context(|| format!("--{what} is not valid JSON")))
+        .transpose()
+}
+
+async fn client_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) | Command::Bench(_) => unreachable!("handled by run"),
+        Command::User(UserCmd::Create {
+            username,
+            email,
+            admin,
+            opts,
+        }) => {
+            let out = client(&opts)
+                .post(
+                    "/api/v1/users",
+                    &json!({"username": username, "email": email, "admin": admin}),
+                )
+                .await?;
+            show(&opts, &out, || {
+                println!(
+                    "created user {}; API key (shown once):\n\n    {}\n",
+                    out["user"]["username"].as_str().unwrap_or("?"),
+                    out["api_key"].as_str().unwrap_or("?")
+                );
+            })
+        }
+        Command::Whoami(opts) => {
+            let out = client(&opts).get("/api/v1/viewer").await?;
+            show(&opts, &out, || {
+                println!(
+                    "{}{}",
+                    out["user"]["username"].as_str().unwrap_or("?"),
+                    if out["user"]["is_admin"] == json!(true) {
+                        " (server admin)"
+                    } else {
+                        ""
+                    }
+                );
+                table(
+                    &["ENTITY", "KIND", "ROLE"],
+                    rows(
+                        &out["entities"],
+                        &[&["entity", "name"], &["entity", "kind"], &["role"]],
+                    ),
+                );
+            })
+        }
+        Command::Entity(cmd) => entity_command(cmd).await,
+        Command::Project(ProjectCmd::Create {
+            path,
+            description,
+            opts,
+        }) => {
+            let p = split_path(&path, 2, "ENTITY/PROJECT")?;
+            let out = client(&opts)
+                .post(
+                    &format!("/api/v1/entities/{}/projects", seg(p[0])),
+                    &json!({"name": p[1], "description": description}),
+                )
+                .await?;
+            show(&opts, &out, || {
+                println!("created project {}/{}", p[0], p[1])
+            })
+        }
+        Command::Project(ProjectCmd::List { entity, opts }) => {
+            let out = client(&opts)
+                .get(&format!("/api/v1/entities/{}/projects", seg(&entity)))
+                .await?;
+            show(&opts, &out, || {
+                table(
+                    &["PROJECT", "REGISTRY", "DESCRIPTION"],
+                    rows(&out, &[&["name"], &["is_registry"], &["description"]]),
+                )
+            })
+        }
+        Command::Registry(RegistryCmd::Create {
+            path,
+            description,
+            opts,
+        }) => {
+            let p = split_path(&path, 2, "ORG/NAME")?;
+            let out = client(&opts)
+                .post(
+                    &format!("/api/v1/entities/{}/registries", seg(p[0])),
+                    &json!({"name": p[1], "description": description}),
+                )
+                .await?;
+            show(&opts, &out, || {
+                println!(
+                    "created registry {}/{}",
+                    p[0],
+                    out["name"].as_str().unwrap_or("?")
+                )
+            })
+        }
+        Command::Artifact(cmd) => artifact_command(cmd).await,
+        Command::Run(cmd) => run_command(cmd).await,
+        Command::Events(EventsCmd::List {
+            entity,
+            after,
+            limit,
+            all,
+            opts,
+        }) => {
+            let c = client(&opts);
+            let mut cursor = after;
+            let mut events = Vec::new();
+            loop {
+                let mut url = format!("/api/v1/entities/{}/events?limit={limit}", seg(&entity));
+                if let Some(a) = &cursor {
+                    url.push_str(&format!("&after={}", seg(a)));
+                }
+                let page = c.get(&url).await?;
+                events.extend(page["events"].as_array().cloned().unwrap_or_default());
+                cursor = page["next_cursor"].as_str().map(str::to_string);
+                if !all || cursor.is_none() {
+                    if opts.json && !all {
+                        println!("{}", serde_json::to_string_pretty(&page)?);
+                        return Ok(());
+                    }
+                    break;
+                }
+            }
+            let out = Value::Array(events);
+            show(&opts, &out, || {
+                table(
+                    &[
+                        "ID",
+                        "TYPE",
+                        "PROJECT",
+                        "COLLECTION",
+                        "VERSION",
+                        "ALIAS/TAG",
+                        "RUN",
+                        "AUTHOR",
+                        "TIME",
+                    ],
+                    out.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|e| {
+                            vec![
+                                cell(&e["id"]),
+                                cell(&e["type"]),
+                                cell(&e["project"]),
+                                cell(&e["collection"]),
+                                cell(&e["version"]),
+                                if e["alias"].is_null() {
+                                    cell(&e["tag"])
+                                } else {
+                                    cell(&e["alias"])
+                                },
+                                cell(&e["run"]),
+                                cell(&e["author"]),
+                                cell(&e["created_at"]),
+                            ]
+                        })
+                        .collect(),
+                );
+                if let Some(c) = &cursor {
+                    println!("(more: --after {c})");
+                }
+            })
+        }
+    }
+}
+
+async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
+    match cmd {
+        EntityCmd::Create { name, kind, opts } => {
+            let out = client(&opts)
+                .post("/api/v1/entities", &json!({"name": name, "kind": kind}))
+                .await?;
+            show(&opts, &out, || {
+                println!("created {kind} {name}; you are its ADMIN")
+            })
+        }
+        EntityCmd::List(opts) => {
+            let out = client(&opts).get("/api/v1/entities").await?;
+            show(&opts, &out, || {
+                table(
+                    &["ENTITY", "KIND", "ROLE"],
+                    rows(&out, &[&["entity", "name"], &["entity", "kind"], &["role"]]),
+                )
+            })
+        }
+        EntityCmd::Members { entity, opts } => {
+            let out = client(&opts)
+                .get(&format!("/api/v1/entities/{}/members", seg(&entity)))
+                .await?;
+            show(&opts, &out, || {
+                table(&["USER", "ROLE"], rows(&out, &[&["username"], &["role"]]))
+            })
+        }
+        EntityCmd::SetMember {
+            entity,
+            username,
+            role,
+            opts,
+        } => {
+            let out = client(&opts)
+                .put(
+                    &format!(
+                        "/api/v1/entities/{}/members/{}",
+                        seg(&entity),
+                        seg(&username)
+                    ),
+                    &json!({"role": role.to_ascii_uppercase()}),
+                )
+                .await?;
+            show(&opts, &out, || {
+                println!(
+                    "{username} is now {} in {entity}",
+                    out["role"].as_str().unwrap_or("?")
+                )
+            })
+        }
+        EntityCmd::RemoveMember {
+            entity,
+            username,
+            opts,
+        } => {
+            client(&opts)
+                .delete(&format!(
+                    "/api/v1/entities/{}/members/{}",
+                    seg(&entity),
+                    seg(&username)
+                ))
+                .await?;
+            show(&opts, &Value::Null, || {
+                println!("removed {username} from {entity}")
+            })
+        }
+    }
+}
+
+async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
+    match cmd {
+        ArtifactCmd::Create {
+            path,
+            artifact_type,
+            digest,
+            description,
+            metadata,
+            aliases,
+            tags,
+            run_id,
+            opts,
+        } => {
+            let a = ArtifactPath::parse(&path)?;
+            if a.version.is_some() {
+                bail!(
+                    "{path:?}: a new version has no version yet; write ENTITY/PROJECT/COLLECTION"
+                );
+            }
+            let body = json!({
+                "collection": a.collection, "type": artifact_type, "digest": digest, "description": description,
+                "metadata": json_arg("metadata", &metadata)?, "aliases": aliases, "tags": tags, "run_id": run_id,
+            });
+            let url = format!(
+                "/api/v1/entities/{}/projects/{}/artifacts",
+                seg(&a.entity),
+                seg(&a.project)
+            );
+            let out = client(&opts).post(&url, &body).await?;
+            show(&opts, &out, || print_version(&out))
+        }
+        ArtifactCmd::Get { path, opts } => {
+            let a = ArtifactPath::parse(&path)?;
+            let out = client(&opts).get(&a.version_url()).await?;
+            show(&opts, &out, || print_version(&out))
+        }
+        ArtifactCmd::List { path, opts } => {
+            let c = client(&opts);
+            if let Ok(p) = split_path(&path, 2, "") {
+                let out = c
+                    .get(&format!(
+                        "/api/v1/entities/{}/projects/{}/artifacts",
+                        seg(p[0]),
+                        seg(p[1])
+                    ))
+                    .await?;
+                return show(&opts, &out, || {
+                    table(
+                        &["COLLECTION", "KIND", "TYPE", "TAGS"],
+                        rows(&out, &[&["name"], &["kind"], &["type"], &["tags"]]),
+                    )
+                });
+            }
+            let a = ArtifactPath::parse(&path)?;
+            let out = c.get(&format!("{}/versions", a.collection_url())).await?;
+            show(&opts, &out, || {
+                table(
+                    &[
+                        "VERSION",
+                        "ALIASES",
+                        "TAGS",
+                        "DIGEST",
+                        "CREATED BY",
+                        "CREATED",
+                    ],
+                    rows(
+                        &out,
+                        &[
+                            &["version"],
+                            &["aliases"],
+                            &["tags"],
+                            &["digest"],
+                            &["created_by"],
+                            &["created_at"],
+                        ],
+                    ),
+                )
+            })
+        }
+        ArtifactCmd::Alias(cmd) => {
+            let (path, name, opts, add) = label_parts(cmd);
+            let a = ArtifactPath::parse(&path)?;
+            if a.version.is_none() {
+                bail!(
+                    "{path:?}: say which version gets the alias: ENTITY/PROJECT/COLLECTION:VERSION"
+                );
+            }
+            let c = client(&opts);
+            let out = if add {
+                c.post(
+                    &format!("{}/aliases", a.version_url()),
+                    &json!({"alias": name}),
+                )
+                .await?
+            } else {
+                c.delete(&format!("{}/aliases/{}", a.version_url(), seg(&name)))
+                    .await?
+            };
+            show(&opts, &out, || print_version(&out))
+        }
+        ArtifactCmd::Tag(cmd) => {
+            let (path, name, opts, add) = label_parts(cmd);
+            let a = ArtifactPath::parse(&path)?;
+            let base = if a.version.is_some() {
+                a.version_url()
+            } else {
+                a.collection_url()
+            };
+            let c = client(&opts);
+            let out = if add {
+                c.post(&format!("{base}/tags"), &json!({"tag": name}))
+                    .await?
+            } else {
+                c.delete(&format!("{base}/tags/{}", seg(&name))).await?
+            };
+            show(&opts, &out, || {
+                if a.version.is_some() {
+                    print_version(&out)
+                } else {
+                    println!(
+                        "{}/{}/{} tags: {}",
+                        a.entity,
+                        a.project,
+                        a.collection,
+                        cell(&out["tags"])
+                    )
+                }
+            })
+        }
+        ArtifactCmd::Link {
+            path,
+            registry,
+            collection,
+            aliases,
+            opts,
+        } => {
+            let a = ArtifactPath::parse(&path)?;
+            let body = json!({"registry": registry, "collection": collection, "aliases": aliases});
+            let out = client(&opts)
+                .post(&format!("{}/links", a.version_url()), &body)
+                .await?;
+            show(&opts, &out, || {
+                println!(
+                    "linked {path} into {}/{}/{} as {}",
+                    out["entity"].as_str().unwrap_or("?"),
+                    out["project"].as_str().unwrap_or("?"),
+                    out["collection"].as_str().unwrap_or("?"),
+                    out["version"].as_str().unwrap_or("?")
+                );
+                print_version(&out)
+            })
+        }
+        ArtifactCmd::Unlink { path, opts } => {
+            let a = ArtifactPath::parse(&path)?;
+            if a.version.is_none() {
+                bail!("{path:?}: say which version to unlink: ORG/wandb-registry-NAME/COLLECTION:VERSION");
+            }
+            client(&opts).delete(&a.version_url()).await?;
+            show(&opts, &Value::Null, || println!("unlinked {path}"))
+        }
+    }
+}
+
+fn label_parts(cmd: LabelCmd) -> (String, String, ClientOpts, bool) {
+    match cmd {
+        LabelCmd::Add { path, name, opts } => (path, name, opts, true),
+        LabelCmd::Remove { path, name, opts } => (path, name, opts, false),
+    }
+}
+
+fn run_url(path: &str) -> anyhow::Result<String> {
+    let p = split_path(path, 3, "ENTITY/PROJECT/RUN")?;
+    Ok(format!(
+        "/api/v1/entities/{}/projects/{}/runs/{}",
+        seg(p[0]),
+        seg(p[1]),
+        seg(p[2])
+    ))
+}
+
+async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
+    match cmd {
+        RunCmd::Create {
+            path,
+            id,
+            name,
+            tags,
+            config,
+            opts,
+        } => {
+            let p = split_path(&path, 2, "ENTITY/PROJECT")?;
+            let body = json!({"id": id, "display_name": name, "tags": tags, "config": json_arg("config", &config)?});
+            let out = client(&opts)
+                .post(
+                    &format!("/api/v1/entities/{}/projects/{}/runs", seg(p[0]), seg(p[1])),
+                    &body,
+                )
+                .await?;
+            show(&opts, &out, || {
+                println!(
+                    "started run {}/{}/{} ({})",
+                    p[0],
+                    p[1],
+                    out["id"].as_str().unwrap_or("?"),
+                    out["state"].as_str().unwrap_or("?")
+                )
+            })
+        }
+        RunCmd::Get { path, opts } => {
+            let out = client(&opts).get(&run_url(&path)?).await?;
+            show(&opts, &out, || {
+                table(
+                    &["RUN", "NAME", "STATE", "USER", "TAGS", "UPDATED"],
+                    rows(
+                        &Value::Array(vec![out.clone()]),
+                        &[
+                            &["id"],
+                            &["display_name"],
+                            &["state"],
+                            &["username"],
+                            &["tags"],
+                            &["updated_at"],
+                        ],
+                    ),
+                )
+            })
+        }
+        RunCmd::Log {
+            path,
+            step,
+            values,
+            file,
+            opts,
+        } => {
+            let rows = match file {
+                Some(f) => read_rows(&f)?,
+                None => {
+                    let step = step.context("give --step N with NAME=VALUE pairs, or --file")?;
+                    if values.is_empty() {
+                        bail!("give at least one NAME=VALUE pair");
+                    }
+                    let mut map = serde_json::Map::new();
+                    for v in &values {
+                        let (k, x) = v
+                            .split_once('=')
+                            .with_context(|| format!("{v:?} is not NAME=VALUE"))?;
+                        let x: f64 = x
+                            .parse()
+                            .with_context(|| format!("{v:?}: {x:?} is not a number"))?;
+                        map.insert(k.to_string(), json!(x));
+                    }
+                    vec![json!({"step": step, "values": map})]
+                }
+            };
+            let out = client(&opts)
+                .post(
+                    &format!("{}/history", run_url(&path)?),
+                    &json!({"rows": rows}),
+                )
+                .await?;
+            show(&opts, &out, || {
+                println!(
+                    "logged {} rows ({} values) to {path}",
+                    cell(&out["rows"]),
+                    cell(&out["values"])
+                )
+            })
+        }
+        RunCmd::Finish { path, state, opts } => {
+            let out = client(&opts)
+                .patch(&run_url(&path)?, &json!({"state": state}))
+                .await?;
+            show(&opts, &out, || {
+                println!("run {path} is {}", out["state"].as_str().unwrap_or("?"))
+            })
+        }
+    }
+}
+
+/// History rows from a file: a JSON array, `{"rows": [...]}`, or one row per line.
+fn read_rows(path: &PathBuf) -> anyhow::Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return match v {
+            Value::Array(rows) => Ok(rows),
+            Value::Object(mut o) if o.contains_key("rows") => Ok(o
+                .remove("rows")
+                .and_then(|r| r.as_array().cloned())
+                .unwrap_or_default()),
+            row @ Value::Object(_) => Ok(vec![row]),
+            _ => bail!(
+                "{}: expected rows of {{\"step\": N, \"values\": {{...}}}}",
+                path.display()
+            ),
+        };
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn client(opts: &ClientOpts) -> Client {
+    Client::new(&opts.server, opts.api_key.clone())
+}
+
+/// Prints `out` as JSON with `--json`, or runs `human`.
+fn show(opts: &ClientOpts, out: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(out)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
+
+fn print_version(v: &Value) {
+    println!(
+        "{}/{}/{}:{}  type={}  aliases={}  tags={}  digest={}",
+        cell(&v["entity"]),
+        cell(&v["project"]),
+        cell(&v["collection"]),
+        cell(&v["version"]),
+        cell(&v["type"]),
+        cell(&v["aliases"]),
+        cell(&v["tags"]),
+        cell(&v["digest"])
+    );
+}
+
+/// A JSON value as a table cell.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn rows(list: &Value, columns: &[&[&str]]) -> Vec<Vec<String>> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            columns
+                .iter()
+                .map(|path| cell(path.iter().fold(item, |v, k| &v[*k])))
+                .collect()
+        })
+        .collect()
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_paths() {
+        let a = ArtifactPath::parse("team/proj/model:production").unwrap();
+        assert_eq!(
+            (a.entity.as_str(), a.project.as_str(), a.collection.as_str()),
+            ("team", "proj", "model")
+        );
+        assert_eq!(a.version.as_deref(), Some("production"));
+        assert_eq!(
+            a.version_url(),
+            "/api/v1/entities/team/projects/proj/artifacts/model/versions/production"
+        );
+        assert!(ArtifactPath::parse("team/proj").is_err());
+        assert!(ArtifactPath::parse("team/proj/model:").is_err());
+        assert_eq!(
+            ArtifactPath::parse("a/b/c").unwrap().version_url(),
+            "/api/v1/entities/a/projects/b/artifacts/c/versions/latest"
+        );
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

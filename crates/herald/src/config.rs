@@ -1,0 +1,326 @@
+//! Configuration in layers: the commented defaults embedded in the binary
+//! (`config/default.toml`), an optional TOML file, `HERALD_*` environment variables, and
+//! command-line flags, each overriding the one before. Loaded and validated once at start, so
+//! a bad setting stops the process with a message that names it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// The defaults, embedded.
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// A secret setting: `Debug` never prints it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub log: LogConfig,
+    pub storage: StorageConfig,
+    /// Only from `HERALD_BOOTSTRAP_API_KEY`: the key of the admin created on an empty store.
+    #[serde(default)]
+    pub bootstrap_api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Normal,
+    Full,
+}
+
+/// Overrides from flags (already merged with their environment variables by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// Environment variables without a flag, and the config key each one sets.
+const ENV_KEYS: &[(&str, &[&str])] = &[
+    ("HERALD_LOG", &["log", "level"]),
+    ("HERALD_LOG_FORMAT", &["log", "format"]),
+    (
+        "HERALD_SQLITE_SYNCHRONOUS",
+        &["storage", "sqlite_synchronous"],
+    ),
+    ("HERALD_DB_MAX_CONNECTIONS", &["storage", "max_connections"]),
+    ("HERALD_BOOTSTRAP_API_KEY", &["bootstrap_api_key"]),
+];
+
+impl Config {
+    /// Loads the layers with the process environment.
+    pub fn load(overrides: &Overrides) -> anyhow::Result<Self> {
+        Self::load_from(overrides, |k| std::env::var(k).ok())
+    }
+
+    /// Loads the layers with `env` standing in for the environment (tests pass their own).
+    pub fn load_from(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut value: toml::Value = toml::from_str(DEFAULTS).context("built-in defaults")?;
+        if let Some(path) = &overrides.config_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let file: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            merge(&mut value, file);
+        }
+        for (var, key) in ENV_KEYS {
+            if let Some(v) = env(var) {
+                set(&mut value, key, env_value(&v));
+            }
+        }
+        if let Some(v) = &overrides.listen {
+            set(&mut value, &["listen"], toml::Value::String(v.clone()));
+        }
+        if let Some(v) = &overrides.data_dir {
+            set(
+                &mut value,
+                &["data_dir"],
+                toml::Value::String(v.display().to_string()),
+            );
+        }
+        if let Some(v) = &overrides.database_url {
+            set(
+                &mut value,
+                &["database_url"],
+                toml::Value::String(v.clone()),
+            );
+        }
+        let config: Config = value.try_into().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!("invalid configuration: {}", e.message())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if self.storage.max_connections == 0 || self.storage.max_connections > 1000 {
+            bail!("invalid configuration: storage.max_connections must be between 1 and 1000");
+        }
+        if !self.database_url.is_empty()
+            && !["sqlite:", "postgres:", "postgresql:"]
+                .iter()
+                .any(|p| self.database_url.starts_with(p))
+        {
+            bail!("invalid configuration: database_url must start with sqlite:// or postgres://");
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            anyhow::anyhow!("invalid configuration: log.level {:?}: {e}", self.log.level)
+        })?;
+        if let Some(k) = &self.bootstrap_api_key {
+            if k.expose().len() < 16 {
+                bail!("invalid configuration: HERALD_BOOTSTRAP_API_KEY must be at least 16 characters");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid configuration: listen {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", sqlite_path(&self.data_dir).display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+fn sqlite_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("herald.db")
+}
+
+/// An environment value as TOML: numbers stay numbers, everything else is a string.
+fn env_value(v: &str) -> toml::Value {
+    v.parse::<i64>()
+        .map(toml::Value::Integer)
+        .unwrap_or_else(|_| toml::Value::String(v.to_string()))
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn set(value: &mut toml::Value, key: &[&str], v: toml::Value) {
+    let mut cur = value;
+    for (i, k) in key.iter().enumerate() {
+        let table = match cur {
+            toml::Value::Table(t) => t,
+            _ => return,
+        };
+        if i == key.len() - 1 {
+            table.insert(k.to_string(), v);
+            return;
+        }
+        cur = table
+            .entry(k.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_need_no_setup() {
+        let c = Config::load_from(&Overrides::default(), no_env).unwrap();
+        assert_eq!(c.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./herald-data"));
+        assert_eq!(
+            c.effective_database_url(),
+            "sqlite://./herald-data/herald.db"
+        );
+        assert_eq!(c.storage.sqlite_synchronous, SqliteSynchronous::Normal);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[log]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "HERALD_LOG").then(|| "warn".to_string());
+        let o = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load_from(&o, env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000", "file beats defaults");
+        assert_eq!(c.log.level, "warn", "environment beats file");
+        let o = Overrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load_from(&o, no_env).unwrap().listen,
+            "127.0.0.1:9001",
+            "flag beats file"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = |o: Overrides, env: &dyn Fn(&str) -> Option<String>| {
+            Config::load_from(&o, env).unwrap_err().to_string()
+        };
+        assert!(err(
+            Overrides {
+                listen: Some("nowhere".into()),
+                ..Default::default()
+            },
+            &no_env
+        )
+        .contains("listen"));
+        assert!(err(
+            Overrides {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            },
+            &no_env
+        )
+        .contains("database_url"));
+        let env = |k: &str| (k == "HERALD_SQLITE_SYNCHRONOUS").then(|| "sometimes".to_string());
+        assert!(err(Overrides::default(), &env).contains("sqlite_synchronous"));
+        let env = |k: &str| (k == "HERALD_BOOTSTRAP_API_KEY").then(|| "short".to_string());
+        assert!(err(Overrides::default(), &env).contains("at least 16"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(err(
+            Overrides {
+                config_file: Some(file),
+                ..Default::default()
+            },
+            &no_env
+        )
+        .contains("lisen"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2hunter2hunter2")),
+            "Secret(***)"
+        );
+    }
+}
