@@ -97,23 +97,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // The typed parse stops at its first error, which is not always the one to report:
+        // serde_json calls `null` where an enum belongs a syntax error, and an unknown field
+        // is found before the truncation after it. Whether the body is JSON at all decides.
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return ApiError::bad_request("invalid_json", format!("malformed JSON: {syntax}"));
+        }
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let (code, what) = if inner.is_syntax() || inner.is_eof() {
-            ("invalid_json", "malformed JSON")
-        } else {
-            ("invalid_input", "invalid request body")
-        };
         let at = if path == "." {
             String::new()
         } else {
             format!(" at {path}")
         };
-        ApiError::bad_request(code, format!("{what}{at}: {inner}")).with_path(if path == "." {
-            String::new()
-        } else {
-            path
-        })
+        ApiError::bad_request(
+            "invalid_input",
+            format!("invalid request body{at}: {inner}"),
+        )
+        .with_path(if path == "." { String::new() } else { path })
     })?;
     de.end()
         .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;

@@ -74,6 +74,23 @@ typed_id!(
     EventId, "Event"
 );
 
+typed_id!(
+    /// A team secret.
+    SecretId, "Secret"
+);
+typed_id!(
+    /// A webhook or Slack integration.
+    IntegrationId, "Integration"
+);
+typed_id!(
+    /// An automation (W&B's `Trigger`).
+    AutomationId, "Trigger"
+);
+typed_id!(
+    /// One firing of one automation for one event.
+    ExecutionId, "Execution"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

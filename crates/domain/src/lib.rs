@@ -6,11 +6,14 @@
 //! so most unit and property tests live here.
 #![forbid(unsafe_code)]
 
+pub mod automation;
 pub mod catalog;
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod ids;
 pub mod names;
 pub mod run;
+pub mod template;
 
 pub use error::InvalidInput;

@@ -40,6 +40,37 @@ pub async fn entity(
     Ok(EntityAccess { entity, role })
 }
 
+/// Finds the entity that owns a row reached by id (`owner` is what the store said), as
+/// `user` sees it. A row in an entity the user cannot see is reported as `what` not found.
+pub async fn owner(
+    store: &dyn Store,
+    user: &User,
+    owner: Option<herald_domain::ids::EntityId>,
+    what: &str,
+    needed: Role,
+) -> Result<EntityAccess> {
+    let hidden = || Error::NotFound(format!("{what} not found"));
+    let entity = match owner {
+        Some(id) => store.entity_by_id(id).await?.ok_or_else(hidden)?,
+        None => return Err(hidden()),
+    };
+    let role = if user.is_admin {
+        Some(Role::Admin)
+    } else {
+        store.member_role(&entity, user).await?
+    };
+    let role = role.ok_or_else(hidden)?;
+    if !role.allows(needed) {
+        return Err(Error::Forbidden(format!(
+            "this needs the {} role in {:?}; you are {}",
+            needed.as_str(),
+            entity.name.as_str(),
+            role.as_str()
+        )));
+    }
+    Ok(EntityAccess { entity, role })
+}
+
 /// Finds project `project` of entity `entity` as `user` sees it, with at least `needed`.
 pub async fn project(
     store: &dyn Store,

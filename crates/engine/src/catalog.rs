@@ -43,6 +43,19 @@ pub async fn link_target(
             "registry",
             format!("{}/{} is not a registry", p.entity, p.name),
         ))),
+        // `org/vision` names the registry `wandb-registry-vision`; if that does not exist but a
+        // plain project `vision` does, the caller meant that project, which is not a registry.
+        Err(herald_store::StoreError::NotFound(_))
+            if !name.starts_with(herald_domain::names::REGISTRY_PREFIX)
+                && store.project(&access.entity, name).await.is_ok() =>
+        {
+            Err(Error::Invalid(InvalidInput::new(
+                "registry",
+                format!(
+                    "{org}/{name} is a project, not a registry; link into an organization's registry (wandb-registry-<name>)"
+                ),
+            )))
+        }
         Err(herald_store::StoreError::NotFound(_)) => Err(Error::NotFound(format!(
             "registry {:?} not found in {org:?}; registries are created with POST /api/v1/entities/{{org}}/registries",
             project_name.as_str()

@@ -1,12 +1,20 @@
 //! herald's engine: the rules that need the store but not HTTP — who may do what
-//! ([`access`]), API keys and the bootstrap admin ([`auth`]), and the catalog operations that
-//! combine several store calls ([`catalog`]). Matching automations and delivering their
-//! actions will live here too.
+//! ([`access`]), API keys and the bootstrap admin ([`auth`]), catalog operations that span
+//! store calls ([`catalog`]), saving automations ([`automations`]), matching events to them
+//! ([`matcher`]), delivering their actions ([`delivery`]), team secrets ([`secrets`]), and the
+//! loops that run it all ([`runtime::Engine`]).
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod auth;
+pub mod automations;
 pub mod catalog;
+pub mod delivery;
 mod error;
+pub mod matcher;
+pub mod runtime;
+pub mod secrets;
+pub mod variables;
 
 pub use error::{Error, Result};
+pub use runtime::Engine;

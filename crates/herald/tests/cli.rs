@@ -23,12 +23,21 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(data: &Path, port: u16) -> Server {
     let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data)
         .env("HERALD_LOG", "warn")
         .env_remove("DATABASE_URL")
@@ -48,13 +57,27 @@ fn start(data: &Path, port: u16) -> Server {
 
 /// Runs a CLI command against `server` with `key`; returns stdout, panicking on failure.
 fn herald(server: &Server, key: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).env("HERALD_URL", &server.url).env("HERALD_API_KEY", key).output().unwrap();
-    assert!(out.status.success(), "herald {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(args)
+        .env("HERALD_URL", &server.url)
+        .env("HERALD_API_KEY", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "herald {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn herald_err(server: &Server, key: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).env("HERALD_URL", &server.url).env("HERALD_API_KEY", key).output().unwrap();
+    let out = Command::new(BIN)
+        .args(args)
+        .env("HERALD_URL", &server.url)
+        .env("HERALD_API_KEY", key)
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "herald {args:?} should have failed");
     String::from_utf8(out.stderr).unwrap()
 }
@@ -62,7 +85,12 @@ fn herald_err(server: &Server, key: &str, args: &[&str]) -> String {
 fn event_types(server: &Server, key: &str, entity: &str) -> Vec<String> {
     let out = herald(server, key, &["events", "list", entity, "--all", "--json"]);
     let events: Value = serde_json::from_str(&out).unwrap();
-    events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -71,46 +99,127 @@ fn readme_flow_survives_kill_and_restart() {
     let port = free_port();
     let mut server = start(dir.path(), port);
     let key_file = dir.path().join("admin-api-key");
-    let key = std::fs::read_to_string(&key_file).unwrap().trim().to_string();
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert_eq!(key.len(), 40);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     herald(&server, &key, &["entity", "create", "ml-team"]);
-    herald(&server, &key, &["entity", "create", "acme", "--kind", "organization"]);
+    herald(
+        &server,
+        &key,
+        &["entity", "create", "acme", "--kind", "organization"],
+    );
     herald(&server, &key, &["project", "create", "ml-team/mnist"]);
     herald(&server, &key, &["registry", "create", "acme/model"]);
-    let v = herald(&server, &key, &["artifact", "create", "ml-team/mnist/classifier", "--type", "model", "--alias", "candidate"]);
+    let v = herald(
+        &server,
+        &key,
+        &[
+            "artifact",
+            "create",
+            "ml-team/mnist/classifier",
+            "--type",
+            "model",
+            "--alias",
+            "candidate",
+        ],
+    );
     assert!(v.contains("ml-team/mnist/classifier:v0"), "{v}");
     let linked = herald(
         &server,
         &key,
-        &["artifact", "link", "ml-team/mnist/classifier:candidate", "--registry", "acme/model", "--alias", "production"],
+        &[
+            "artifact",
+            "link",
+            "ml-team/mnist/classifier:candidate",
+            "--registry",
+            "acme/model",
+            "--alias",
+            "production",
+        ],
     );
-    assert!(linked.contains("acme/wandb-registry-model/classifier as v0"), "{linked}");
-    herald(&server, &key, &["run", "create", "ml-team/mnist", "--id", "run-1", "--name", "first"]);
-    herald(&server, &key, &["run", "log", "ml-team/mnist/run-1", "--step", "0", "loss=0.9", "acc=0.5"]);
+    assert!(
+        linked.contains("acme/wandb-registry-model/classifier as v0"),
+        "{linked}"
+    );
+    herald(
+        &server,
+        &key,
+        &[
+            "run",
+            "create",
+            "ml-team/mnist",
+            "--id",
+            "run-1",
+            "--name",
+            "first",
+        ],
+    );
+    herald(
+        &server,
+        &key,
+        &[
+            "run",
+            "log",
+            "ml-team/mnist/run-1",
+            "--step",
+            "0",
+            "loss=0.9",
+            "acc=0.5",
+        ],
+    );
     herald(&server, &key, &["run", "finish", "ml-team/mnist/run-1"]);
     let got: Value = serde_json::from_str(&herald(
         &server,
         &key,
-        &["artifact", "get", "acme/wandb-registry-model/classifier:production", "--json"],
+        &[
+            "artifact",
+            "get",
+            "acme/wandb-registry-model/classifier:production",
+            "--json",
+        ],
     ))
     .unwrap();
     assert_eq!(got["version"], "v0");
     assert_eq!(got["source"]["collection"], "classifier");
 
     let before = event_types(&server, &key, "ml-team");
-    assert_eq!(before, ["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "RUN_STATE", "LOG_RUN_HISTORY", "RUN_STATE"]);
-    assert_eq!(event_types(&server, &key, "acme"), ["LINK_MODEL", "ADD_ARTIFACT_ALIAS"]);
+    assert_eq!(
+        before,
+        [
+            "CREATE_ARTIFACT",
+            "ADD_ARTIFACT_ALIAS",
+            "RUN_STATE",
+            "LOG_RUN_HISTORY",
+            "RUN_STATE"
+        ]
+    );
+    assert_eq!(
+        event_types(&server, &key, "acme"),
+        ["LINK_MODEL", "ADD_ARTIFACT_ALIAS"]
+    );
     let table = herald(&server, &key, &["events", "list", "ml-team"]);
-    assert!(table.starts_with("ID") && table.contains("CREATE_ARTIFACT"), "{table}");
+    assert!(
+        table.starts_with("ID") && table.contains("CREATE_ARTIFACT"),
+        "{table}"
+    );
 
     // Errors reach the user as messages, not panics.
-    let err = herald_err(&server, &key, &["run", "finish", "ml-team/mnist/run-1", "--state", "RUNNING"]);
+    let err = herald_err(
+        &server,
+        &key,
+        &["run", "finish", "ml-team/mnist/run-1", "--state", "RUNNING"],
+    );
     assert!(err.contains("409") && err.contains("final state"), "{err}");
     let err = herald_err(&server, "wrong-key", &["whoami"]);
     assert!(err.contains("401"), "{err}");
@@ -120,11 +229,29 @@ fn readme_flow_survives_kill_and_restart() {
     server.child.wait().unwrap();
     drop(server);
     let server = start(dir.path(), port);
-    assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), key, "restart must not create another admin");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap().trim(),
+        key,
+        "restart must not create another admin"
+    );
     assert_eq!(event_types(&server, &key, "ml-team"), before);
-    herald(&server, &key, &["artifact", "create", "ml-team/mnist/classifier", "--type", "model"]);
-    let got: Value =
-        serde_json::from_str(&herald(&server, &key, &["artifact", "get", "ml-team/mnist/classifier", "--json"])).unwrap();
+    herald(
+        &server,
+        &key,
+        &[
+            "artifact",
+            "create",
+            "ml-team/mnist/classifier",
+            "--type",
+            "model",
+        ],
+    );
+    let got: Value = serde_json::from_str(&herald(
+        &server,
+        &key,
+        &["artifact", "get", "ml-team/mnist/classifier", "--json"],
+    ))
+    .unwrap();
     assert_eq!(got["version"], "v1", "indexes continue after the restart");
 }
 
@@ -133,14 +260,21 @@ fn sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path(), free_port());
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             assert!(status.success(), "herald exited with {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "herald did not stop within 10 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "herald did not stop within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -155,5 +289,8 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("listen") && err.contains("not-an-address"), "{err}");
+    assert!(
+        err.contains("listen") && err.contains("not-an-address"),
+        "{err}"
+    );
 }

@@ -57,3 +57,96 @@ pub struct StoredHistoryRow {
 pub struct HistoryPage {
     pub rows: Vec<StoredHistoryRow>,
 }
+
+/// A new webhook integration, names already checked.
+#[derive(Debug, Clone)]
+pub struct NewIntegration {
+    pub kind: herald_domain::automation::IntegrationKind,
+    pub name: String,
+    pub url: String,
+    pub access_token_secret: Option<String>,
+    pub signing_secret: Option<String>,
+    pub enabled: bool,
+}
+
+/// A partial update of an integration; `Some(None)` clears an optional field.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationPatch {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub access_token_secret: Option<Option<String>>,
+    pub signing_secret: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// A new or replacement automation, validated by the engine.
+#[derive(Debug, Clone)]
+pub struct NewAutomation {
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub scope: herald_domain::automation::Scope,
+    pub event: herald_domain::automation::EventSpec,
+    pub action: herald_domain::automation::Action,
+    pub rate_limit_per_minute: u32,
+    pub created_by: String,
+}
+
+/// An execution the matcher decided on.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub entity_id: herald_domain::ids::EntityId,
+    pub automation_id: herald_domain::ids::AutomationId,
+    pub automation_name: String,
+    pub event_id: herald_domain::ids::EventId,
+    pub event_type: herald_domain::event::EventType,
+    pub action_type: herald_domain::automation::ActionType,
+    pub integration_id: Option<herald_domain::ids::IntegrationId>,
+    pub status: herald_domain::automation::ExecutionStatus,
+    pub reason: Option<String>,
+    pub action: serde_json::Value,
+    pub variables: serde_json::Value,
+    pub request: serde_json::Value,
+    /// When the first attempt is due (PENDING executions only).
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutionQuery {
+    pub automation: Option<herald_domain::ids::AutomationId>,
+    pub status: Option<herald_domain::automation::ExecutionStatus>,
+    pub page: herald_domain::event::PageRequest,
+}
+
+/// An execution a worker has leased for delivery.
+#[derive(Debug, Clone)]
+pub struct ClaimedExecution {
+    pub id: herald_domain::ids::ExecutionId,
+    pub entity_id: herald_domain::ids::EntityId,
+    pub automation_id: herald_domain::ids::AutomationId,
+    pub integration_id: Option<herald_domain::ids::IntegrationId>,
+    pub action: serde_json::Value,
+    pub variables: serde_json::Value,
+    pub attempt_count: i64,
+    pub round_attempts: i64,
+}
+
+/// What one delivery attempt observed.
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration: std::time::Duration,
+    pub status_code: Option<u16>,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
+/// Where an execution goes after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    Finished,
+    RetryAt(chrono::DateTime<chrono::Utc>),
+    Failed(String),
+}

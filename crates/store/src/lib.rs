@@ -12,18 +12,24 @@ mod inputs;
 pub mod sql;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_domain::automation::{Automation, Execution, Integration, SecretMeta};
 use herald_domain::catalog::{
     ArtifactVersion, Collection, Entity, EntityKind, Member, Project, Role, User,
 };
 use herald_domain::event::{Event, PageRequest};
-use herald_domain::ids::EntityId;
+use herald_domain::ids::{AutomationId, EntityId, ExecutionId, IntegrationId, VersionId};
 use herald_domain::names::{
     AliasName, CollectionName, EntityName, ProjectName, RunName, TagName, Username, VersionRef,
 };
 use herald_domain::run::{HistoryRow, Run, RunState};
 
 pub use error::{StoreError, StoreResult};
-pub use inputs::{HistoryPage, LoggedHistory, NewRun, NewUser, NewVersion, StoredHistoryRow};
+pub use inputs::{
+    AttemptOutcome, ClaimedExecution, ExecutionQuery, HistoryPage, IntegrationPatch, LoggedHistory,
+    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUser, NewVersion,
+    StoredHistoryRow,
+};
 
 /// Users and their API keys.
 #[async_trait]
@@ -47,6 +53,7 @@ pub trait EntityStore: Send + Sync {
         creator: &User,
     ) -> StoreResult<Entity>;
     async fn entity_by_name(&self, name: &str) -> StoreResult<Option<Entity>>;
+    async fn entity_by_id(&self, id: EntityId) -> StoreResult<Option<Entity>>;
     /// The entities `user` is a member of, with their role in each.
     async fn entities_of(&self, user: &User) -> StoreResult<Vec<(Entity, Role)>>;
     async fn member_role(&self, entity: &Entity, user: &User) -> StoreResult<Option<Role>>;
@@ -155,6 +162,13 @@ pub trait ArtifactStore: Send + Sync {
         target: &CollectionName,
         aliases: &[AliasName],
     ) -> StoreResult<ArtifactVersion>;
+    /// The metadata of the version an event of `entity` names, for `${artifact_metadata.KEY}`.
+    /// Only the matcher calls this, with ids taken from stored events.
+    async fn version_metadata(
+        &self,
+        entity: EntityId,
+        id: VersionId,
+    ) -> StoreResult<Option<serde_json::Value>>;
     /// Removes a version's membership in a registry portfolio (the version itself stays).
     async fn unlink_version(
         &self,
@@ -201,10 +215,142 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, entity: EntityId, page: PageRequest) -> StoreResult<Vec<Event>>;
 }
 
+/// Team secrets (sealed by the engine; the store never sees a plain value), webhook
+/// integrations and automations.
+#[async_trait]
+pub trait AutomationStore: Send + Sync {
+    /// Creates or replaces a secret; returns it and whether it was new.
+    async fn put_secret(
+        &self,
+        entity: &Entity,
+        name: &str,
+        sealed: &str,
+    ) -> StoreResult<(SecretMeta, bool)>;
+    async fn list_secrets(&self, entity: &Entity) -> StoreResult<Vec<SecretMeta>>;
+    /// Deletes a secret; refuses while an integration refers to it.
+    async fn delete_secret(&self, entity: &Entity, name: &str) -> StoreResult<()>;
+    async fn sealed_secret(&self, entity: EntityId, name: &str) -> StoreResult<Option<String>>;
+
+    /// Creates an integration; its secret names must exist in the entity.
+    async fn create_integration(
+        &self,
+        entity: &Entity,
+        new: NewIntegration,
+    ) -> StoreResult<Integration>;
+    async fn list_integrations(&self, entity: &Entity) -> StoreResult<Vec<Integration>>;
+    /// The entity owning integration `id`, for access checks before any scoped read.
+    async fn integration_owner(&self, id: IntegrationId) -> StoreResult<Option<EntityId>>;
+    async fn integration(&self, entity: &Entity, id: IntegrationId) -> StoreResult<Integration>;
+    /// Delivery's unscoped read: the integration an execution of `entity` points at.
+    async fn integration_for_delivery(
+        &self,
+        entity: EntityId,
+        id: IntegrationId,
+    ) -> StoreResult<Option<Integration>>;
+    async fn update_integration(
+        &self,
+        entity: &Entity,
+        id: IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration>;
+    /// Deletes an integration; refuses while an automation uses it.
+    async fn delete_integration(&self, entity: &Entity, id: IntegrationId) -> StoreResult<()>;
+    /// Disables an integration with a reason users will see (e.g. the destination said 410 Gone).
+    async fn disable_integration(
+        &self,
+        entity: EntityId,
+        id: IntegrationId,
+        reason: &str,
+    ) -> StoreResult<()>;
+
+    async fn create_automation(
+        &self,
+        entity: &Entity,
+        new: NewAutomation,
+    ) -> StoreResult<Automation>;
+    async fn list_automations(
+        &self,
+        entity: &Entity,
+        name: Option<&str>,
+    ) -> StoreResult<Vec<Automation>>;
+    async fn automation_owner(&self, id: AutomationId) -> StoreResult<Option<EntityId>>;
+    async fn automation(&self, entity: &Entity, id: AutomationId) -> StoreResult<Automation>;
+    /// Replaces every field of an automation but its id, creator and creation time.
+    async fn replace_automation(
+        &self,
+        entity: &Entity,
+        id: AutomationId,
+        new: NewAutomation,
+    ) -> StoreResult<Automation>;
+    async fn delete_automation(&self, entity: &Entity, id: AutomationId) -> StoreResult<()>;
+    /// Every enabled automation, for the matcher's index.
+    async fn enabled_automations(&self) -> StoreResult<Vec<Automation>>;
+    /// A number that changes whenever any automation changes.
+    async fn automation_epoch(&self) -> StoreResult<i64>;
+}
+
+/// The matcher's and the delivery workers' queue: events in, executions and attempts out.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// The id of the last event the matcher has handled.
+    async fn matcher_cursor(&self) -> StoreResult<i64>;
+    /// Events of every entity after `after`, oldest first.
+    async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>>;
+    /// Stores `executions` and moves the matcher cursor to `up_to` in one transaction, so an
+    /// event is never matched twice nor skipped.
+    async fn record_matches(&self, up_to: i64, executions: &[NewExecution]) -> StoreResult<()>;
+    /// Executions of `automation` created (not skipped) since `since`, for its rate limit.
+    async fn recent_executions(
+        &self,
+        automation: AutomationId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// Leases up to `limit` due executions until `lease_until`, skipping destinations in
+    /// `busy` (integrations at their concurrency limit).
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        busy: &[IntegrationId],
+    ) -> StoreResult<Vec<ClaimedExecution>>;
+    /// The earliest time a PENDING execution falls due, if any.
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Records an attempt and moves the execution on, in one transaction.
+    async fn record_attempt(
+        &self,
+        id: ExecutionId,
+        attempt: NewAttempt,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<()>;
+    /// Returns executions a dead process left RUNNING to PENDING (single-node start-up).
+    async fn release_running(&self) -> StoreResult<u64>;
+    async fn list_executions(
+        &self,
+        entity: &Entity,
+        query: ExecutionQuery,
+    ) -> StoreResult<Vec<Execution>>;
+    async fn execution_owner(&self, id: ExecutionId) -> StoreResult<Option<EntityId>>;
+    /// One execution with its attempts.
+    async fn execution(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution>;
+    /// Starts a new round of delivery for a finished or failed execution (same id, so receivers
+    /// can deduplicate).
+    async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution>;
+}
+
 /// Everything herald stores. Implementations make each method atomic: either the change and
 /// its events are all stored, or nothing is.
 #[async_trait]
-pub trait Store: UserStore + EntityStore + ArtifactStore + RunStore + EventStore + 'static {
+pub trait Store:
+    UserStore
+    + EntityStore
+    + ArtifactStore
+    + RunStore
+    + EventStore
+    + AutomationStore
+    + ExecutionStore
+    + 'static
+{
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> bool;
     /// Closes connections, waiting for those in use.

@@ -10,18 +10,38 @@
 use std::collections::BTreeMap;
 
 use herald_domain::catalog::{EntityKind, Project, User};
-use herald_domain::names::{AliasName, ArtifactType, CollectionName, EntityName, ProjectName, RegistryName, Username, VersionRef};
+use herald_domain::names::{
+    AliasName, ArtifactType, CollectionName, EntityName, ProjectName, RegistryName, Username,
+    VersionRef,
+};
 use herald_store::sql::{SqlOptions, SqlStore};
 use herald_store::{ArtifactStore, EntityStore, NewUser, NewVersion, Store, StoreError, UserStore};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { coll: usize, aliases: Vec<usize> },
-    AddAlias { coll: usize, pick: usize, alias: usize },
-    RemoveAlias { coll: usize, pick: usize, alias: usize },
-    Link { coll: usize, pick: usize, alias: Option<usize> },
-    Unlink { pick: usize },
+    Create {
+        coll: usize,
+        aliases: Vec<usize>,
+    },
+    AddAlias {
+        coll: usize,
+        pick: usize,
+        alias: usize,
+    },
+    RemoveAlias {
+        coll: usize,
+        pick: usize,
+        alias: usize,
+    },
+    Link {
+        coll: usize,
+        pick: usize,
+        alias: Option<usize>,
+    },
+    Unlink {
+        pick: usize,
+    },
 }
 
 const ALIASES: [&str; 3] = ["prod", "staging", "best"];
@@ -64,7 +84,12 @@ impl Coll {
         self.members
             .keys()
             .map(|i| {
-                let mut a: Vec<String> = self.aliases.iter().filter(|(_, v)| *v == i).map(|(k, _)| k.clone()).collect();
+                let mut a: Vec<String> = self
+                    .aliases
+                    .iter()
+                    .filter(|(_, v)| *v == i)
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 if Some(*i) == latest {
                     a.push("latest".into());
                 }
@@ -86,21 +111,53 @@ struct World {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqlStore::connect(&url, &SqlOptions::default()).await.unwrap();
-    let user = store
-        .create_user(NewUser { username: Username::parse("u").unwrap(), email: None, is_admin: false, key_hash: "h".into() })
+    let store = SqlStore::connect(&url, &SqlOptions::default())
         .await
         .unwrap();
-    let org = store.create_entity(&EntityName::parse("org").unwrap(), EntityKind::Organization, &user).await.unwrap();
-    let project = store.create_project(&org, &ProjectName::parse("p").unwrap(), None).await.unwrap();
-    let registry =
-        store.create_project(&org, &ProjectName::for_registry(&RegistryName::parse("model").unwrap()), None).await.unwrap();
-    World { store, user, project, registry, _dir: dir }
+    let user = store
+        .create_user(NewUser {
+            username: Username::parse("u").unwrap(),
+            email: None,
+            is_admin: false,
+            key_hash: "h".into(),
+        })
+        .await
+        .unwrap();
+    let org = store
+        .create_entity(
+            &EntityName::parse("org").unwrap(),
+            EntityKind::Organization,
+            &user,
+        )
+        .await
+        .unwrap();
+    let project = store
+        .create_project(&org, &ProjectName::parse("p").unwrap(), None)
+        .await
+        .unwrap();
+    let registry = store
+        .create_project(
+            &org,
+            &ProjectName::for_registry(&RegistryName::parse("model").unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    World {
+        store,
+        user,
+        project,
+        registry,
+        _dir: dir,
+    }
 }
 
 async fn observed(store: &SqlStore, project: &Project, coll: &str) -> Vec<(i64, Vec<String>)> {
     match store.list_versions(project, coll).await {
-        Ok(vs) => vs.into_iter().map(|v| (v.version_index, v.aliases)).collect(),
+        Ok(vs) => vs
+            .into_iter()
+            .map(|v| (v.version_index, v.aliases))
+            .collect(),
         Err(StoreError::NotFound(_)) => vec![],
         Err(e) => panic!("list_versions: {e}"),
     }
@@ -114,7 +171,10 @@ async fn check(ops: Vec<Op>) {
     for op in ops {
         match op {
             Op::Create { coll, aliases } => {
-                let names: Vec<AliasName> = aliases.iter().map(|a| AliasName::parse(ALIASES[*a]).unwrap()).collect();
+                let names: Vec<AliasName> = aliases
+                    .iter()
+                    .map(|a| AliasName::parse(ALIASES[*a]).unwrap())
+                    .collect();
                 let new = NewVersion {
                     collection: CollectionName::parse(COLLS[coll]).unwrap(),
                     artifact_type: ArtifactType::parse("model").unwrap(),
@@ -125,7 +185,11 @@ async fn check(ops: Vec<Op>) {
                     tags: vec![],
                     run: None,
                 };
-                let v = w.store.create_version(&w.project, &w.user, new).await.unwrap();
+                let v = w
+                    .store
+                    .create_version(&w.project, &w.user, new)
+                    .await
+                    .unwrap();
                 let home = colls[coll].next;
                 let i = colls[coll].add((coll, home));
                 assert_eq!(v.version_index, i, "indexes are dense per collection");
@@ -134,31 +198,60 @@ async fn check(ops: Vec<Op>) {
                 }
             }
             Op::AddAlias { coll, pick, alias } => {
-                let Some(i) = colls[coll].pick(pick) else { continue };
+                let Some(i) = colls[coll].pick(pick) else {
+                    continue;
+                };
                 let a = AliasName::parse(ALIASES[alias]).unwrap();
-                w.store.add_alias(&w.project, &w.user, COLLS[coll], &VersionRef::Index(i), &a).await.unwrap();
+                w.store
+                    .add_alias(&w.project, &w.user, COLLS[coll], &VersionRef::Index(i), &a)
+                    .await
+                    .unwrap();
                 colls[coll].aliases.insert(ALIASES[alias].to_string(), i);
             }
             Op::RemoveAlias { coll, pick, alias } => {
-                let Some(i) = colls[coll].pick(pick) else { continue };
+                let Some(i) = colls[coll].pick(pick) else {
+                    continue;
+                };
                 let a = AliasName::parse(ALIASES[alias]).unwrap();
-                let r = w.store.remove_alias(&w.project, &w.user, COLLS[coll], &VersionRef::Index(i), &a).await;
+                let r = w
+                    .store
+                    .remove_alias(&w.project, &w.user, COLLS[coll], &VersionRef::Index(i), &a)
+                    .await;
                 if colls[coll].aliases.get(ALIASES[alias]) == Some(&i) {
                     r.unwrap();
                     colls[coll].aliases.remove(ALIASES[alias]);
                 } else {
-                    assert!(matches!(r, Err(StoreError::NotFound(_))), "removing an alias a version lacks: {r:?}");
+                    assert!(
+                        matches!(r, Err(StoreError::NotFound(_))),
+                        "removing an alias a version lacks: {r:?}"
+                    );
                 }
             }
             Op::Link { coll, pick, alias } => {
-                let Some(i) = colls[coll].pick(pick) else { continue };
-                let aliases: Vec<AliasName> = alias.iter().map(|a| AliasName::parse(ALIASES[*a]).unwrap()).collect();
+                let Some(i) = colls[coll].pick(pick) else {
+                    continue;
+                };
+                let aliases: Vec<AliasName> = alias
+                    .iter()
+                    .map(|a| AliasName::parse(ALIASES[*a]).unwrap())
+                    .collect();
                 let r = w
                     .store
-                    .link_version(&w.project, &w.user, COLLS[coll], &VersionRef::Index(i), &w.registry, &portfolio_name, &aliases)
+                    .link_version(
+                        &w.project,
+                        &w.user,
+                        COLLS[coll],
+                        &VersionRef::Index(i),
+                        &w.registry,
+                        &portfolio_name,
+                        &aliases,
+                    )
                     .await;
                 if portfolio.members.values().any(|v| *v == (coll, i)) {
-                    assert!(matches!(r, Err(StoreError::Conflict(_))), "second link must conflict: {r:?}");
+                    assert!(
+                        matches!(r, Err(StoreError::Conflict(_))),
+                        "second link must conflict: {r:?}"
+                    );
                 } else {
                     let v = r.unwrap();
                     let j = portfolio.add((coll, i));
@@ -170,16 +263,30 @@ async fn check(ops: Vec<Op>) {
                 }
             }
             Op::Unlink { pick } => {
-                let Some(j) = portfolio.pick(pick) else { continue };
-                w.store.unlink_version(&w.registry, &w.user, "registered", &VersionRef::Index(j)).await.unwrap();
+                let Some(j) = portfolio.pick(pick) else {
+                    continue;
+                };
+                w.store
+                    .unlink_version(&w.registry, &w.user, "registered", &VersionRef::Index(j))
+                    .await
+                    .unwrap();
                 portfolio.members.remove(&j);
                 portfolio.aliases.retain(|_, v| *v != j);
             }
         }
         for (c, model) in colls.iter().enumerate() {
-            assert_eq!(observed(&w.store, &w.project, COLLS[c]).await, model.view(), "collection {}", COLLS[c]);
+            assert_eq!(
+                observed(&w.store, &w.project, COLLS[c]).await,
+                model.view(),
+                "collection {}",
+                COLLS[c]
+            );
         }
-        assert_eq!(observed(&w.store, &w.registry, "registered").await, portfolio.view(), "registry collection");
+        assert_eq!(
+            observed(&w.store, &w.registry, "registered").await,
+            portfolio.view(),
+            "registry collection"
+        );
     }
     w.store.close().await;
 }

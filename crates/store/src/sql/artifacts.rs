@@ -10,7 +10,7 @@ use herald_domain::catalog::{
     ArtifactVersion, Collection, CollectionKind, Project, User, VersionSource,
 };
 use herald_domain::event::{EventType, NewEvent};
-use herald_domain::ids::{CollectionId, VersionId};
+use herald_domain::ids::{CollectionId, EntityId, VersionId};
 use herald_domain::names::{
     version_string, AliasName, CollectionName, TagName, VersionRef, LATEST,
 };
@@ -801,6 +801,29 @@ impl ArtifactStore for SqlStore {
         let version = load_version(&mut tx, registry, &portfolio, mem.id).await?;
         tx.commit().await?;
         Ok(version)
+    }
+
+    async fn version_metadata(
+        &self,
+        entity: EntityId,
+        id: VersionId,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        // The version is named by an event of `entity`: it was created in one of the entity's
+        // projects or linked into one of its registries (possibly unlinked since).
+        let row = sqlx::query(
+            "SELECT v.metadata FROM versions v WHERE v.id = $1 AND (\
+             EXISTS (SELECT 1 FROM collections c JOIN projects p ON p.id = c.project_id \
+                     WHERE c.id = v.collection_id AND p.entity_id = $2) OR \
+             EXISTS (SELECT 1 FROM events ev WHERE ev.entity_id = $2 AND ev.version_id = v.id))",
+        )
+        .bind(id.0)
+        .bind(entity.0)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>("metadata"))
+            .transpose()?
+            .map(|m| json_col(&m)))
     }
 
     async fn unlink_version(

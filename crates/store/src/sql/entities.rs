@@ -89,6 +89,14 @@ impl EntityStore for SqlStore {
         Ok(row.as_ref().map(entity_from_row).transpose()?)
     }
 
+    async fn entity_by_id(&self, id: EntityId) -> StoreResult<Option<Entity>> {
+        let row = sqlx::query("SELECT id, name, kind, created_at FROM entities WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.as_ref().map(entity_from_row).transpose()?)
+    }
+
     async fn entities_of(&self, user: &User) -> StoreResult<Vec<(Entity, Role)>> {
         let rows = sqlx::query(
             "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \

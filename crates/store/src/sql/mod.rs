@@ -7,8 +7,10 @@
 //! meet `SQLITE_BUSY`; reads use a separate pool of WAL readers that never block on writers.
 
 mod artifacts;
+mod automations;
 mod entities;
 mod events;
+mod executions;
 mod runs;
 mod users;
 
@@ -64,11 +66,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog",
-    sql: include_str!("../../migrations/sqlite/0001_catalog.sql"),
-}];
+const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog",
+        sql: include_str!("../../migrations/sqlite/0001_catalog.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "automations",
+        sql: include_str!("../../migrations/sqlite/0002_automations.sql"),
+    },
+];
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if needed,

@@ -1,0 +1,581 @@
+//! Automations and what they produce: scopes and the scope/event combinations W&B allows,
+//! actions, integrations, secrets' names, and executions with their attempts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventType;
+use crate::ids::{AutomationId, EntityId, EventId, ExecutionId, IntegrationId};
+use crate::InvalidInput;
+
+/// Longest automation name (W&B's `CreateFilterTriggerInput.name`).
+pub const MAX_AUTOMATION_NAME: usize = 255;
+/// Longest integration name (W&B's `CreateGenericWebhookIntegrationInput.name`).
+pub const MAX_INTEGRATION_NAME: usize = 64;
+/// Longest secret name.
+pub const MAX_SECRET_NAME: usize = 128;
+/// Largest secret value, in bytes.
+pub const MAX_SECRET_VALUE: usize = 16 * 1024;
+/// Longest webhook URL.
+pub const MAX_URL: usize = 4096;
+/// Default per-automation rate limit (executions per minute); excess is recorded SKIPPED.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+
+/// What an automation watches (W&B's `TriggerScopeType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ScopeType {
+    ArtifactCollection,
+    Project,
+    Entity,
+}
+
+impl ScopeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ArtifactCollection => "ARTIFACT_COLLECTION",
+            Self::Project => "PROJECT",
+            Self::Entity => "ENTITY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        match s.to_ascii_uppercase().as_str() {
+            "ARTIFACT_COLLECTION" => Ok(Self::ArtifactCollection),
+            "PROJECT" => Ok(Self::Project),
+            "ENTITY" => Ok(Self::Entity),
+            _ => Err(InvalidInput::new(
+                "scope.type",
+                format!(
+                    "unknown scope type {s:?}; expected ARTIFACT_COLLECTION, PROJECT or ENTITY"
+                ),
+            )),
+        }
+    }
+}
+
+/// A scope as users write it: `type` and `path` (`entity`, `entity/project` or
+/// `entity/project/collection`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Scope {
+    #[serde(rename = "type")]
+    pub scope_type: ScopeType,
+    pub path: String,
+}
+
+/// A scope's path split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopePath {
+    pub entity: String,
+    pub project: Option<String>,
+    pub collection: Option<String>,
+}
+
+impl Scope {
+    /// Splits the path, checking it has the parts its type needs.
+    pub fn parse_path(&self) -> Result<ScopePath, InvalidInput> {
+        let parts: Vec<&str> = self.path.split('/').collect();
+        let bad = |shape: &str| {
+            InvalidInput::new(
+                "scope.path",
+                format!(
+                    "a {} scope's path is {shape}, got {:?}",
+                    self.scope_type.as_str(),
+                    self.path
+                ),
+            )
+        };
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(bad(self.shape()));
+        }
+        match (self.scope_type, parts.as_slice()) {
+            (ScopeType::Entity, [e]) => Ok(ScopePath {
+                entity: e.to_string(),
+                project: None,
+                collection: None,
+            }),
+            (ScopeType::Project, [e, p]) => Ok(ScopePath {
+                entity: e.to_string(),
+                project: Some(p.to_string()),
+                collection: None,
+            }),
+            (ScopeType::ArtifactCollection, [e, p, c]) => Ok(ScopePath {
+                entity: e.to_string(),
+                project: Some(p.to_string()),
+                collection: Some(c.to_string()),
+            }),
+            _ => Err(bad(self.shape())),
+        }
+    }
+
+    fn shape(&self) -> &'static str {
+        match self.scope_type {
+            ScopeType::Entity => "\"entity\"",
+            ScopeType::Project => "\"entity/project\"",
+            ScopeType::ArtifactCollection => "\"entity/project/collection\"",
+        }
+    }
+}
+
+/// The events automations can be triggered by today.
+pub fn is_artifact_event(t: EventType) -> bool {
+    use EventType::*;
+    matches!(
+        t,
+        CreateArtifact
+            | LinkModel
+            | UnlinkArtifact
+            | AddArtifactAlias
+            | AddArtifactTag
+            | RemoveArtifactTag
+            | AddCollectionTag
+            | RemoveCollectionTag
+    )
+}
+
+/// Whether an automation may watch `event` at a scope of `scope` (W&B's rules, plus
+/// CREATE_ARTIFACT at project scope). `is_registry` says whether a PROJECT scope is a registry.
+pub fn check_scope_event(
+    scope: ScopeType,
+    is_registry: bool,
+    event: EventType,
+) -> Result<(), InvalidInput> {
+    use EventType::*;
+    let refuse = |why: String| Err(InvalidInput::new("event.type", why));
+    match event {
+        RemoveArtifactAlias | LogRunHistory => refuse(format!(
+            "{} is recorded in the event log but cannot trigger automations",
+            event.as_str()
+        )),
+        RunMetric | RunMetricChange | RunMetricZscore | RunState => refuse(format!(
+            "{} automations are not supported by this version of herald yet",
+            event.as_str()
+        )),
+        CreateArtifact => match scope {
+            ScopeType::ArtifactCollection => Ok(()),
+            ScopeType::Project if !is_registry => Ok(()),
+            ScopeType::Project => refuse(
+                "CREATE_ARTIFACT cannot fire in a registry (versions are linked into registries, not created); use LINK_MODEL"
+                    .into(),
+            ),
+            ScopeType::Entity => refuse(
+                "CREATE_ARTIFACT is allowed at ARTIFACT_COLLECTION or PROJECT scope, not ENTITY".into(),
+            ),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// What an automation does (W&B's `TriggeredActionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ActionType {
+    GenericWebhook,
+    Notification,
+    NoOp,
+}
+
+impl ActionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GenericWebhook => "GENERIC_WEBHOOK",
+            Self::Notification => "NOTIFICATION",
+            Self::NoOp => "NO_OP",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "GENERIC_WEBHOOK" => Some(Self::GenericWebhook),
+            "NOTIFICATION" => Some(Self::Notification),
+            "NO_OP" => Some(Self::NoOp),
+            _ => None,
+        }
+    }
+}
+
+/// A stored action. The payload is the template text as saved (valid JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Action {
+    GenericWebhook {
+        integration_id: IntegrationId,
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        payload: serde_json::Value,
+    },
+    NoOp,
+}
+
+impl Action {
+    pub fn action_type(&self) -> ActionType {
+        match self {
+            Self::GenericWebhook { .. } => ActionType::GenericWebhook,
+            Self::NoOp => ActionType::NoOp,
+        }
+    }
+
+    pub fn integration_id(&self) -> Option<IntegrationId> {
+        match self {
+            Self::GenericWebhook { integration_id, .. } => Some(*integration_id),
+            Self::NoOp => None,
+        }
+    }
+}
+
+/// The event an automation watches, with its filter in W&B's wire format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventSpec {
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub filter: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Automation {
+    pub id: AutomationId,
+    #[serde(skip)]
+    pub entity_id: EntityId,
+    pub entity: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub scope: Scope,
+    pub event: EventSpec,
+    pub action: Action,
+    /// Executions per minute before further ones are recorded SKIPPED.
+    pub rate_limit_per_minute: u32,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Checks an automation name: 1–255 characters, no control characters, trimmed.
+pub fn check_automation_name(name: &str) -> Result<(), InvalidInput> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_AUTOMATION_NAME {
+        return Err(InvalidInput::new(
+            "name",
+            format!("name must be 1 to {MAX_AUTOMATION_NAME} characters, got {n}"),
+        ));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        return Err(InvalidInput::new(
+            "name",
+            "name must not contain control characters or surrounding spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an integration name by W&B's rule: ≤ 64 characters, `^[-\w]+([ ]+[-\w]+)*$`.
+pub fn check_integration_name(name: &str) -> Result<(), InvalidInput> {
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c == '-' || c == '_' || c.is_alphanumeric())
+    };
+    let n = name.chars().count();
+    if n == 0 || n > MAX_INTEGRATION_NAME {
+        return Err(InvalidInput::new(
+            "name",
+            format!("name must be 1 to {MAX_INTEGRATION_NAME} characters, got {n}"),
+        ));
+    }
+    if !name.split(' ').filter(|w| !w.is_empty()).all(word)
+        || name.starts_with(' ')
+        || name.ends_with(' ')
+    {
+        return Err(InvalidInput::new(
+            "name",
+            format!("name {name:?} may hold only letters, digits, '-' and '_', in words separated by spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a secret name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters.
+pub fn check_secret_name(name: &str) -> Result<(), InvalidInput> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_SECRET_NAME;
+    if !ok {
+        return Err(InvalidInput::new(
+            "name",
+            format!("secret name {name:?} must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_SECRET_NAME} characters"),
+        ));
+    }
+    if name == "ACCESS_TOKEN" {
+        return Err(InvalidInput::new(
+            "name",
+            "ACCESS_TOKEN is reserved for the integration's access token",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a webhook URL: absolute http(s) with a host, no credentials, bounded length.
+pub fn check_webhook_url(url: &str) -> Result<(), InvalidInput> {
+    let bad = |why: &str| Err(InvalidInput::new("url", format!("url {url:?} {why}")));
+    if url.len() > MAX_URL {
+        return bad("is too long");
+    }
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        r
+    } else if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else {
+        return bad("must start with http:// or https://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
+        return bad("has no host");
+    }
+    if authority.contains('@') {
+        return bad("must not contain credentials; use an access token secret");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain spaces or control characters");
+    }
+    Ok(())
+}
+
+/// A team secret as listed: the value is never part of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SecretMeta {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum IntegrationKind {
+    Webhook,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Integration {
+    pub id: IntegrationId,
+    #[serde(skip)]
+    pub entity_id: EntityId,
+    pub entity: String,
+    pub kind: IntegrationKind,
+    pub name: String,
+    pub url: String,
+    /// Name of the secret sent as `Authorization: Bearer …` and usable as `${ACCESS_TOKEN}`.
+    pub access_token_secret: Option<String>,
+    /// Name of the secret that signs deliveries.
+    pub signing_secret: Option<String>,
+    pub enabled: bool,
+    /// Why herald disabled it (a `410 Gone`, say), when it did.
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Integration {
+    /// The secret names a payload for this integration may use.
+    pub fn secret_names(&self) -> Vec<&str> {
+        self.access_token_secret
+            .iter()
+            .chain(self.signing_secret.iter())
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// An execution's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ExecutionStatus {
+    Pending,
+    Running,
+    Finished,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Running,
+        Self::Finished,
+        Self::Failed,
+        Self::Skipped,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Skipped => "SKIPPED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        Self::ALL.into_iter().find(|x| x.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            InvalidInput::new(
+                "status",
+                format!("unknown status {s:?}; expected PENDING, RUNNING, FINISHED, FAILED, SKIPPED or CANCELLED"),
+            )
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Finished | Self::Failed | Self::Skipped | Self::Cancelled
+        )
+    }
+}
+
+/// One try at delivering an execution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attempt {
+    pub number: i64,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    pub status_code: Option<u16>,
+    /// `http_status`, `timeout`, `connect`, `redirect`, `blocked`, … (absent on success).
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    /// The first 4 KiB of the response body.
+    pub response: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Execution {
+    pub id: ExecutionId,
+    #[serde(skip)]
+    pub entity_id: EntityId,
+    pub entity: String,
+    pub automation_id: AutomationId,
+    pub automation_name: String,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub status: ExecutionStatus,
+    pub action_type: ActionType,
+    /// The request as sent, secrets masked (`***`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub request: serde_json::Value,
+    /// Why it was skipped, cancelled or failed.
+    pub reason: Option<String>,
+    pub attempt_count: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Present on single-execution reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<Attempt>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_event_rules() {
+        use EventType::*;
+        assert!(check_scope_event(ScopeType::ArtifactCollection, false, CreateArtifact).is_ok());
+        assert!(check_scope_event(ScopeType::Project, false, CreateArtifact).is_ok());
+        assert!(check_scope_event(ScopeType::Project, true, CreateArtifact).is_err());
+        assert!(check_scope_event(ScopeType::Entity, false, CreateArtifact).is_err());
+        for t in [
+            LinkModel,
+            UnlinkArtifact,
+            AddArtifactAlias,
+            AddArtifactTag,
+            RemoveArtifactTag,
+            AddCollectionTag,
+            RemoveCollectionTag,
+        ] {
+            for s in [
+                ScopeType::ArtifactCollection,
+                ScopeType::Project,
+                ScopeType::Entity,
+            ] {
+                assert!(
+                    check_scope_event(s, true, t).is_ok() && check_scope_event(s, false, t).is_ok()
+                );
+            }
+        }
+        assert!(check_scope_event(ScopeType::Project, false, LogRunHistory).is_err());
+        assert!(check_scope_event(ScopeType::Project, false, RemoveArtifactAlias).is_err());
+    }
+
+    #[test]
+    fn scope_paths() {
+        let s = |t, p: &str| {
+            Scope {
+                scope_type: t,
+                path: p.into(),
+            }
+            .parse_path()
+        };
+        assert_eq!(
+            s(ScopeType::Project, "a/b").unwrap().project.as_deref(),
+            Some("b")
+        );
+        assert!(s(ScopeType::Project, "a").is_err());
+        assert!(s(ScopeType::ArtifactCollection, "a/b").is_err());
+        assert!(s(ScopeType::Entity, "a/").is_err());
+        assert_eq!(
+            s(ScopeType::ArtifactCollection, "a/b/c")
+                .unwrap()
+                .collection
+                .as_deref(),
+            Some("c")
+        );
+    }
+
+    #[test]
+    fn names_and_urls() {
+        check_integration_name("my hook-1").unwrap();
+        check_integration_name("ci_deploy").unwrap();
+        assert!(check_integration_name("bad!name").is_err());
+        assert!(check_integration_name(" lead").is_err());
+        assert!(check_integration_name(&"x".repeat(65)).is_err());
+        check_secret_name("GITHUB_TOKEN").unwrap();
+        assert!(check_secret_name("1TOKEN").is_err());
+        assert!(check_secret_name("A-B").is_err());
+        assert!(check_secret_name("ACCESS_TOKEN").is_err());
+        check_webhook_url("https://example.com/hook?x=1").unwrap();
+        check_webhook_url("http://127.0.0.1:9000/").unwrap();
+        assert!(check_webhook_url("ftp://example.com")
+            .unwrap_err()
+            .message
+            .contains("http"));
+        assert!(check_webhook_url("https://").is_err());
+        assert!(check_webhook_url("https://u:p@example.com").is_err());
+        check_automation_name("Deploy on production alias").unwrap();
+        assert!(check_automation_name("").is_err());
+        assert!(check_automation_name(&"n".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn statuses_parse() {
+        for s in ExecutionStatus::ALL {
+            assert_eq!(ExecutionStatus::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(ExecutionStatus::parse("DONE").is_err());
+    }
+}

@@ -1,0 +1,1869 @@
+//! Event filters: the MongoDB-style expressions that decide whether an event concerns an
+//! automation, in W&B's wire format. This module owns their validation (so a bad operator,
+//! field or regex is refused when an automation is saved, naming the offending path), their
+//! compiled form (a tree of enums with regexes compiled once, evaluated without allocating on
+//! every event), and their normalised wire form (`to_wire`), which W&B clients round-trip.
+//!
+//! Artifact filters arrive as `{"$or":[{"$and":[…]}]}` (W&B's input wrapping), as
+//! `{"filter": {"$or": …}}` (the saved wrapping) or as a bare expression; run filters arrive as
+//! a JSON string holding a bare expression, usually `{"$and":[…]}`.
+
+use std::cmp::Ordering;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::{Map, Number, Value};
+
+use crate::InvalidInput;
+
+/// Deepest nesting of expressions and operator objects a filter may have.
+pub const MAX_DEPTH: usize = 32;
+/// Most expressions, field conditions, operators and `$in` elements a filter may hold.
+pub const MAX_NODES: usize = 1000;
+/// Longest `$regex` pattern, in characters.
+pub const MAX_REGEX_CHARS: usize = 1000;
+/// Bound on a compiled regex's memory, so a short pattern such as `\w{1000}` cannot blow up.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Every operator herald understands, in the order error messages list them.
+pub const OPERATORS: &[&str] = &[
+    "$and",
+    "$or",
+    "$nor",
+    "$not",
+    "$eq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$exists",
+    "$regex",
+    "$contains",
+];
+
+/// Fields of artifact and collection events.
+pub const ARTIFACT_FIELDS: &[&str] = &[
+    "alias",
+    "tag",
+    "collection_name",
+    "artifact_type",
+    "entity_name",
+    "project_name",
+];
+
+/// Plain fields of run events; `config.<key>` paths are allowed besides.
+pub const RUN_FIELDS: &[&str] = &["display_name", "username", "tags"];
+
+const CONFIG_PREFIX: &str = "config.";
+
+/// Which field names a filter may use: those of artifact events or those of run events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterFields {
+    Artifact,
+    Run,
+}
+
+impl FilterFields {
+    fn field(self, name: &str) -> Result<FieldPath, String> {
+        match self {
+            Self::Artifact if ARTIFACT_FIELDS.contains(&name) => Ok(FieldPath::new(name)),
+            Self::Run if RUN_FIELDS.contains(&name) => Ok(FieldPath::new(name)),
+            Self::Run if name == "config" || name.starts_with(CONFIG_PREFIX) => {
+                let key = name.strip_prefix(CONFIG_PREFIX).unwrap_or("");
+                if key.is_empty() {
+                    return Err(format!(
+                        "{name:?} needs a config key, as in \"config.learning_rate\""
+                    ));
+                }
+                if let Some(bad) = key.split('.').find(|s| !is_identifier(s)) {
+                    return Err(format!(
+                        "invalid config path {name:?}: segment {bad:?} must match [A-Za-z_][A-Za-z0-9_]*"
+                    ));
+                }
+                Ok(FieldPath::new(name))
+            }
+            Self::Artifact => Err(format!(
+                "unknown field {name:?}; allowed fields: {}",
+                ARTIFACT_FIELDS.join(", ")
+            )),
+            Self::Run => Err(format!(
+                "unknown field {name:?}; allowed fields: {}, config.<key> (each dotted segment matching [A-Za-z_][A-Za-z0-9_]*)",
+                RUN_FIELDS.join(", ")
+            )),
+        }
+    }
+}
+
+/// W&B's `FIELD_REGEX` (`[A-Za-z_]\w*`, ASCII).
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A compiled filter. Cheap to evaluate, `Send + Sync`, and cloneable.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    fields: FilterFields,
+    root: Node,
+}
+
+impl PartialEq for Filter {
+    /// Two filters are equal when their normalised wire forms are.
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields && self.to_wire() == other.to_wire()
+    }
+}
+
+impl Filter {
+    /// The filter that matches every event: W&B's `{"$or":[{"$and":[]}]}` or `{"$and":[]}`.
+    pub fn empty(fields: FilterFields) -> Filter {
+        Filter {
+            fields,
+            root: Node::And(Vec::new()),
+        }
+    }
+
+    /// Validates and compiles a filter. Error paths are relative to the filter itself (the
+    /// root is `""`), so callers re-root them with [`InvalidInput::at`].
+    pub fn parse(v: &Value, fields: FilterFields) -> Result<Filter, InvalidInput> {
+        let mut parser = Parser { fields, nodes: 0 };
+        let root = match v {
+            // The saved form wraps the input form once more; `filter` is no field name, so
+            // stripping it cannot change what a bare expression means.
+            Value::Object(m)
+                if fields == FilterFields::Artifact && m.len() == 1 && m.contains_key("filter") =>
+            {
+                parser.expr(&m["filter"], "filter", 1)?
+            }
+            _ => parser.expr(v, "", 1)?,
+        };
+        // `{"$or":[{"$and":[…]}]}` is `{"$and":[…]}`; unwrapping it keeps `to_wire` from
+        // wrapping a second time.
+        let root = match root {
+            Node::Or(mut cs) if cs.len() == 1 && matches!(cs[0], Node::And(_)) => {
+                cs.pop().expect("one child")
+            }
+            other => other,
+        };
+        Ok(Filter { fields, root })
+    }
+
+    /// Parses a filter sent as a JSON string, as W&B sends `run_filter` and `eventFilter`.
+    pub fn parse_str(s: &str, fields: FilterFields) -> Result<Filter, InvalidInput> {
+        let v: Value = serde_json::from_str(s).map_err(|e| {
+            let what = match fields {
+                FilterFields::Run => "run_filter",
+                FilterFields::Artifact => "event filter",
+            };
+            InvalidInput::new("", format!("{what} is not valid JSON: {e}"))
+        })?;
+        Self::parse(&v, fields)
+    }
+
+    pub fn fields(&self) -> FilterFields {
+        self.fields
+    }
+
+    /// Whether the filter matches every document by its shape alone (no field condition can
+    /// fail), as W&B's empty filter does.
+    pub fn is_empty(&self) -> bool {
+        self.root.always_true()
+    }
+
+    /// Evaluates the filter against an event document: a JSON object whose fields are scalars,
+    /// arrays (multi-valued fields such as `alias`) or absent. Anything else matches no field.
+    pub fn matches(&self, doc: &Value) -> bool {
+        self.root.eval(doc)
+    }
+
+    /// The normalised input form: artifact filters as `{"$or":[{"$and":[…]}]}` (the SDK's
+    /// `wrap_mutation_event_filter`), run filters as `{"$and":[…]}` (its `wrap_run_filter`).
+    /// Bare values become `$eq`, objects with several keys become `$and`.
+    pub fn to_wire(&self) -> Value {
+        let conjuncts = match &self.root {
+            Node::And(cs) => cs.iter().map(Node::to_wire).collect(),
+            other => vec![other.to_wire()],
+        };
+        let and = single("$and", Value::Array(conjuncts));
+        match self.fields {
+            FilterFields::Artifact => single("$or", Value::Array(vec![and])),
+            FilterFields::Run => and,
+        }
+    }
+
+    /// [`Filter::to_wire`] as a JSON string, the form `run_filter` and `eventFilter` travel in.
+    pub fn to_wire_string(&self) -> String {
+        self.to_wire().to_string()
+    }
+}
+
+fn single(key: &str, v: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.to_string(), v);
+    Value::Object(m)
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Nor(Vec<Node>),
+    Not(Box<Node>),
+    /// All conditions hold for the field's value.
+    Field(FieldPath, Vec<Cond>),
+}
+
+impl Node {
+    fn eval(&self, doc: &Value) -> bool {
+        match self {
+            Node::And(cs) => cs.iter().all(|c| c.eval(doc)),
+            Node::Or(cs) => cs.iter().any(|c| c.eval(doc)),
+            Node::Nor(cs) => !cs.iter().any(|c| c.eval(doc)),
+            Node::Not(c) => !c.eval(doc),
+            Node::Field(path, conds) => {
+                let v = path.lookup(doc);
+                conds.iter().all(|c| c.eval(v))
+            }
+        }
+    }
+
+    fn always_true(&self) -> bool {
+        match self {
+            Node::And(cs) => cs.iter().all(Node::always_true),
+            Node::Or(cs) => cs.iter().any(Node::always_true),
+            Node::Nor(cs) => cs.iter().all(Node::always_false),
+            Node::Not(c) => c.always_false(),
+            Node::Field(..) => false,
+        }
+    }
+
+    fn always_false(&self) -> bool {
+        match self {
+            Node::And(cs) => cs.iter().any(Node::always_false),
+            Node::Or(cs) => cs.iter().all(Node::always_false),
+            Node::Nor(cs) => cs.iter().any(Node::always_true),
+            Node::Not(c) => c.always_true(),
+            Node::Field(..) => false,
+        }
+    }
+
+    fn to_wire(&self) -> Value {
+        let list = |cs: &[Node]| Value::Array(cs.iter().map(Node::to_wire).collect());
+        match self {
+            Node::And(cs) => single("$and", list(cs)),
+            Node::Or(cs) => single("$or", list(cs)),
+            Node::Nor(cs) => single("$nor", list(cs)),
+            Node::Not(c) => single("$not", c.to_wire()),
+            Node::Field(path, conds) => single(&path.name, conds_to_wire(conds)),
+        }
+    }
+}
+
+fn conds_to_wire(conds: &[Cond]) -> Value {
+    let mut m = Map::new();
+    for c in conds {
+        c.write_wire(&mut m);
+    }
+    Value::Object(m)
+}
+
+/// A field name and its pre-split dotted path (`config.optimizer.lr` → three segments).
+#[derive(Debug, Clone)]
+struct FieldPath {
+    name: Box<str>,
+    segments: Box<[Box<str>]>,
+}
+
+impl FieldPath {
+    fn new(name: &str) -> FieldPath {
+        FieldPath {
+            name: name.into(),
+            segments: name.split('.').map(Box::from).collect(),
+        }
+    }
+
+    fn lookup<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
+        self.segments
+            .iter()
+            .try_fold(doc, |cur, seg| cur.as_object()?.get(&**seg))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CmpOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CmpOp {
+    fn key(self) -> &'static str {
+        match self {
+            CmpOp::Gt => "$gt",
+            CmpOp::Gte => "$gte",
+            CmpOp::Lt => "$lt",
+            CmpOp::Lte => "$lte",
+        }
+    }
+
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            CmpOp::Gt => o == Ordering::Greater,
+            CmpOp::Gte => o != Ordering::Less,
+            CmpOp::Lt => o == Ordering::Less,
+            CmpOp::Lte => o != Ordering::Greater,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    re: Regex,
+    source: Box<str>,
+    case_insensitive: bool,
+}
+
+/// A predicate on one field's value (`None` when the field is absent).
+#[derive(Debug, Clone)]
+enum Cond {
+    Eq(Scalar),
+    Ne(Scalar),
+    Cmp(CmpOp, Scalar),
+    In(Box<[Scalar]>),
+    Nin(Box<[Scalar]>),
+    Exists(bool),
+    Regex(Pattern),
+    Contains(Box<str>),
+    /// None of the field conditions hold together.
+    Not(Vec<Cond>),
+}
+
+/// Whether `f` holds for the value, or for any element when the value is an array.
+fn any_value(v: Option<&Value>, f: impl Fn(&Value) -> bool) -> bool {
+    match v {
+        None => false,
+        Some(Value::Array(items)) => items.iter().any(f),
+        Some(x) => f(x),
+    }
+}
+
+impl Cond {
+    fn eval(&self, v: Option<&Value>) -> bool {
+        match self {
+            Cond::Eq(s) => s.matches_eq(v),
+            Cond::Ne(s) => !s.matches_eq(v),
+            Cond::Cmp(op, s) => any_value(v, |x| s.compare(x).is_some_and(|o| op.holds(o))),
+            Cond::In(list) => list.iter().any(|s| s.matches_eq(v)),
+            Cond::Nin(list) => !list.iter().any(|s| s.matches_eq(v)),
+            Cond::Exists(want) => {
+                let present = match v {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Array(items)) => !items.is_empty(),
+                    Some(_) => true,
+                };
+                present == *want
+            }
+            Cond::Regex(p) => any_value(v, |x| x.as_str().is_some_and(|s| p.re.is_match(s))),
+            Cond::Contains(needle) => {
+                any_value(v, |x| x.as_str().is_some_and(|s| s.contains(&**needle)))
+            }
+            Cond::Not(conds) => !conds.iter().all(|c| c.eval(v)),
+        }
+    }
+
+    fn write_wire(&self, m: &mut Map<String, Value>) {
+        let list = |l: &[Scalar]| Value::Array(l.iter().map(Scalar::to_value).collect());
+        let (k, v) = match self {
+            Cond::Eq(s) => ("$eq", s.to_value()),
+            Cond::Ne(s) => ("$ne", s.to_value()),
+            Cond::Cmp(op, s) => (op.key(), s.to_value()),
+            Cond::In(l) => ("$in", list(l)),
+            Cond::Nin(l) => ("$nin", list(l)),
+            Cond::Exists(b) => ("$exists", Value::Bool(*b)),
+            Cond::Regex(p) => {
+                if p.case_insensitive {
+                    m.insert("$options".into(), Value::String("i".into()));
+                }
+                ("$regex", Value::String(p.source.to_string()))
+            }
+            Cond::Contains(s) => ("$contains", Value::String(s.to_string())),
+            Cond::Not(conds) => ("$not", conds_to_wire(conds)),
+        };
+        m.insert(k.to_string(), v);
+    }
+}
+
+/// An operand. Numbers keep their wire form so that `to_wire` writes `5`, not `5.0`.
+#[derive(Debug, Clone)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Num(f64, Number),
+    Str(Box<str>),
+}
+
+impl Scalar {
+    fn to_value(&self) -> Value {
+        match self {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(*b),
+            Scalar::Num(_, n) => Value::Number(n.clone()),
+            Scalar::Str(s) => Value::String(s.to_string()),
+        }
+    }
+
+    fn equals(&self, x: &Value) -> bool {
+        match (self, x) {
+            (Scalar::Null, Value::Null) => true,
+            (Scalar::Bool(a), Value::Bool(b)) => a == b,
+            (Scalar::Num(a, _), Value::Number(b)) => b.as_f64() == Some(*a),
+            (Scalar::Str(a), Value::String(b)) => **a == **b,
+            _ => false,
+        }
+    }
+
+    /// MongoDB's equality: any element of an array; `null` also matches an absent field.
+    fn matches_eq(&self, v: Option<&Value>) -> bool {
+        match v {
+            None => matches!(self, Scalar::Null),
+            Some(_) => any_value(v, |x| self.equals(x)),
+        }
+    }
+
+    /// How `x` orders against this operand; `None` across types, since herald never coerces.
+    fn compare(&self, x: &Value) -> Option<Ordering> {
+        match (x, self) {
+            (Value::Number(a), Scalar::Num(b, _)) => a.as_f64()?.partial_cmp(b),
+            (Value::String(a), Scalar::Str(b)) => Some((**a).cmp(&**b)),
+            (Value::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+fn unknown_operator(op: &str, path: &str) -> InvalidInput {
+    InvalidInput::new(
+        path,
+        format!(
+            "unknown operator {op:?}; allowed operators: {}",
+            OPERATORS.join(", ")
+        ),
+    )
+}
+
+struct Parser {
+    fields: FilterFields,
+    nodes: usize,
+}
+
+impl Parser {
+    fn count(&mut self, path: &str) -> Result<(), InvalidInput> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(InvalidInput::new(
+                path,
+                format!("filter has more than {MAX_NODES} nodes; simplify it"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn depth(path: &str, depth: usize) -> Result<(), InvalidInput> {
+        if depth > MAX_DEPTH {
+            return Err(InvalidInput::new(
+                path,
+                format!("filter nests deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An expression: an object whose keys are logical operators or field names.
+    fn expr(&mut self, v: &Value, path: &str, depth: usize) -> Result<Node, InvalidInput> {
+        Self::depth(path, depth)?;
+        self.count(path)?;
+        let Value::Object(obj) = v else {
+            return Err(InvalidInput::new(
+                path,
+                format!(
+                    "expected a filter object such as {{\"alias\": \"production\"}}, found {}",
+                    kind(v)
+                ),
+            ));
+        };
+        let mut parts = Vec::with_capacity(obj.len());
+        for (key, val) in obj {
+            let p = join(path, key);
+            let node = match key.as_str() {
+                "$and" | "$or" | "$nor" => {
+                    let Value::Array(items) = val else {
+                        return Err(InvalidInput::new(
+                            &p,
+                            format!(
+                                "{key} takes an array of filter objects, found {}",
+                                kind(val)
+                            ),
+                        ));
+                    };
+                    let mut children = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        children.push(self.expr(item, &format!("{p}[{i}]"), depth + 1)?);
+                    }
+                    match key.as_str() {
+                        "$and" => Node::And(children),
+                        "$or" => Node::Or(children),
+                        _ => Node::Nor(children),
+                    }
+                }
+                "$not" => Node::Not(Box::new(self.expr(val, &p, depth + 1)?)),
+                op if op.starts_with('$') => {
+                    if OPERATORS.contains(&op) || op == "$options" {
+                        return Err(InvalidInput::new(
+                            &p,
+                            format!(
+                                "{op} applies to a field and must sit inside one, as in {{\"alias\": {{\"{op}\": …}}}}"
+                            ),
+                        ));
+                    }
+                    return Err(unknown_operator(op, &p));
+                }
+                field => {
+                    let fp = self
+                        .fields
+                        .field(field)
+                        .map_err(|m| InvalidInput::new(&p, m))?;
+                    self.count(&p)?;
+                    Node::Field(fp, self.condition(val, &p, depth + 1)?)
+                }
+            };
+            parts.push(node);
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Node::And(parts)
+        })
+    }
+
+    /// What follows a field name: a bare scalar (`$eq`) or an object of operators.
+    fn condition(
+        &mut self,
+        v: &Value,
+        path: &str,
+        depth: usize,
+    ) -> Result<Vec<Cond>, InvalidInput> {
+        match v {
+            Value::Object(ops) if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) => {
+                self.operators(ops, path, depth)
+            }
+            Value::Object(ops) => {
+                if let Some(k) = ops.keys().find(|k| !k.starts_with('$')) {
+                    if ops.keys().any(|k| k.starts_with('$')) {
+                        return Err(InvalidInput::new(
+                            join(path, k),
+                            "an operator object may contain only operators ($eq, $regex, …)",
+                        ));
+                    }
+                }
+                Err(InvalidInput::new(
+                    path,
+                    "a field's value must be a scalar (string, number, bool or null) or an operator object such as {\"$regex\": \"^prod\"}",
+                ))
+            }
+            Value::Array(_) => Err(InvalidInput::new(
+                path,
+                "a field's value must be a scalar (string, number, bool or null); to match any of several values use {\"$in\": [...]}",
+            )),
+            scalar => Ok(vec![Cond::Eq(operand(scalar, "$eq", path, true)?)]),
+        }
+    }
+
+    fn operators(
+        &mut self,
+        ops: &Map<String, Value>,
+        path: &str,
+        depth: usize,
+    ) -> Result<Vec<Cond>, InvalidInput> {
+        Self::depth(path, depth)?;
+        let case_insensitive = match ops.get("$options") {
+            None => false,
+            Some(opts) => {
+                let p = join(path, "$options");
+                if !ops.contains_key("$regex") {
+                    return Err(InvalidInput::new(p, "$options only applies next to $regex"));
+                }
+                match opts.as_str() {
+                    Some("") => false,
+                    Some("i") => true,
+                    _ => {
+                        return Err(InvalidInput::new(
+                            p,
+                            format!(
+                                "$options supports only \"i\" (case-insensitive), found {opts}"
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
+        let mut conds = Vec::with_capacity(ops.len());
+        for (op, arg) in ops {
+            let p = join(path, op);
+            let cond = match op.as_str() {
+                "$options" => continue,
+                "$eq" => Cond::Eq(operand(arg, op, &p, true)?),
+                "$ne" => Cond::Ne(operand(arg, op, &p, true)?),
+                "$gt" => Cond::Cmp(CmpOp::Gt, operand(arg, op, &p, false)?),
+                "$gte" => Cond::Cmp(CmpOp::Gte, operand(arg, op, &p, false)?),
+                "$lt" => Cond::Cmp(CmpOp::Lt, operand(arg, op, &p, false)?),
+                "$lte" => Cond::Cmp(CmpOp::Lte, operand(arg, op, &p, false)?),
+                "$in" | "$nin" => {
+                    let Value::Array(items) = arg else {
+                        return Err(InvalidInput::new(
+                            &p,
+                            format!("{op} takes an array of scalars, found {}", kind(arg)),
+                        ));
+                    };
+                    let mut list = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        let ip = format!("{p}[{i}]");
+                        self.count(&ip)?;
+                        list.push(operand(item, op, &ip, true)?);
+                    }
+                    if op == "$in" {
+                        Cond::In(list.into())
+                    } else {
+                        Cond::Nin(list.into())
+                    }
+                }
+                "$exists" => match arg {
+                    Value::Bool(b) => Cond::Exists(*b),
+                    _ => {
+                        return Err(InvalidInput::new(
+                            &p,
+                            format!("$exists takes true or false, found {}", kind(arg)),
+                        ))
+                    }
+                },
+                "$regex" => Cond::Regex(pattern(arg, case_insensitive, &p)?),
+                "$contains" => match arg {
+                    Value::String(s) => Cond::Contains(s.as_str().into()),
+                    _ => {
+                        return Err(InvalidInput::new(
+                            &p,
+                            format!("$contains takes a string, found {}", kind(arg)),
+                        ))
+                    }
+                },
+                "$not" => match arg {
+                    Value::Object(inner)
+                        if !inner.is_empty() && inner.keys().all(|k| k.starts_with('$')) =>
+                    {
+                        Cond::Not(self.operators(inner, &p, depth + 1)?)
+                    }
+                    _ => {
+                        return Err(InvalidInput::new(
+                            &p,
+                            "$not on a field takes an operator object such as {\"$regex\": \"^tmp\"}",
+                        ))
+                    }
+                },
+                "$and" | "$or" | "$nor" => {
+                    return Err(InvalidInput::new(
+                        &p,
+                        format!(
+                            "{op} combines filter objects and cannot apply to a field; put it around fields, as in {{\"{op}\": [{{\"alias\": \"a\"}}, {{\"tag\": \"b\"}}]}}"
+                        ),
+                    ))
+                }
+                other => return Err(unknown_operator(other, &p)),
+            };
+            self.count(&p)?;
+            conds.push(cond);
+        }
+        Ok(conds)
+    }
+}
+
+/// A comparison operand: a string, number or bool, and `null` where `allow_null`.
+fn operand(v: &Value, op: &str, path: &str, allow_null: bool) -> Result<Scalar, InvalidInput> {
+    let what = if allow_null {
+        "a string, number, bool or null"
+    } else {
+        "a string, number or bool"
+    };
+    match v {
+        Value::Null if allow_null => Ok(Scalar::Null),
+        Value::Bool(b) => Ok(Scalar::Bool(*b)),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.is_finite() => Ok(Scalar::Num(f, n.clone())),
+            _ => Err(InvalidInput::new(
+                path,
+                format!("{op}: number {n} is out of range"),
+            )),
+        },
+        Value::String(s) => Ok(Scalar::Str(s.as_str().into())),
+        _ => Err(InvalidInput::new(
+            path,
+            format!("{op} takes {what}, found {}", kind(v)),
+        )),
+    }
+}
+
+fn pattern(v: &Value, case_insensitive: bool, path: &str) -> Result<Pattern, InvalidInput> {
+    let Value::String(source) = v else {
+        return Err(InvalidInput::new(
+            path,
+            format!("$regex takes a string pattern, found {}", kind(v)),
+        ));
+    };
+    let chars = source.chars().count();
+    if chars > MAX_REGEX_CHARS {
+        return Err(InvalidInput::new(
+            path,
+            format!(
+                "regular expression is {chars} characters long; the limit is {MAX_REGEX_CHARS}"
+            ),
+        ));
+    }
+    let re = RegexBuilder::new(source)
+        .case_insensitive(case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| InvalidInput::new(path, format!("invalid regular expression: {e}")))?;
+    Ok(Pattern {
+        re,
+        source: source.as_str().into(),
+        case_insensitive,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn art(v: Value) -> Filter {
+        Filter::parse(&v, FilterFields::Artifact).unwrap_or_else(|e| panic!("{v}: {e}"))
+    }
+
+    fn run(v: Value) -> Filter {
+        Filter::parse(&v, FilterFields::Run).unwrap_or_else(|e| panic!("{v}: {e}"))
+    }
+
+    fn refused(v: Value, fields: FilterFields) -> InvalidInput {
+        match Filter::parse(&v, fields) {
+            Ok(f) => panic!("{v} was accepted as {:?}", f.to_wire()),
+            Err(e) => e,
+        }
+    }
+
+    /// Checks one condition on `alias` against a list of (document, expected) pairs.
+    fn table(cond: Value, cases: &[(Value, bool)]) {
+        let f = art(json!({ "alias": cond }));
+        for (doc, want) in cases {
+            assert_eq!(f.matches(doc), *want, "{cond} on {doc}");
+            // The normalised form means the same thing.
+            let again = art(f.to_wire());
+            assert_eq!(again.matches(doc), *want, "round trip of {cond} on {doc}");
+        }
+    }
+
+    #[test]
+    fn eq_matches_scalars_and_any_array_element() {
+        table(
+            json!("prod"),
+            &[
+                (json!({"alias": "prod"}), true),
+                (json!({"alias": "production"}), false),
+                (json!({"alias": ["best", "prod"]}), true),
+                (json!({"alias": ["best"]}), false),
+                (json!({"alias": []}), false),
+                (json!({"alias": null}), false),
+                (json!({}), false),
+                (json!({"tag": "prod"}), false),
+            ],
+        );
+        table(
+            json!({"$eq": 1}),
+            &[
+                (json!({"alias": 1}), true),
+                (json!({"alias": 1.0}), true),
+                (json!({"alias": "1"}), false),
+                (json!({"alias": true}), false),
+                (json!({"alias": [0, 1]}), true),
+            ],
+        );
+        table(
+            json!({"$eq": true}),
+            &[
+                (json!({"alias": true}), true),
+                (json!({"alias": 1}), false),
+                (json!({"alias": "true"}), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn eq_null_matches_null_and_missing() {
+        table(
+            json!(null),
+            &[
+                (json!({}), true),
+                (json!({"alias": null}), true),
+                (json!({"alias": [null, "a"]}), true),
+                (json!({"alias": []}), false),
+                (json!({"alias": "a"}), false),
+            ],
+        );
+        table(
+            json!({"$ne": null}),
+            &[
+                (json!({}), false),
+                (json!({"alias": null}), false),
+                (json!({"alias": "a"}), true),
+                (json!({"alias": []}), true),
+            ],
+        );
+    }
+
+    #[test]
+    fn ne_matches_when_no_element_equals_and_when_missing() {
+        table(
+            json!({"$ne": "prod"}),
+            &[
+                (json!({"alias": "prod"}), false),
+                (json!({"alias": "dev"}), true),
+                (json!({"alias": ["dev", "prod"]}), false),
+                (json!({"alias": ["dev", "qa"]}), true),
+                (json!({"alias": []}), true),
+                (json!({"alias": null}), true),
+                (json!({}), true),
+                (json!({"alias": 3}), true),
+            ],
+        );
+    }
+
+    #[test]
+    fn comparisons_never_coerce_across_types() {
+        table(
+            json!({"$gt": 5}),
+            &[
+                (json!({"alias": 6}), true),
+                (json!({"alias": 5}), false),
+                (json!({"alias": 5.5}), true),
+                (json!({"alias": "6"}), false),
+                (json!({"alias": [1, 2, 7]}), true),
+                (json!({"alias": [1, "9"]}), false),
+                (json!({"alias": null}), false),
+                (json!({}), false),
+            ],
+        );
+        table(
+            json!({"$gte": 5}),
+            &[(json!({"alias": 5}), true), (json!({"alias": 4.99}), false)],
+        );
+        table(
+            json!({"$lt": "m"}),
+            &[
+                (json!({"alias": "a"}), true),
+                (json!({"alias": "m"}), false),
+                (json!({"alias": "z"}), false),
+                (json!({"alias": "M"}), true),
+                (json!({"alias": 1}), false),
+            ],
+        );
+        table(
+            json!({"$lte": "m"}),
+            &[
+                (json!({"alias": "m"}), true),
+                (json!({"alias": "ma"}), false),
+            ],
+        );
+        table(
+            json!({"$gt": false}),
+            &[
+                (json!({"alias": true}), true),
+                (json!({"alias": false}), false),
+                (json!({"alias": 1}), false),
+            ],
+        );
+        // Several operators on one field all have to hold: a range.
+        table(
+            json!({"$gt": 1, "$lt": 3}),
+            &[
+                (json!({"alias": 2}), true),
+                (json!({"alias": 3}), false),
+                (json!({"alias": 0}), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn in_and_nin() {
+        table(
+            json!({"$in": ["prod", "staging", 3]}),
+            &[
+                (json!({"alias": "prod"}), true),
+                (json!({"alias": 3}), true),
+                (json!({"alias": "3"}), false),
+                (json!({"alias": ["dev", "staging"]}), true),
+                (json!({"alias": ["dev"]}), false),
+                (json!({}), false),
+                (json!({"alias": null}), false),
+            ],
+        );
+        table(
+            json!({"$in": [null, "a"]}),
+            &[
+                (json!({}), true),
+                (json!({"alias": null}), true),
+                (json!({"alias": "a"}), true),
+                (json!({"alias": "b"}), false),
+            ],
+        );
+        table(
+            json!({"$in": []}),
+            &[(json!({"alias": "a"}), false), (json!({}), false)],
+        );
+        table(
+            json!({"$nin": ["prod", "staging"]}),
+            &[
+                (json!({"alias": "prod"}), false),
+                (json!({"alias": "dev"}), true),
+                (json!({"alias": ["dev", "prod"]}), false),
+                (json!({"alias": ["dev", "qa"]}), true),
+                (json!({}), true),
+                (json!({"alias": null}), true),
+            ],
+        );
+    }
+
+    #[test]
+    fn exists_means_present_not_null_and_not_empty() {
+        table(
+            json!({"$exists": true}),
+            &[
+                (json!({}), false),
+                (json!({"alias": null}), false),
+                (json!({"alias": []}), false),
+                (json!({"alias": [null]}), true),
+                (json!({"alias": ""}), true),
+                (json!({"alias": 0}), true),
+                (json!({"alias": false}), true),
+            ],
+        );
+        table(
+            json!({"$exists": false}),
+            &[
+                (json!({}), true),
+                (json!({"alias": null}), true),
+                (json!({"alias": []}), true),
+                (json!({"alias": "x"}), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn regex_is_unanchored_and_matches_any_string_element() {
+        table(
+            json!({"$regex": "prod"}),
+            &[
+                (json!({"alias": "prod"}), true),
+                (json!({"alias": "my-production"}), true),
+                (json!({"alias": "PROD"}), false),
+                (json!({"alias": ["a", "b-prod"]}), true),
+                (json!({"alias": ["a", 5]}), false),
+                (json!({"alias": 5}), false),
+                (json!({}), false),
+            ],
+        );
+        table(
+            json!({"$regex": "^prod.*$"}),
+            &[
+                (json!({"alias": "production"}), true),
+                (json!({"alias": "my-prod"}), false),
+            ],
+        );
+        table(
+            json!({"$regex": "^prod", "$options": "i"}),
+            &[
+                (json!({"alias": "PRODUCTION"}), true),
+                (json!({"alias": "x-PROD"}), false),
+            ],
+        );
+        table(
+            json!({"$regex": "^prod", "$options": ""}),
+            &[
+                (json!({"alias": "PROD"}), false),
+                (json!({"alias": "prod"}), true),
+            ],
+        );
+        // A regex on a number does not stringify it.
+        table(json!({"$regex": "1"}), &[(json!({"alias": 1}), false)]);
+    }
+
+    #[test]
+    fn contains_is_substring_match_on_strings() {
+        table(
+            json!({"$contains": "my-run"}),
+            &[
+                (json!({"alias": "a-my-run-3"}), true),
+                (json!({"alias": "my-ru"}), false),
+                (json!({"alias": ["x", "my-run"]}), true),
+                (json!({"alias": 5}), false),
+                (json!({}), false),
+            ],
+        );
+        table(
+            json!({"$contains": ""}),
+            &[(json!({"alias": ""}), true), (json!({}), false)],
+        );
+        // Regex metacharacters are plain text here.
+        table(
+            json!({"$contains": "a.b"}),
+            &[(json!({"alias": "axb"}), false)],
+        );
+    }
+
+    #[test]
+    fn not_on_a_field_inverts_and_matches_missing_fields() {
+        table(
+            json!({"$not": {"$regex": "^tmp"}}),
+            &[
+                (json!({"alias": "tmp-1"}), false),
+                (json!({"alias": "prod"}), true),
+                (json!({"alias": ["prod", "tmp"]}), false),
+                (json!({}), true),
+            ],
+        );
+        table(
+            json!({"$not": {"$gt": 1, "$lt": 3}}),
+            &[(json!({"alias": 2}), false), (json!({"alias": 5}), true)],
+        );
+    }
+
+    #[test]
+    fn logical_operators() {
+        let doc = json!({"alias": ["prod", "best"], "tag": "eu", "collection_name": "bert"});
+        let cases = [
+            (json!({"$and": [{"alias": "prod"}, {"tag": "eu"}]}), true),
+            (json!({"$and": [{"alias": "prod"}, {"tag": "us"}]}), false),
+            (json!({"$or": [{"alias": "dev"}, {"tag": "eu"}]}), true),
+            (json!({"$or": [{"alias": "dev"}, {"tag": "us"}]}), false),
+            (json!({"$nor": [{"alias": "dev"}, {"tag": "us"}]}), true),
+            (json!({"$nor": [{"alias": "dev"}, {"tag": "eu"}]}), false),
+            (json!({"$not": {"alias": "prod"}}), false),
+            (json!({"$not": {"alias": "dev"}}), true),
+            // Several keys at one level mean all of them.
+            (json!({"alias": "best", "tag": "eu"}), true),
+            (json!({"alias": "best", "tag": "us"}), false),
+            (
+                json!({"alias": "best", "$or": [{"tag": "us"}, {"collection_name": "bert"}]}),
+                true,
+            ),
+            // Empty lists: $and is true, $or false, $nor true.
+            (json!({"$and": []}), true),
+            (json!({"$or": []}), false),
+            (json!({"$nor": []}), true),
+            (json!({}), true),
+        ];
+        for (f, want) in cases {
+            let filter = art(f.clone());
+            assert_eq!(filter.matches(&doc), want, "{f}");
+            assert_eq!(
+                art(filter.to_wire()).matches(&doc),
+                want,
+                "round trip of {f}"
+            );
+        }
+    }
+
+    #[test]
+    fn wandb_wrappings_are_accepted_and_the_empty_filter_matches_everything() {
+        for empty in [
+            json!({"$or": [{"$and": []}]}),
+            json!({"filter": {"$or": [{"$and": []}]}}),
+            json!({"$and": []}),
+            json!({}),
+        ] {
+            let f = art(empty.clone());
+            assert!(f.is_empty(), "{empty}");
+            assert!(f.matches(&json!({})));
+            assert!(f.matches(&json!({"alias": "x"})));
+            assert!(f.matches(&json!("not even an object")));
+            assert_eq!(f.to_wire(), json!({"$or": [{"$and": []}]}));
+            assert_eq!(f, Filter::empty(FilterFields::Artifact));
+        }
+        let input = json!({"$or": [{"$and": [{"alias": {"$regex": "^prod.*"}}]}]});
+        let saved = json!({ "filter": input.clone() });
+        let bare = json!({"alias": {"$regex": "^prod.*"}});
+        for v in [&input, &saved, &bare] {
+            let f = art(v.clone());
+            assert!(!f.is_empty());
+            assert!(f.matches(&json!({"alias": ["production"]})));
+            assert!(!f.matches(&json!({"alias": ["dev"]})));
+            // The SDK's wrap_mutation_event_filter form, whatever the input wrapping.
+            assert_eq!(f.to_wire(), input);
+        }
+        // The SDK's OR of two aliases keeps its shape.
+        let or = json!({"$or":[{"$and":[{"$or":[{"alias":{"$eq":"a"}},{"alias":{"$eq":"b"}}]}]}]});
+        assert_eq!(art(or.clone()).to_wire(), or);
+        assert_eq!(
+            art(json!({"$or":[{"$and":[{"tag":{"$eq":"europe"}}]}]})).to_wire_string(),
+            r#"{"$or":[{"$and":[{"tag":{"$eq":"europe"}}]}]}"#
+        );
+    }
+
+    #[test]
+    fn normalisation_spells_out_implicit_forms() {
+        assert_eq!(
+            art(json!({"alias": "a", "tag": {"$regex": "x", "$options": "i"}})).to_wire(),
+            json!({"$or": [{"$and": [
+                {"alias": {"$eq": "a"}},
+                {"tag": {"$regex": "x", "$options": "i"}}
+            ]}]})
+        );
+        assert_eq!(
+            art(json!({"alias": {"$regex": "x", "$options": ""}})).to_wire(),
+            json!({"$or": [{"$and": [{"alias": {"$regex": "x"}}]}]})
+        );
+        // Integers stay integers.
+        assert_eq!(
+            run(json!({"config.epochs": {"$gte": 5}})).to_wire_string(),
+            r#"{"$and":[{"config.epochs":{"$gte":5}}]}"#
+        );
+        // A meaningful empty $or survives rather than being mistaken for the wrapper.
+        let never = art(json!({"$or": []}));
+        assert!(!never.is_empty());
+        assert!(!art(never.to_wire()).matches(&json!({})));
+    }
+
+    #[test]
+    fn run_filters_use_run_fields_and_config_paths() {
+        let doc = json!({
+            "display_name": "bert-large-3",
+            "username": "ada",
+            "tags": ["baseline", "eu"],
+            "config": {"lr": 0.01, "optimizer": {"name": "adam", "beta": 0.9}, "epochs": 10}
+        });
+        let cases = [
+            (
+                json!({"$and": [{"display_name": {"$contains": "bert"}}]}),
+                true,
+            ),
+            (
+                json!({"$and": [{"display_name": {"$regex": "^bert-(base|large)"}}]}),
+                true,
+            ),
+            (json!({"username": "ada"}), true),
+            (json!({"username": "bob"}), false),
+            (json!({"tags": {"$in": ["eu", "us"]}}), true),
+            (json!({"tags": {"$nin": ["eu"]}}), false),
+            (json!({"config.lr": {"$lt": 0.1}}), true),
+            (json!({"config.optimizer.name": "adam"}), true),
+            (json!({"config.optimizer.beta": {"$gte": 0.95}}), false),
+            (json!({"config.epochs": 10.0}), true),
+            (json!({"config.missing": {"$exists": false}}), true),
+            (json!({"config.lr.value": {"$exists": true}}), false),
+            (json!({"config.optimizer": {"$exists": true}}), true),
+            (json!({"config.optimizer": "adam"}), false),
+        ];
+        for (f, want) in cases {
+            let filter = run(f.clone());
+            assert_eq!(filter.matches(&doc), want, "{f}");
+            assert_eq!(
+                run(filter.to_wire()).matches(&doc),
+                want,
+                "round trip of {f}"
+            );
+        }
+        assert!(!run(json!({"config.lr": 0.01})).matches(&json!({"config": 5})));
+        let empty = Filter::parse_str(r#"{"$and":[]}"#, FilterFields::Run).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.to_wire_string(), r#"{"$and":[]}"#);
+        let f = Filter::parse_str(
+            r#"{"$and":[{"display_name":{"$contains":"my-run"}}]}"#,
+            FilterFields::Run,
+        )
+        .unwrap();
+        assert_eq!(
+            f.to_wire_string(),
+            r#"{"$and":[{"display_name":{"$contains":"my-run"}}]}"#
+        );
+    }
+
+    #[test]
+    fn is_empty_is_structural() {
+        assert!(art(json!({"$and": [{}, {"$and": []}]})).is_empty());
+        assert!(art(json!({"$or": [{"alias": "x"}, {}]})).is_empty());
+        assert!(art(json!({"$not": {"$or": []}})).is_empty());
+        assert!(art(json!({"$nor": [{"$or": []}]})).is_empty());
+        assert!(!art(json!({"$nor": [{}]})).is_empty());
+        assert!(!art(json!({"$not": {}})).is_empty());
+        assert!(!art(json!({"alias": {"$exists": false}})).is_empty());
+    }
+
+    fn assert_refused(v: Value, fields: FilterFields, path: &str, needles: &[&str]) {
+        let e = refused(v.clone(), fields);
+        assert_eq!(e.path, path, "{v}: {e}");
+        for n in needles {
+            assert!(e.message.contains(n), "{v}: {:?} lacks {n:?}", e.message);
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_problem_and_its_path() {
+        use FilterFields::{Artifact as A, Run as R};
+        let all_ops = "$and, $or, $nor, $not, $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex, $contains";
+        let cases: Vec<(Value, FilterFields, &str, Vec<&str>)> = vec![
+            (
+                json!({"$foo": 1}),
+                A,
+                "$foo",
+                vec!["unknown operator \"$foo\"", all_ops],
+            ),
+            (
+                json!({"alias": {"$size": 1}}),
+                A,
+                "alias.$size",
+                vec!["unknown operator", all_ops],
+            ),
+            (
+                json!({"$or": [{"$and": [{"alias": "a"}, {"color": "red"}]}]}),
+                A,
+                "$or[0].$and[1].color",
+                vec![
+                    "unknown field \"color\"",
+                    "alias, tag, collection_name, artifact_type, entity_name, project_name",
+                ],
+            ),
+            (
+                json!({"filter": {"$or": [{"$and": [{"alias": {"$regex": "("}}]}]}}),
+                A,
+                "filter.$or[0].$and[0].alias.$regex",
+                vec!["invalid regular expression", "unclosed group"],
+            ),
+            (
+                json!({"alias": {"$regex": "a".repeat(MAX_REGEX_CHARS + 1)}}),
+                A,
+                "alias.$regex",
+                vec!["1001 characters", "limit is 1000"],
+            ),
+            (
+                json!({"alias": {"$regex": "(?:\\w{100}){100}"}}),
+                A,
+                "alias.$regex",
+                vec!["invalid regular expression", "size limit"],
+            ),
+            (
+                json!({"alias": {"$regex": 5}}),
+                A,
+                "alias.$regex",
+                vec!["$regex takes a string"],
+            ),
+            (
+                json!({"alias": {"$regex": "a", "$options": "m"}}),
+                A,
+                "alias.$options",
+                vec!["only \"i\""],
+            ),
+            (
+                json!({"alias": {"$options": "i"}}),
+                A,
+                "alias.$options",
+                vec!["next to $regex"],
+            ),
+            (
+                json!({"alias": {"$in": "prod"}}),
+                A,
+                "alias.$in",
+                vec!["$in takes an array"],
+            ),
+            (
+                json!({"alias": {"$nin": {}}}),
+                A,
+                "alias.$nin",
+                vec!["$nin takes an array"],
+            ),
+            (
+                json!({"alias": {"$in": ["a", {"b": 1}]}}),
+                A,
+                "alias.$in[1]",
+                vec!["$in takes a string, number, bool or null, found an object"],
+            ),
+            (
+                json!({"alias": {"$gt": null}}),
+                A,
+                "alias.$gt",
+                vec!["$gt takes a string, number or bool, found null"],
+            ),
+            (
+                json!({"alias": {"$lte": [1]}}),
+                A,
+                "alias.$lte",
+                vec!["found an array"],
+            ),
+            (
+                json!({"alias": {"$eq": {"a": 1}}}),
+                A,
+                "alias.$eq",
+                vec!["$eq takes"],
+            ),
+            (
+                json!({"alias": {"$exists": "yes"}}),
+                A,
+                "alias.$exists",
+                vec!["true or false"],
+            ),
+            (
+                json!({"alias": {"$contains": 5}}),
+                A,
+                "alias.$contains",
+                vec!["$contains takes a string"],
+            ),
+            (
+                json!({"alias": {"$not": "x"}}),
+                A,
+                "alias.$not",
+                vec!["operator object"],
+            ),
+            (
+                json!({"alias": {"$not": {}}}),
+                A,
+                "alias.$not",
+                vec!["operator object"],
+            ),
+            (
+                json!({"alias": {"$and": [{"$eq": 1}]}}),
+                A,
+                "alias.$and",
+                vec!["cannot apply to a field"],
+            ),
+            (json!({"alias": ["a", "b"]}), A, "alias", vec!["$in"]),
+            (json!({"alias": {}}), A, "alias", vec!["operator object"]),
+            (
+                json!({"alias": {"x": 1}}),
+                A,
+                "alias",
+                vec!["operator object"],
+            ),
+            (
+                json!({"alias": {"$eq": 1, "x": 1}}),
+                A,
+                "alias.x",
+                vec!["only operators"],
+            ),
+            (json!({"$eq": "a"}), A, "$eq", vec!["inside one"]),
+            (
+                json!({"$and": {"alias": "a"}}),
+                A,
+                "$and",
+                vec!["$and takes an array"],
+            ),
+            (
+                json!({"$or": [{"alias": "a"}, "b"]}),
+                A,
+                "$or[1]",
+                vec!["expected a filter object", "found a string"],
+            ),
+            (
+                json!({"$not": [1]}),
+                A,
+                "$not",
+                vec!["expected a filter object"],
+            ),
+            (json!(["alias"]), A, "", vec!["expected a filter object"]),
+            (json!("x"), A, "", vec!["found a string"]),
+            (json!({"tags": "a"}), A, "tags", vec!["unknown field"]),
+            (
+                json!({"filter": {"alias": "a"}, "tag": "b"}),
+                A,
+                "filter",
+                vec!["unknown field"],
+            ),
+            (
+                json!({"filter": {"alias": "a"}}),
+                R,
+                "filter",
+                vec!["unknown field"],
+            ),
+            (
+                json!({"alias": "a"}),
+                R,
+                "alias",
+                vec![
+                    "unknown field",
+                    "display_name, username, tags, config.<key>",
+                ],
+            ),
+            (
+                json!({"config": 1}),
+                R,
+                "config",
+                vec!["needs a config key"],
+            ),
+            (
+                json!({"config.": 1}),
+                R,
+                "config.",
+                vec!["needs a config key"],
+            ),
+            (
+                json!({"config.a-b": 1}),
+                R,
+                "config.a-b",
+                vec!["segment \"a-b\""],
+            ),
+            (
+                json!({"config.a..b": 1}),
+                R,
+                "config.a..b",
+                vec!["segment \"\""],
+            ),
+            (
+                json!({"config.1st": 1}),
+                R,
+                "config.1st",
+                vec!["segment \"1st\""],
+            ),
+            (
+                json!({"$and": [{"username": {"$regex": "[z-a]"}}]}),
+                R,
+                "$and[0].username.$regex",
+                vec!["invalid regular expression"],
+            ),
+        ];
+        for (v, fields, path, needles) in cases {
+            assert_refused(v, fields, path, &needles);
+        }
+    }
+
+    fn nested_nots(levels: usize) -> Value {
+        (0..levels).fold(json!({"alias": "x"}), |inner, _| json!({ "$not": inner }))
+    }
+
+    #[test]
+    fn depth_is_capped_at_32_levels() {
+        // The innermost expression of n `$not`s sits at level n + 1.
+        let f = art(nested_nots(MAX_DEPTH - 1));
+        assert!(!f.matches(&json!({"alias": "x"})));
+        let e = refused(nested_nots(MAX_DEPTH), FilterFields::Artifact);
+        assert_eq!(e.path, vec!["$not"; MAX_DEPTH].join("."));
+        assert!(e.message.contains("deeper than 32 levels"), "{e}");
+        // Field-level `$not`s count too.
+        let deep_field =
+            (0..MAX_DEPTH).fold(json!({"$eq": "x"}), |inner, _| json!({ "$not": inner }));
+        let e = refused(json!({ "alias": deep_field }), FilterFields::Artifact);
+        assert!(e.message.contains("deeper than 32 levels"), "{e}");
+        // A very deep value is refused without recursing through all of it.
+        let e = refused(nested_nots(1_000), FilterFields::Artifact);
+        assert!(e.message.contains("deeper"), "{e}");
+    }
+
+    #[test]
+    fn node_count_is_capped() {
+        let ok: Vec<Value> = (0..300).map(|i| json!({ "alias": i })).collect();
+        art(json!({ "$or": ok }));
+        let many: Vec<Value> = (0..600).map(|i| json!({ "alias": i })).collect();
+        let e = refused(json!({ "$or": many }), FilterFields::Artifact);
+        assert!(e.path.starts_with("$or["), "{e}");
+        assert!(e.message.contains("more than 1000 nodes"), "{e}");
+        let big_in: Vec<Value> = (0..1000).map(|i| json!(i)).collect();
+        let e = refused(json!({"alias": {"$in": big_in}}), FilterFields::Artifact);
+        assert!(e.path.starts_with("alias.$in["), "{e}");
+    }
+
+    #[test]
+    fn parse_str_refuses_bad_json() {
+        let e = Filter::parse_str("{\"$and\": [", FilterFields::Run).unwrap_err();
+        assert!(
+            e.message.starts_with("run_filter is not valid JSON: "),
+            "{e}"
+        );
+        let e = Filter::parse_str("nope", FilterFields::Artifact).unwrap_err();
+        assert!(
+            e.message.starts_with("event filter is not valid JSON: "),
+            "{e}"
+        );
+        let e = Filter::parse_str(r#"{"$and":[{"nope":1}]}"#, FilterFields::Run).unwrap_err();
+        assert_eq!(e.path, "$and[0].nope");
+    }
+
+    #[test]
+    fn errors_reroot_under_the_callers_field() {
+        let e = refused(json!({"alias": {"$in": 1}}), FilterFields::Artifact).at("eventFilter");
+        assert_eq!(e.path, "eventFilter.alias.$in");
+        let e = refused(json!([]), FilterFields::Artifact).at("eventFilter");
+        assert_eq!(e.path, "eventFilter");
+    }
+
+    #[test]
+    fn filters_are_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Filter>();
+    }
+
+    // ---- property tests ----------------------------------------------------------------
+
+    /// The filter language as the tests see it, evaluated by `reference` straight from the
+    /// documented semantics, independently of the compiled tree.
+    #[derive(Debug, Clone)]
+    enum Expr {
+        And(Vec<Expr>),
+        Or(Vec<Expr>),
+        Nor(Vec<Expr>),
+        Not(Box<Expr>),
+        Bare(&'static str, Value),
+        Field(&'static str, Vec<Op>),
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Eq(Value),
+        Ne(Value),
+        Gt(Value),
+        Gte(Value),
+        Lt(Value),
+        Lte(Value),
+        In(Vec<Value>),
+        Nin(Vec<Value>),
+        Exists(bool),
+        /// Literal text, optional `^`/`$` anchors, case-insensitivity.
+        Regex(String, bool, bool, bool),
+        Contains(String),
+        Not(Vec<Op>),
+    }
+
+    impl Op {
+        fn key(&self) -> &'static str {
+            match self {
+                Op::Eq(_) => "$eq",
+                Op::Ne(_) => "$ne",
+                Op::Gt(_) => "$gt",
+                Op::Gte(_) => "$gte",
+                Op::Lt(_) => "$lt",
+                Op::Lte(_) => "$lte",
+                Op::In(_) => "$in",
+                Op::Nin(_) => "$nin",
+                Op::Exists(_) => "$exists",
+                Op::Regex(..) => "$regex",
+                Op::Contains(_) => "$contains",
+                Op::Not(_) => "$not",
+            }
+        }
+    }
+
+    fn ops_json(ops: &[Op]) -> Value {
+        let mut m = Map::new();
+        for op in ops {
+            let v = match op {
+                Op::Eq(v) | Op::Ne(v) | Op::Gt(v) | Op::Gte(v) | Op::Lt(v) | Op::Lte(v) => {
+                    v.clone()
+                }
+                Op::In(l) | Op::Nin(l) => Value::Array(l.clone()),
+                Op::Exists(b) => json!(b),
+                Op::Regex(lit, start, end, ci) => {
+                    if *ci {
+                        m.insert("$options".into(), json!("i"));
+                    }
+                    let p = format!(
+                        "{}{}{}",
+                        if *start { "^" } else { "" },
+                        regex::escape(lit),
+                        if *end { "$" } else { "" }
+                    );
+                    json!(p)
+                }
+                Op::Contains(s) => json!(s),
+                Op::Not(inner) => ops_json(inner),
+            };
+            m.insert(op.key().into(), v);
+        }
+        Value::Object(m)
+    }
+
+    impl Expr {
+        fn to_json(&self) -> Value {
+            let list = |cs: &[Expr]| Value::Array(cs.iter().map(Expr::to_json).collect());
+            match self {
+                Expr::And(cs) => json!({ "$and": list(cs) }),
+                Expr::Or(cs) => json!({ "$or": list(cs) }),
+                Expr::Nor(cs) => json!({ "$nor": list(cs) }),
+                Expr::Not(c) => json!({ "$not": c.to_json() }),
+                Expr::Bare(f, v) => json!({ *f: v }),
+                Expr::Field(f, ops) => json!({ *f: ops_json(ops) }),
+            }
+        }
+    }
+
+    fn elements(v: Option<&Value>) -> Vec<&Value> {
+        match v {
+            None => vec![],
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(x) => vec![x],
+        }
+    }
+
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            _ => a == b,
+        }
+    }
+
+    fn order(a: &Value, b: &Value) -> Option<Ordering> {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()),
+            (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+            (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+            _ => None,
+        }
+    }
+
+    fn ref_op(op: &Op, v: Option<&Value>) -> bool {
+        let els = elements(v);
+        let cmp = |s: &Value, want: &dyn Fn(Ordering) -> bool| {
+            els.iter().any(|e| order(e, s).is_some_and(want))
+        };
+        match op {
+            Op::Eq(s) if s.is_null() => v.is_none() || els.iter().any(|e| e.is_null()),
+            Op::Eq(s) => els.iter().any(|e| same(e, s)),
+            Op::Ne(s) => !ref_op(&Op::Eq(s.clone()), v),
+            Op::Gt(s) => cmp(s, &|o| o == Ordering::Greater),
+            Op::Gte(s) => cmp(s, &|o| o != Ordering::Less),
+            Op::Lt(s) => cmp(s, &|o| o == Ordering::Less),
+            Op::Lte(s) => cmp(s, &|o| o != Ordering::Greater),
+            Op::In(l) => l.iter().any(|s| ref_op(&Op::Eq(s.clone()), v)),
+            Op::Nin(l) => !ref_op(&Op::In(l.clone()), v),
+            Op::Exists(b) => {
+                let present = match v {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Array(a)) => !a.is_empty(),
+                    _ => true,
+                };
+                present == *b
+            }
+            Op::Regex(lit, start, end, ci) => els.iter().any(|e| {
+                let Some(s) = e.as_str() else { return false };
+                let (s, lit) = if *ci {
+                    (s.to_lowercase(), lit.to_lowercase())
+                } else {
+                    (s.to_string(), lit.clone())
+                };
+                match (start, end) {
+                    (true, true) => s == lit,
+                    (true, false) => s.starts_with(&lit),
+                    (false, true) => s.ends_with(&lit),
+                    (false, false) => s.contains(&lit),
+                }
+            }),
+            Op::Contains(sub) => els
+                .iter()
+                .any(|e| e.as_str().is_some_and(|s| s.contains(sub.as_str()))),
+            Op::Not(inner) => !inner.iter().all(|o| ref_op(o, v)),
+        }
+    }
+
+    fn reference(e: &Expr, doc: &Value) -> bool {
+        match e {
+            Expr::And(cs) => cs.iter().all(|c| reference(c, doc)),
+            Expr::Or(cs) => cs.iter().any(|c| reference(c, doc)),
+            Expr::Nor(cs) => !cs.iter().any(|c| reference(c, doc)),
+            Expr::Not(c) => !reference(c, doc),
+            Expr::Bare(f, v) => ref_op(&Op::Eq(v.clone()), doc.get(*f)),
+            Expr::Field(f, ops) => ops.iter().all(|o| ref_op(o, doc.get(*f))),
+        }
+    }
+
+    const FIELDS: &[&str] = &["alias", "tag", "collection_name"];
+
+    fn field() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(FIELDS)
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        "[abAB]{0,3}"
+    }
+
+    fn scalar(null: bool) -> BoxedStrategy<Value> {
+        let s = prop_oneof![
+            word().prop_map(Value::String),
+            (-2i64..=3).prop_map(|n| json!(n)),
+            prop::sample::select(vec![json!(1.0), json!(1.5), json!(-0.5)]),
+            any::<bool>().prop_map(Value::Bool),
+        ];
+        if null {
+            prop_oneof![4 => s, 1 => Just(Value::Null)].boxed()
+        } else {
+            s.boxed()
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let leaf = prop_oneof![
+            scalar(true).prop_map(Op::Eq),
+            scalar(true).prop_map(Op::Ne),
+            scalar(false).prop_map(Op::Gt),
+            scalar(false).prop_map(Op::Gte),
+            scalar(false).prop_map(Op::Lt),
+            scalar(false).prop_map(Op::Lte),
+            prop::collection::vec(scalar(true), 0..4).prop_map(Op::In),
+            prop::collection::vec(scalar(true), 0..4).prop_map(Op::Nin),
+            any::<bool>().prop_map(Op::Exists),
+            (word(), any::<bool>(), any::<bool>(), any::<bool>())
+                .prop_map(|(w, s, e, ci)| Op::Regex(w, s, e, ci)),
+            word().prop_map(Op::Contains),
+        ];
+        leaf.prop_recursive(2, 6, 3, |inner| {
+            prop::collection::vec(inner, 1..3).prop_map(|ops| Op::Not(dedup(ops)))
+        })
+    }
+
+    /// One JSON object holds each operator once.
+    fn dedup(ops: Vec<Op>) -> Vec<Op> {
+        let mut out: Vec<Op> = Vec::new();
+        for op in ops {
+            if !out.iter().any(|o| o.key() == op.key()) {
+                out.push(op);
+            }
+        }
+        out
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        let leaf = prop_oneof![
+            (field(), scalar(true)).prop_map(|(f, v)| Expr::Bare(f, v)),
+            (field(), prop::collection::vec(op(), 1..4))
+                .prop_map(|(f, ops)| Expr::Field(f, dedup(ops))),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Expr::And),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Expr::Or),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Expr::Nor),
+                inner.prop_map(|e| Expr::Not(Box::new(e))),
+            ]
+        })
+    }
+
+    fn doc() -> impl Strategy<Value = Value> {
+        let value = prop_oneof![
+            scalar(true),
+            prop::collection::vec(scalar(true), 0..4).prop_map(Value::Array),
+        ];
+        prop::collection::vec((field(), prop::option::of(value)), 0..4).prop_map(|kvs| {
+            let mut m = Map::new();
+            for (k, v) in kvs {
+                if let Some(v) = v {
+                    m.insert(k.to_string(), v);
+                }
+            }
+            Value::Object(m)
+        })
+    }
+
+    /// Arbitrary JSON, biased towards the words the parser reacts to.
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            prop::sample::select(
+                OPERATORS
+                    .iter()
+                    .chain(ARTIFACT_FIELDS)
+                    .chain(RUN_FIELDS)
+                    .chain(&[
+                        "$options",
+                        "$size",
+                        "filter",
+                        "config",
+                        "config.a",
+                        "config.a.b",
+                        "x",
+                        ""
+                    ])
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            ),
+            "\\PC{0,6}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop_oneof!["[a-z^$.*()\\[\\]|+?{}\\\\]{0,8}", "\\PC{0,8}"].prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..5)
+                    .prop_map(|kvs| Value::Object(kvs.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn compiled_filters_agree_with_the_reference(e in expr(), docs in prop::collection::vec(doc(), 1..8)) {
+            let wire = e.to_json();
+            let f = Filter::parse(&wire, FilterFields::Artifact)
+                .map_err(|err| TestCaseError::fail(format!("{wire}: {err}")))?;
+            let again = Filter::parse(&f.to_wire(), FilterFields::Artifact)
+                .map_err(|err| TestCaseError::fail(format!("{}: {err}", f.to_wire())))?;
+            // Normalising is idempotent.
+            prop_assert_eq!(again.to_wire(), f.to_wire());
+            for d in &docs {
+                let want = reference(&e, d);
+                prop_assert_eq!(f.matches(d), want, "filter {} on {}", wire, d);
+                prop_assert_eq!(again.matches(d), want, "round trip {} on {}", f.to_wire(), d);
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(v in arbitrary_json(), docs in prop::collection::vec(arbitrary_json(), 0..3)) {
+            for fields in [FilterFields::Artifact, FilterFields::Run] {
+                if let Ok(f) = Filter::parse(&v, fields) {
+                    for d in &docs {
+                        let m = f.matches(d);
+                        let again = Filter::parse(&f.to_wire(), fields).expect("normal form parses");
+                        prop_assert_eq!(again.matches(d), m);
+                    }
+                }
+                let _ = Filter::parse_str(&v.to_string(), fields);
+            }
+        }
+
+        #[test]
+        fn parse_str_never_panics(s in "\\PC{0,40}") {
+            let _ = Filter::parse_str(&s, FilterFields::Run);
+            let _ = Filter::parse_str(&s, FilterFields::Artifact);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Saving automations: everything an automation says is checked here, once, when it is saved
+//! — the scope exists and belongs to the entity, the scope/event pair is allowed, the filter
+//! compiles, the integration is the entity's own, and every template placeholder is a known
+//! variable or one of the integration's secrets — so a saved automation cannot fail at
+//! matching time for a reason its author could have been told about.
+
+use herald_domain::automation::{
+    check_automation_name, check_scope_event, Action, Automation, EventSpec, Scope, ScopeType,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+};
+use herald_domain::catalog::{check_description, Entity, User};
+use herald_domain::event::EventType;
+use herald_domain::filter::{Filter, FilterFields};
+use herald_domain::ids::IntegrationId;
+use herald_domain::template::Template;
+use herald_domain::InvalidInput;
+use herald_store::{NewAutomation, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Most executions per minute an automation may be allowed.
+pub const MAX_RATE_LIMIT: u32 = 10_000;
+
+/// An automation as a client sends it (create, full update, and the base of a partial update).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationInput {
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub scope: ScopeInput,
+    pub event: EventInput,
+    pub action: ActionInput,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeInput {
+    #[serde(rename = "type")]
+    pub scope_type: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// W&B's wire format; absent means "every event of this type in scope".
+    pub filter: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+pub enum ActionInput {
+    GenericWebhook {
+        integration_id: i64,
+        /// A JSON object, or a string holding JSON (W&B's `requestPayload`).
+        payload: Option<serde_json::Value>,
+    },
+    Notification {
+        integration_id: i64,
+        title: Option<String>,
+        message: Option<String>,
+        severity: Option<String>,
+    },
+    NoOp,
+}
+
+impl AutomationInput {
+    /// The input that would recreate `a` (the base a PATCH is applied to).
+    pub fn from_automation(a: &Automation) -> Self {
+        Self {
+            name: a.name.clone(),
+            description: a.description.clone(),
+            enabled: Some(a.enabled),
+            scope: ScopeInput {
+                scope_type: a.scope.scope_type.as_str().to_string(),
+                path: a.scope.path.clone(),
+            },
+            event: EventInput {
+                event_type: a.event.event_type.as_str().to_string(),
+                filter: Some(a.event.filter.clone()),
+            },
+            action: match &a.action {
+                Action::GenericWebhook {
+                    integration_id,
+                    payload,
+                } => ActionInput::GenericWebhook {
+                    integration_id: integration_id.0,
+                    payload: Some(payload.clone()),
+                },
+                Action::NoOp => ActionInput::NoOp,
+            },
+            rate_limit_per_minute: Some(a.rate_limit_per_minute),
+        }
+    }
+}
+
+/// The compiled filter of an event spec, for the matcher.
+pub fn compile_filter(spec: &EventSpec) -> Result<Filter, InvalidInput> {
+    Filter::parse(&spec.filter, FilterFields::Artifact).map_err(|e| e.at("event.filter"))
+}
+
+/// Checks `input` for `entity` and returns what to store.
+pub async fn validate(
+    store: &dyn Store,
+    entity: &Entity,
+    author: &User,
+    input: AutomationInput,
+) -> Result<NewAutomation> {
+    check_automation_name(&input.name)?;
+    check_description("description", &input.description)?;
+
+    let scope = Scope {
+        scope_type: ScopeType::parse(&input.scope.scope_type)?,
+        path: input.scope.path.clone(),
+    };
+    let path = scope.parse_path()?;
+    if path.entity != entity.name.as_str() {
+        return Err(InvalidInput::new(
+            "scope.path",
+            format!(
+                "the scope must be inside {:?}, where the automation is created",
+                entity.name.as_str()
+            ),
+        )
+        .into());
+    }
+    let mut is_registry = false;
+    if let Some(p) = &path.project {
+        let project = match store.project(entity, p).await {
+            Ok(p) => p,
+            Err(StoreError::NotFound(m)) => return Err(InvalidInput::new("scope.path", m).into()),
+            Err(e) => return Err(e.into()),
+        };
+        is_registry = project.is_registry;
+        if let Some(c) = &path.collection {
+            match store.collection(&project, c).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(m)) => {
+                    return Err(InvalidInput::new("scope.path", m).into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    let event_type = EventType::parse(&input.event.event_type).map_err(|e| e.at("event"))?;
+    check_scope_event(scope.scope_type, is_registry, event_type)?;
+    let filter = match &input.event.filter {
+        None | Some(serde_json::Value::Null) => Filter::empty(FilterFields::Artifact),
+        Some(f) => Filter::parse(f, FilterFields::Artifact).map_err(|e| e.at("event.filter"))?,
+    };
+
+    let action = match input.action {
+        ActionInput::NoOp => Action::NoOp,
+        ActionInput::GenericWebhook { integration_id, payload } => {
+            let id = IntegrationId(integration_id);
+            let integration = match store.integration(entity, id).await {
+                Ok(i) => i,
+                Err(StoreError::NotFound(_)) => {
+                    return Err(InvalidInput::new(
+                        "action.integration_id",
+                        format!("integration {integration_id} not found in {:?}", entity.name.as_str()),
+                    )
+                    .into())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let payload = payload.unwrap_or_else(|| serde_json::json!({}));
+            let template = match &payload {
+                serde_json::Value::String(s) => Template::parse_str(s),
+                other => Template::parse(other),
+            }
+            .map_err(|e| e.at("action"))?;
+            template.check(&integration.secret_names()).map_err(|e| e.at("action"))?;
+            let payload = match payload {
+                serde_json::Value::String(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)),
+                other => other,
+            };
+            Action::GenericWebhook { integration_id: id, payload }
+        }
+        ActionInput::Notification { .. } => {
+            return Err(InvalidInput::new(
+                "action.type",
+                "NOTIFICATION (Slack) actions are not supported by this version of herald yet; use GENERIC_WEBHOOK or NO_OP",
+            )
+            .into())
+        }
+    };
+
+    let rate_limit = input
+        .rate_limit_per_minute
+        .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE);
+    if rate_limit == 0 || rate_limit > MAX_RATE_LIMIT {
+        return Err(InvalidInput::new(
+            "rate_limit_per_minute",
+            format!("rate_limit_per_minute must be between 1 and {MAX_RATE_LIMIT}"),
+        )
+        .into());
+    }
+    Ok(NewAutomation {
+        name: input.name,
+        description: input.description,
+        enabled: input.enabled.unwrap_or(true),
+        scope,
+        event: EventSpec {
+            event_type,
+            filter: filter.to_wire(),
+        },
+        action,
+        rate_limit_per_minute: rate_limit,
+        created_by: author.username.to_string(),
+    })
+}
+
+/// Applies a JSON merge patch (RFC 7396) of top-level fields to an automation's input form.
+pub fn merge_patch(base: &AutomationInput, patch: &serde_json::Value) -> Result<AutomationInput> {
+    let serde_json::Value::Object(p) = patch else {
+        return Err(InvalidInput::new("", "a PATCH body must be a JSON object").into());
+    };
+    let mut merged = serde_json::to_value(base).map_err(|e| Error::Internal(e.into()))?;
+    if let serde_json::Value::Object(m) = &mut merged {
+        for (k, v) in p {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(merged)
+        .map_err(|e| InvalidInput::new("", format!("invalid automation: {e}")).into())
+}

@@ -1,0 +1,220 @@
+//! One HTTP POST to a destination, observed: status, the first 4 KiB of the answer, how long
+//! it took, and what kind of failure it was. Redirects are not followed, the whole exchange
+//! has a deadline, and a huge answer is cut off after 4 KiB, so memory stays bounded whatever
+//! the destination does.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::retry::parse_retry_after;
+use super::ssrf::{check_literal_host, AllowList, Blocked, GuardedResolver};
+
+/// How much of a response body herald keeps.
+pub const RESPONSE_SNIPPET: usize = 4096;
+
+/// A request ready to send: the body bytes are exactly what gets signed.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What one attempt saw.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub status: Option<u16>,
+    /// `None` on a 2xx.
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub response: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+/// Kinds of failure, as recorded in attempt history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A non-2xx, non-3xx answer.
+    HttpStatus,
+    /// A 3xx: herald does not follow redirects.
+    Redirect,
+    Timeout,
+    Connect,
+    /// The SSRF guard refused the destination.
+    Blocked,
+    InvalidUrl,
+    /// The answer broke off while being read.
+    Body,
+    Other,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpStatus => "http_status",
+            Self::Redirect => "redirect",
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Blocked => "blocked",
+            Self::InvalidUrl => "invalid_url",
+            Self::Body => "body",
+            Self::Other => "other",
+        }
+    }
+
+    /// Failures that retrying cannot fix.
+    pub fn is_permanent(self) -> bool {
+        matches!(self, Self::Blocked | Self::InvalidUrl)
+    }
+}
+
+/// The HTTP client for deliveries and integration tests.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    allow: AllowList,
+}
+
+impl Sender {
+    pub fn new(allow: AllowList, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .dns_resolver(std::sync::Arc::new(GuardedResolver {
+                allow: allow.clone(),
+            }))
+            .pool_max_idle_per_host(32)
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the delivery HTTP client builds with rustls");
+        Self { client, allow }
+    }
+
+    pub async fn send(&self, out: &Outgoing) -> Observed {
+        let started_at = Utc::now();
+        let t0 = Instant::now();
+        let failed = |class: ErrorClass, msg: String| Observed {
+            started_at,
+            duration: t0.elapsed(),
+            status: None,
+            error_class: Some(class),
+            error: Some(msg),
+            response: None,
+            retry_after: None,
+        };
+        let url = match reqwest::Url::parse(&out.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            Ok(u) => {
+                return failed(
+                    ErrorClass::InvalidUrl,
+                    format!("unsupported scheme {:?}", u.scheme()),
+                )
+            }
+            Err(e) => return failed(ErrorClass::InvalidUrl, format!("invalid URL: {e}")),
+        };
+        if let Err(Blocked(why)) = check_literal_host(&url, &self.allow) {
+            return failed(ErrorClass::Blocked, why);
+        }
+        let mut req = self.client.post(url).body(out.body.clone());
+        for (k, v) in &out.headers {
+            req = req.header(k, v);
+        }
+        let mut res = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let (class, msg) = classify(&e);
+                return failed(class, msg);
+            }
+        };
+        let status = res.status();
+        let retry_after = res
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()));
+        let location = res
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut snippet = Vec::with_capacity(256);
+        let mut body_error = None;
+        while snippet.len() < RESPONSE_SNIPPET {
+            match res.chunk().await {
+                Ok(Some(chunk)) => snippet
+                    .extend_from_slice(&chunk[..chunk.len().min(RESPONSE_SNIPPET - snippet.len())]),
+                Ok(None) => break,
+                Err(e) => {
+                    body_error = Some(classify(&e));
+                    break;
+                }
+            }
+        }
+        // Dropping `res` here closes the connection if the body was longer: nothing more is read.
+        drop(res);
+        let response = Some(String::from_utf8_lossy(&snippet).into_owned());
+        let code = status.as_u16();
+        let (error_class, error) = if status.is_success() {
+            (None, None)
+        } else if status.is_redirection() {
+            (
+                Some(ErrorClass::Redirect),
+                Some(format!(
+                    "HTTP {code}: redirects are not followed{}",
+                    location.map(|l| format!(" (to {l})")).unwrap_or_default()
+                )),
+            )
+        } else {
+            (Some(ErrorClass::HttpStatus), Some(format!("HTTP {code}")))
+        };
+        // A 2xx whose body broke off still counts as delivered; otherwise note the break.
+        let (error_class, error) = match (error_class, body_error) {
+            (Some(c), Some((_, msg))) => (Some(c), error.map(|e| format!("{e}; {msg}"))),
+            (c, _) => (c, error),
+        };
+        Observed {
+            started_at,
+            duration: t0.elapsed(),
+            status: Some(code),
+            error_class,
+            error,
+            response,
+            retry_after,
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(b) = s.downcast_ref::<Blocked>() {
+            return (ErrorClass::Blocked, b.0.clone());
+        }
+        source = s.source();
+    }
+    let msg = error_chain(e);
+    if e.is_timeout() {
+        (ErrorClass::Timeout, format!("timed out: {msg}"))
+    } else if e.is_connect() {
+        (ErrorClass::Connect, msg)
+    } else if e.is_body() || e.is_decode() {
+        (ErrorClass::Body, msg)
+    } else {
+        (ErrorClass::Other, msg)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,518 @@
+//! Delivering executions to webhooks: the request (rendered payload, access token, signatures),
+//! one attempt through the guarded HTTP client, and what the attempt means for the execution
+//! (finished, retry at a time, or failed — and whether the destination asked to be disabled).
+
+pub mod http;
+pub mod retry;
+pub mod signing;
+pub mod ssrf;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use herald_domain::automation::{Action, Integration};
+use herald_domain::template::Template;
+use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
+use serde_json::Value;
+
+use self::http::{ErrorClass, Observed, Outgoing, Sender};
+use self::retry::RetryPolicy;
+use self::ssrf::AllowList;
+use crate::secrets::MasterKey;
+
+/// How deliveries behave.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Deadline for one attempt, connection to last byte read.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Deliveries in flight across all destinations.
+    pub max_in_flight: usize,
+    /// Deliveries in flight to any one integration, so a slow destination cannot take all.
+    pub per_destination: usize,
+    /// How long a claimed execution stays leased before another worker may take it over.
+    pub lease: Duration,
+    pub allow: AllowList,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            retry: RetryPolicy::default(),
+            max_in_flight: 64,
+            per_destination: 8,
+            lease: Duration::from_secs(120),
+            allow: AllowList::default(),
+        }
+    }
+}
+
+/// The secrets an integration's deliveries use, opened.
+#[derive(Default)]
+pub struct OpenSecrets {
+    pub access_token: Option<String>,
+    pub signing: Option<String>,
+    /// Name → value, for `${SECRET_NAME}`.
+    pub by_name: Vec<(String, String)>,
+}
+
+/// Opens the integration's secrets; a missing or unreadable one is an error naming it.
+pub async fn open_secrets(
+    store: &dyn Store,
+    key: &MasterKey,
+    integration: &Integration,
+) -> Result<OpenSecrets, String> {
+    let mut out = OpenSecrets::default();
+    for (name, slot) in [
+        (&integration.access_token_secret, 0),
+        (&integration.signing_secret, 1),
+    ] {
+        let Some(name) = name else { continue };
+        let sealed = store
+            .sealed_secret(integration.entity_id, name)
+            .await
+            .map_err(|e| format!("reading secret {name:?}: {e}"))?
+            .ok_or_else(|| format!("secret {name:?} no longer exists"))?;
+        let value = key
+            .open(integration.entity_id, name, &sealed)
+            .ok_or_else(|| {
+                format!("secret {name:?} cannot be decrypted with this server's master key")
+            })?;
+        if slot == 0 {
+            out.access_token = Some(value.clone());
+        } else {
+            out.signing = Some(value.clone());
+        }
+        out.by_name.push((name.clone(), value));
+    }
+    Ok(out)
+}
+
+/// The request for one attempt: body rendered with variables and secrets, signed when the
+/// integration has a signing secret. `webhook_id` is stable across retries and redeliveries.
+pub fn build_request(
+    integration: &Integration,
+    template: &Template,
+    variables: &Value,
+    secrets: &OpenSecrets,
+    webhook_id: &str,
+) -> Outgoing {
+    let lookup = |name: &str| -> Option<String> {
+        if name == "ACCESS_TOKEN" {
+            return secrets.access_token.clone();
+        }
+        if let Some((_, v)) = secrets.by_name.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        variables
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let body = serde_json::to_vec(&template.render(&lookup)).unwrap_or_default();
+    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    if let Some(token) = &secrets.access_token {
+        headers.push(("Authorization".into(), format!("Bearer {token}")));
+    }
+    if let Some(secret) = &secrets.signing {
+        let ts = Utc::now().timestamp();
+        headers.push((
+            "X-Wandb-Signature".into(),
+            signing::wandb_signature(secret, &body),
+        ));
+        headers.push(("webhook-id".into(), webhook_id.to_string()));
+        headers.push(("webhook-timestamp".into(), ts.to_string()));
+        headers.push((
+            "webhook-signature".into(),
+            signing::standard_signature(secret, webhook_id, ts, &body),
+        ));
+    } else {
+        headers.push(("webhook-id".into(), webhook_id.to_string()));
+    }
+    Outgoing {
+        url: integration.url.clone(),
+        headers,
+        body,
+    }
+}
+
+/// The webhook id of an execution: stable across its retries and redeliveries.
+pub fn webhook_id(execution: herald_domain::ids::ExecutionId) -> String {
+    format!("exec_{}", execution.0)
+}
+
+/// What an attempt means for its execution.
+pub struct Verdict {
+    pub attempt: NewAttempt,
+    pub outcome: AttemptOutcome,
+    /// Set when the destination said it is gone for good (410): disable the integration.
+    pub disable: Option<String>,
+}
+
+/// Judges an observed attempt: 2xx finishes; 410 fails and disables; blocked or invalid
+/// destinations fail; anything else retries by the policy (honouring `Retry-After` on 429/503).
+pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolicy) -> Verdict {
+    let failed_in_round = (round_attempts_before + 1) as usize;
+    let attempt = NewAttempt {
+        started_at: observed.started_at,
+        duration: observed.duration,
+        status_code: observed.status,
+        error_class: observed.error_class.map(|c| c.as_str().to_string()),
+        error: observed.error.clone(),
+        response: observed.response.clone(),
+    };
+    let Some(class) = observed.error_class else {
+        return Verdict {
+            attempt,
+            outcome: AttemptOutcome::Finished,
+            disable: None,
+        };
+    };
+    if observed.status == Some(410) {
+        let why = "the destination answered 410 Gone".to_string();
+        return Verdict {
+            attempt,
+            outcome: AttemptOutcome::Failed(why.clone()),
+            disable: Some(why),
+        };
+    }
+    if class.is_permanent() {
+        let why = observed.error.unwrap_or_else(|| class.as_str().to_string());
+        return Verdict {
+            attempt,
+            outcome: AttemptOutcome::Failed(why),
+            disable: None,
+        };
+    }
+    let honour = matches!(observed.status, Some(429) | Some(503));
+    let retry_after = if honour { observed.retry_after } else { None };
+    let outcome = match policy.next_delay(failed_in_round, retry_after) {
+        Some(d) => {
+            AttemptOutcome::RetryAt(Utc::now() + chrono::Duration::from_std(d).unwrap_or_default())
+        }
+        None => AttemptOutcome::Failed(format!(
+            "gave up after {failed_in_round} attempts; last: {}",
+            observed.error.unwrap_or_else(|| class.as_str().to_string())
+        )),
+    };
+    Verdict {
+        attempt,
+        outcome,
+        disable: None,
+    }
+}
+
+/// Runs one attempt of a claimed execution and records it.
+pub async fn deliver(
+    store: &dyn Store,
+    key: &MasterKey,
+    sender: &Sender,
+    policy: &RetryPolicy,
+    x: &ClaimedExecution,
+) {
+    let verdict = attempt(store, key, sender, policy, x).await;
+    if let (Some(reason), Some(id)) = (&verdict.disable, x.integration_id) {
+        if let Err(e) = store.disable_integration(x.entity_id, id, reason).await {
+            tracing::error!(execution = x.id.0, error = %e, "could not disable the integration");
+        } else {
+            tracing::warn!(integration = id.0, reason, "integration disabled");
+        }
+    }
+    if let Err(e) = store
+        .record_attempt(x.id, verdict.attempt, verdict.outcome)
+        .await
+    {
+        // The lease will expire and the execution will be tried again: at least once, not lost.
+        tracing::error!(execution = x.id.0, error = %e, "could not record a delivery attempt");
+    }
+}
+
+async fn attempt(
+    store: &dyn Store,
+    key: &MasterKey,
+    sender: &Sender,
+    policy: &RetryPolicy,
+    x: &ClaimedExecution,
+) -> Verdict {
+    let fail = |class: &str, why: String| Verdict {
+        attempt: NewAttempt {
+            started_at: Utc::now(),
+            duration: Duration::ZERO,
+            status_code: None,
+            error_class: Some(class.to_string()),
+            error: Some(why.clone()),
+            response: None,
+        },
+        outcome: AttemptOutcome::Failed(why),
+        disable: None,
+    };
+    let action: Action = match serde_json::from_value(x.action.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            return fail(
+                "invalid_action",
+                format!("stored action is unreadable: {e}"),
+            )
+        }
+    };
+    let Action::GenericWebhook {
+        integration_id,
+        payload,
+    } = action
+    else {
+        return Verdict {
+            attempt: NewAttempt {
+                started_at: Utc::now(),
+                duration: Duration::ZERO,
+                status_code: None,
+                error_class: None,
+                error: None,
+                response: None,
+            },
+            outcome: AttemptOutcome::Finished,
+            disable: None,
+        };
+    };
+    let integration = match store
+        .integration_for_delivery(x.entity_id, integration_id)
+        .await
+    {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return fail(
+                "integration_missing",
+                format!("integration {integration_id} was deleted"),
+            )
+        }
+        Err(e) => {
+            return fail(
+                "store",
+                format!("reading integration {integration_id}: {e}"),
+            )
+        }
+    };
+    if !integration.enabled {
+        let why = integration
+            .disabled_reason
+            .clone()
+            .unwrap_or_else(|| "disabled by a user".into());
+        return fail(
+            "integration_disabled",
+            format!("integration {:?} is disabled: {why}", integration.name),
+        );
+    }
+    let template = match Template::parse(&payload) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(
+                "invalid_payload",
+                format!("stored payload is not a valid template: {e}"),
+            )
+        }
+    };
+    let secrets = match open_secrets(store, key, &integration).await {
+        Ok(s) => s,
+        Err(why) => return fail("secret", why),
+    };
+    let out = build_request(
+        &integration,
+        &template,
+        &x.variables,
+        &secrets,
+        &webhook_id(x.id),
+    );
+    let observed = sender.send(&out).await;
+    if observed.error_class == Some(ErrorClass::Blocked) {
+        tracing::warn!(execution = x.id.0, url = %integration.url, "destination refused by the SSRF guard");
+    }
+    judge(observed, x.round_attempts, policy)
+}
+
+/// What an integration test sent and what came back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestOutcome {
+    /// Whether the destination answered 2xx.
+    pub ok: bool,
+    pub status_code: Option<u16>,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    /// The first 4 KiB of the answer.
+    pub response: Option<String>,
+    pub duration_ms: f64,
+    /// The body sent, secrets masked.
+    pub request_body: Value,
+}
+
+/// Sends `payload` (or a small default) through `integration` once, with its token and
+/// signatures, and reports the destination's answer. Placeholders may name the integration's
+/// secrets and `ACCESS_TOKEN`; event variables render empty.
+pub async fn test_send(
+    store: &dyn Store,
+    key: &MasterKey,
+    sender: &Sender,
+    integration: &Integration,
+    payload: Option<Value>,
+) -> Result<TestOutcome, crate::Error> {
+    let payload = payload.unwrap_or_else(|| {
+        serde_json::json!({
+            "event_type": "TEST",
+            "message": "This is a test delivery from herald.",
+            "integration": integration.name,
+        })
+    });
+    let template = match &payload {
+        Value::String(s) => Template::parse_str(s),
+        other => Template::parse(other),
+    }
+    .map_err(|e| e.at("payload"))?;
+    template
+        .check(&integration.secret_names())
+        .map_err(|e| e.at("payload"))?;
+    let secrets = open_secrets(store, key, integration)
+        .await
+        .map_err(|why| crate::Error::Conflict(why))?;
+    let id = format!("test_{}", crate::auth::generate_key());
+    let out = build_request(
+        integration,
+        &template,
+        &Value::Object(Default::default()),
+        &secrets,
+        &id,
+    );
+    let masked = template.render_masked(&|_| None, &integration.secret_names());
+    let o = sender.send(&out).await;
+    Ok(TestOutcome {
+        ok: o.error_class.is_none(),
+        status_code: o.status,
+        error_class: o.error_class.map(|c| c.as_str().to_string()),
+        error: o.error,
+        response: o.response,
+        duration_ms: o.duration.as_secs_f64() * 1000.0,
+        request_body: masked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(
+        status: Option<u16>,
+        class: Option<ErrorClass>,
+        retry_after: Option<Duration>,
+    ) -> Observed {
+        Observed {
+            started_at: Utc::now(),
+            duration: Duration::from_millis(3),
+            status,
+            error_class: class,
+            error: class.map(|c| c.as_str().to_string()),
+            response: Some("body".into()),
+            retry_after,
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            schedule: vec![Duration::from_secs(10), Duration::from_secs(20)],
+            jitter: 0.0,
+        }
+    }
+
+    #[test]
+    fn success_finishes() {
+        let v = judge(observed(Some(204), None, None), 0, &policy());
+        assert_eq!(v.outcome, AttemptOutcome::Finished);
+        assert_eq!(v.attempt.status_code, Some(204));
+    }
+
+    #[test]
+    fn gone_fails_and_disables() {
+        let v = judge(
+            observed(Some(410), Some(ErrorClass::HttpStatus), None),
+            0,
+            &policy(),
+        );
+        assert!(matches!(v.outcome, AttemptOutcome::Failed(_)));
+        assert!(v.disable.is_some());
+    }
+
+    #[test]
+    fn server_errors_retry_until_the_schedule_ends() {
+        let before = Utc::now();
+        let v = judge(
+            observed(Some(500), Some(ErrorClass::HttpStatus), None),
+            0,
+            &policy(),
+        );
+        let AttemptOutcome::RetryAt(t) = v.outcome else {
+            panic!("expected a retry")
+        };
+        assert!(
+            t >= before + chrono::Duration::seconds(10)
+                && t <= Utc::now() + chrono::Duration::seconds(10)
+        );
+        assert!(matches!(
+            judge(
+                observed(Some(500), Some(ErrorClass::HttpStatus), None),
+                1,
+                &policy()
+            )
+            .outcome,
+            AttemptOutcome::RetryAt(_)
+        ));
+        let last = judge(
+            observed(Some(500), Some(ErrorClass::HttpStatus), None),
+            2,
+            &policy(),
+        );
+        assert!(
+            matches!(last.outcome, AttemptOutcome::Failed(ref why) if why.contains("gave up after 3 attempts"))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_on_429_and_503_only() {
+        let ra = Some(Duration::from_secs(2));
+        for code in [429, 503] {
+            let AttemptOutcome::RetryAt(t) = judge(
+                observed(Some(code), Some(ErrorClass::HttpStatus), ra),
+                0,
+                &policy(),
+            )
+            .outcome
+            else {
+                panic!()
+            };
+            assert!(
+                t <= Utc::now() + chrono::Duration::seconds(3),
+                "{code} honours Retry-After"
+            );
+        }
+        let AttemptOutcome::RetryAt(t) = judge(
+            observed(Some(500), Some(ErrorClass::HttpStatus), ra),
+            0,
+            &policy(),
+        )
+        .outcome
+        else {
+            panic!()
+        };
+        assert!(
+            t >= Utc::now() + chrono::Duration::seconds(9),
+            "500 keeps the schedule"
+        );
+    }
+
+    #[test]
+    fn blocked_destinations_fail_without_retrying() {
+        let v = judge(
+            observed(None, Some(ErrorClass::Blocked), None),
+            0,
+            &policy(),
+        );
+        assert!(matches!(v.outcome, AttemptOutcome::Failed(_)));
+        assert!(v.disable.is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! The matcher: reads the event log in order and turns every (event, enabled automation whose
+//! scope and filter match) into an execution row, in the same transaction that moves its
+//! cursor past those events. The automations live in an in-memory index keyed by event type
+//! and entity, rebuilt when the automation epoch in the store changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use herald_domain::automation::{Action, ActionType, Automation, ExecutionStatus};
+use herald_domain::event::{Event, EventType};
+use herald_domain::filter::Filter;
+use herald_domain::ids::{AutomationId, EntityId};
+use herald_domain::template::Template;
+use herald_store::{NewExecution, Store};
+use serde_json::{json, Value};
+
+use crate::variables::{event_variables, filter_document, metadata_text, METADATA_PREFIX};
+
+/// An enabled automation, compiled for matching.
+pub struct Compiled {
+    pub automation: Automation,
+    filter: Filter,
+    project: Option<String>,
+    collection: Option<String>,
+    template: Option<Template>,
+}
+
+impl Compiled {
+    fn new(a: Automation) -> Option<Self> {
+        let filter = match crate::automations::compile_filter(&a.event) {
+            Ok(f) => f,
+            Err(e) => {
+                // Saved filters were validated; one that no longer compiles is skipped, loudly.
+                tracing::error!(automation = a.id.0, error = %e, "stored filter does not compile; automation skipped");
+                return None;
+            }
+        };
+        let path = a.scope.parse_path().ok()?;
+        let template = match &a.action {
+            Action::GenericWebhook { payload, .. } => Template::parse(payload).ok(),
+            Action::NoOp => None,
+        };
+        Some(Self {
+            filter,
+            project: path.project,
+            collection: path.collection,
+            template,
+            automation: a,
+        })
+    }
+
+    fn in_scope(&self, e: &Event) -> bool {
+        // The index already matched the entity; names are immutable, so comparing them is exact.
+        (self.project.is_none() || self.project == e.project)
+            && (self.collection.is_none() || self.collection == e.collection)
+    }
+}
+
+/// Enabled automations by (event type, entity).
+#[derive(Default)]
+pub struct Index {
+    by_key: HashMap<(EventType, EntityId), Vec<Arc<Compiled>>>,
+    pub epoch: i64,
+}
+
+impl Index {
+    pub fn build(automations: Vec<Automation>, epoch: i64) -> Self {
+        let mut by_key: HashMap<(EventType, EntityId), Vec<Arc<Compiled>>> = HashMap::new();
+        for a in automations {
+            let key = (a.event.event_type, a.entity_id);
+            if let Some(c) = Compiled::new(a) {
+                by_key.entry(key).or_default().push(Arc::new(c));
+            }
+        }
+        Self { by_key, epoch }
+    }
+
+    /// An index that is stale by construction, so the first refresh rebuilds it.
+    pub fn stale() -> Self {
+        Self {
+            by_key: HashMap::new(),
+            epoch: -1,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The automations `e` fires.
+    pub fn matching<'a>(&'a self, e: &Event) -> impl Iterator<Item = &'a Arc<Compiled>> + 'a {
+        let candidates = self
+            .by_key
+            .get(&(e.event_type, e.entity_id))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let doc = (!candidates.is_empty()).then(|| filter_document(e));
+        let e = e.clone();
+        candidates
+            .iter()
+            .filter(move |c| c.in_scope(&e) && doc.as_ref().is_some_and(|d| c.filter.matches(d)))
+    }
+}
+
+/// Builds the execution for `c` firing on `e`; `status` says whether it runs or was skipped.
+pub async fn execution_for(
+    store: &dyn Store,
+    c: &Compiled,
+    e: &Event,
+    status: ExecutionStatus,
+    reason: Option<String>,
+) -> NewExecution {
+    let a = &c.automation;
+    let mut vars = event_variables(e, &a.name);
+    if let (Some(t), Some(version)) = (&c.template, e.version_id) {
+        let keys: Vec<&str> = t
+            .placeholders()
+            .filter_map(|p| p.strip_prefix(METADATA_PREFIX))
+            .collect();
+        if !keys.is_empty() {
+            let metadata = store
+                .version_metadata(e.entity_id, version)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(Value::Null);
+            for k in keys {
+                let text = metadata.get(k).map(metadata_text).unwrap_or_default();
+                vars.insert(format!("{METADATA_PREFIX}{k}"), Value::String(text));
+            }
+        }
+    }
+    let (request, integration_id) = match &a.action {
+        Action::GenericWebhook { integration_id, .. } => {
+            let body = c
+                .template
+                .as_ref()
+                .map(|t| {
+                    t.render_masked(
+                        &|name| vars.get(name).and_then(Value::as_str).map(str::to_string),
+                        &[],
+                    )
+                })
+                .unwrap_or(Value::Null);
+            (
+                json!({ "method": "POST", "integration_id": integration_id, "body": body }),
+                Some(*integration_id),
+            )
+        }
+        Action::NoOp => (json!({ "action": "NO_OP" }), None),
+    };
+    // NO_OP does nothing, so there is nothing to deliver: it is finished as soon as it matched.
+    let status = if a.action.action_type() == ActionType::NoOp && status == ExecutionStatus::Pending
+    {
+        ExecutionStatus::Finished
+    } else {
+        status
+    };
+    NewExecution {
+        entity_id: e.entity_id,
+        automation_id: a.id,
+        automation_name: a.name.clone(),
+        event_id: e.id,
+        event_type: e.event_type,
+        action_type: a.action.action_type(),
+        integration_id,
+        status,
+        reason,
+        action: serde_json::to_value(&a.action).unwrap_or(Value::Null),
+        variables: Value::Object(vars),
+        request,
+        next_attempt_at: (status == ExecutionStatus::Pending).then(Utc::now),
+    }
+}
+
+/// Per-batch view of each automation's executions in the last minute, for rate limiting.
+#[derive(Default)]
+pub struct RateWindow {
+    counts: HashMap<AutomationId, i64>,
+}
+
+impl RateWindow {
+    /// Whether `a` may run once more; counts the run if so.
+    pub async fn admit(&mut self, store: &dyn Store, a: &Automation) -> bool {
+        let n = match self.counts.get(&a.id) {
+            Some(n) => *n,
+            None => store
+                .recent_executions(a.id, Utc::now() - chrono::Duration::seconds(60))
+                .await
+                .unwrap_or(0),
+        };
+        let admitted = n < a.rate_limit_per_minute as i64;
+        self.counts.insert(a.id, if admitted { n + 1 } else { n });
+        admitted
+    }
+}

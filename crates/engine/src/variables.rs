@@ -1,0 +1,99 @@
+//! Template variables taken from an event (DESIGN.md §5). A variable that does not apply to
+//! the event renders empty, so every name is always present.
+
+use herald_domain::event::{Event, EventType};
+use serde_json::{Map, Value};
+
+/// Prefix of per-key metadata variables.
+pub const METADATA_PREFIX: &str = "artifact_metadata.";
+
+/// The event's variables for automation `automation`.
+pub fn event_variables(e: &Event, automation: &str) -> Map<String, Value> {
+    let mut v = Map::new();
+    let mut put = |k: &str, val: Option<String>| {
+        v.insert(k.to_string(), Value::String(val.unwrap_or_default()));
+    };
+    put("event_type", Some(e.event_type.public_name().to_string()));
+    put("event_author", e.author.clone());
+    put("entity_name", Some(e.entity.clone()));
+    put("project_name", e.project.clone());
+    put("automation_name", Some(automation.to_string()));
+    put("alias", e.alias.clone());
+    put("tag", e.tag.clone());
+    put("artifact_collection_name", e.collection.clone());
+    put(
+        "artifact_version",
+        e.version_id
+            .map(|id| format!("wandb-artifact://_id/{}", id.to_global())),
+    );
+    let version_string = match (&e.project, &e.collection, &e.version) {
+        (Some(p), Some(c), Some(ver)) => Some(format!("{}/{p}/{c}:{ver}", e.entity)),
+        _ => None,
+    };
+    put("artifact_version_string", version_string);
+    put(
+        "artifact_version_index",
+        e.version
+            .as_ref()
+            .map(|s| s.trim_start_matches('v').to_string()),
+    );
+    put("run_id", e.run.clone());
+    put("run_name", e.run.clone());
+    let run_status = (e.event_type == EventType::RunState)
+        .then(|| {
+            e.body
+                .get("state")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .flatten();
+    put("run_status", run_status);
+    for k in [
+        "metric_name",
+        "metric_value",
+        "metric_values",
+        "metric_filter",
+    ] {
+        put(k, None);
+    }
+    v
+}
+
+/// A metadata value as template text: strings as they are, anything else as JSON.
+pub fn metadata_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The document artifact filters are evaluated against (fields of DESIGN.md §3).
+pub fn filter_document(e: &Event) -> Value {
+    let body_list = |k: &str| {
+        e.body
+            .get(k)
+            .cloned()
+            .filter(Value::is_array)
+            .unwrap_or(Value::Array(vec![]))
+    };
+    let alias = match e.event_type {
+        EventType::AddArtifactAlias => {
+            Value::Array(e.alias.iter().map(|a| Value::String(a.clone())).collect())
+        }
+        // Linking and creating: the aliases given with the version.
+        _ => body_list("aliases"),
+    };
+    let tag = match &e.tag {
+        Some(t) => Value::Array(vec![Value::String(t.clone())]),
+        None => body_list("tags"),
+    };
+    serde_json::json!({
+        "alias": alias,
+        "tag": tag,
+        "collection_name": e.collection,
+        "artifact_type": e.artifact_type,
+        "entity_name": e.entity,
+        "project_name": e.project,
+    })
+}

@@ -1,0 +1,355 @@
+//! The durable queue: the matcher turns events into execution rows (moving its cursor in the
+//! same transaction), workers lease due rows, and every attempt is recorded with the
+//! execution's next state in one transaction. Rows, not memory, are the queue, so a crash at
+//! any point is recovered by reading them again.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_domain::automation::{ActionType, Attempt, Execution, ExecutionStatus};
+use herald_domain::catalog::Entity;
+use herald_domain::event::{Event, EventType};
+use herald_domain::ids::{AutomationId, EntityId, EventId, ExecutionId, IntegrationId};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::automations::owner;
+use super::events::event_from_row;
+use super::{json_col, now_us, ts, SqlStore};
+use crate::{
+    AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
+    StoreError, StoreResult,
+};
+
+const EXECUTION_SELECT: &str = "SELECT x.id, x.entity_id, e.name AS entity_name, x.automation_id, x.automation_name, \
+     x.event_id, x.event_type, x.status, x.action_type, x.request, x.reason, x.attempt_count, x.next_attempt_at, \
+     x.created_at, x.updated_at FROM executions x JOIN entities e ON e.id = x.entity_id";
+
+fn execution_from_row(row: &AnyRow) -> Result<Execution, sqlx::Error> {
+    let bad =
+        |what: &str| sqlx::Error::Decode(format!("stored execution has an unknown {what}").into());
+    let status: String = row.try_get("status")?;
+    let event_type: String = row.try_get("event_type")?;
+    let action_type: String = row.try_get("action_type")?;
+    Ok(Execution {
+        id: ExecutionId(row.try_get("id")?),
+        entity_id: EntityId(row.try_get("entity_id")?),
+        entity: row.try_get("entity_name")?,
+        automation_id: AutomationId(row.try_get("automation_id")?),
+        automation_name: row.try_get("automation_name")?,
+        event_id: EventId(row.try_get("event_id")?),
+        event_type: EventType::parse(&event_type).map_err(|_| bad("event type"))?,
+        status: ExecutionStatus::parse(&status).map_err(|_| bad("status"))?,
+        action_type: ActionType::from_db(&action_type).ok_or_else(|| bad("action type"))?,
+        request: json_col(&row.try_get::<String, _>("request")?),
+        reason: row.try_get("reason")?,
+        attempt_count: row.try_get("attempt_count")?,
+        next_attempt_at: row.try_get::<Option<i64>, _>("next_attempt_at")?.map(ts),
+        created_at: ts(row.try_get("created_at")?),
+        updated_at: ts(row.try_get("updated_at")?),
+        attempts: None,
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
+     version_id, version_index, alias, tag, run_name, author, created_at, body";
+
+#[async_trait]
+impl ExecutionStore for SqlStore {
+    async fn matcher_cursor(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query("SELECT last_event_id FROM matcher_cursor WHERE id = 1")
+                .fetch_one(&self.read)
+                .await?
+                .try_get("last_event_id")?,
+        )
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn record_matches(&self, up_to: i64, executions: &[NewExecution]) -> StoreResult<()> {
+        let now = now_us();
+        let mut tx = self.write.begin().await?;
+        for x in executions {
+            // The unique (automation, event) pair makes a replayed batch harmless.
+            sqlx::query(
+                "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, action_type, \
+                 integration_id, status, reason, action, variables, request, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+                 ON CONFLICT (automation_id, event_id) DO NOTHING",
+            )
+            .bind(x.entity_id.0)
+            .bind(x.automation_id.0)
+            .bind(&x.automation_name)
+            .bind(x.event_id.0)
+            .bind(x.event_type.as_str())
+            .bind(x.action_type.as_str())
+            .bind(x.integration_id.map(|i| i.0))
+            .bind(x.status.as_str())
+            .bind(&x.reason)
+            .bind(x.action.to_string())
+            .bind(x.variables.to_string())
+            .bind(x.request.to_string())
+            .bind(x.next_attempt_at.map(|t| t.timestamp_micros()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE matcher_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id < $1",
+        )
+        .bind(up_to)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn recent_executions(
+        &self,
+        automation: AutomationId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM executions WHERE automation_id = $1 AND created_at > $2 AND status <> 'SKIPPED'",
+        )
+        .bind(automation.0)
+        .bind(since.timestamp_micros())
+        .fetch_one(&self.read)
+        .await?
+        .try_get("n")?)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        busy: &[IntegrationId],
+    ) -> StoreResult<Vec<ClaimedExecution>> {
+        let mut busy_clause = String::new();
+        if !busy.is_empty() {
+            let params: Vec<String> = (0..busy.len()).map(|i| format!("${}", i + 5)).collect();
+            busy_clause = format!(
+                " AND (integration_id IS NULL OR integration_id NOT IN ({}))",
+                params.join(", ")
+            );
+        }
+        let sql = format!(
+            "UPDATE executions SET status = 'RUNNING', lease_until = $1, updated_at = $2 WHERE id IN (\
+             SELECT id FROM executions WHERE ((status = 'PENDING' AND next_attempt_at <= $3) \
+             OR (status = 'RUNNING' AND lease_until < $3)){busy_clause} ORDER BY next_attempt_at LIMIT $4) \
+             RETURNING id, entity_id, automation_id, integration_id, action, variables, attempt_count, round_attempts"
+        );
+        let now_us = now.timestamp_micros();
+        let mut q = sqlx::query(&sql)
+            .bind(lease_until.timestamp_micros())
+            .bind(now_us)
+            .bind(now_us)
+            .bind(limit as i64);
+        for b in busy {
+            q = q.bind(b.0);
+        }
+        let rows = q.fetch_all(&self.write).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClaimedExecution {
+                    id: ExecutionId(r.try_get("id")?),
+                    entity_id: EntityId(r.try_get("entity_id")?),
+                    automation_id: AutomationId(r.try_get("automation_id")?),
+                    integration_id: r
+                        .try_get::<Option<i64>, _>("integration_id")?
+                        .map(IntegrationId),
+                    action: json_col(&r.try_get::<String, _>("action")?),
+                    variables: json_col(&r.try_get::<String, _>("variables")?),
+                    attempt_count: r.try_get("attempt_count")?,
+                    round_attempts: r.try_get("round_attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS t FROM executions WHERE status = 'PENDING'",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("t")?.map(ts))
+    }
+
+    async fn record_attempt(
+        &self,
+        id: ExecutionId,
+        attempt: NewAttempt,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<()> {
+        let now = now_us();
+        let mut tx = self.write.begin().await?;
+        let count: i64 = sqlx::query("SELECT attempt_count FROM executions WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("execution {id} not found")))?
+            .try_get("attempt_count")?;
+        sqlx::query(
+            "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.0)
+        .bind(count + 1)
+        .bind(attempt.started_at.timestamp_micros())
+        .bind(attempt.duration.as_micros() as i64)
+        .bind(attempt.status_code.map(i64::from))
+        .bind(&attempt.error_class)
+        .bind(&attempt.error)
+        .bind(&attempt.response)
+        .execute(&mut *tx)
+        .await?;
+        let (status, next, reason) = match &outcome {
+            AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
+            AttemptOutcome::RetryAt(t) => (
+                ExecutionStatus::Pending,
+                Some(t.timestamp_micros()),
+                attempt.error.clone(),
+            ),
+            AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why.clone())),
+        };
+        sqlx::query(
+            "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, status = $1, \
+             next_attempt_at = $2, reason = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
+        )
+        .bind(status.as_str())
+        .bind(next)
+        .bind(reason)
+        .bind(now)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_running(&self) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE executions SET status = 'PENDING', lease_until = NULL WHERE status = 'RUNNING'",
+        )
+        .execute(&self.write)
+        .await?
+        .rows_affected())
+    }
+
+    async fn list_executions(
+        &self,
+        entity: &Entity,
+        query: ExecutionQuery,
+    ) -> StoreResult<Vec<Execution>> {
+        let mut sql = format!("{EXECUTION_SELECT} WHERE x.entity_id = $1 AND x.id > $2");
+        let mut n = 2;
+        if query.automation.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND x.automation_id = ${n}"));
+        }
+        if query.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND x.status = ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY x.id LIMIT ${}", n + 1));
+        let mut q = sqlx::query(&sql)
+            .bind(entity.id.0)
+            .bind(query.page.after.unwrap_or(0));
+        if let Some(a) = query.automation {
+            q = q.bind(a.0);
+        }
+        if let Some(s) = query.status {
+            q = q.bind(s.as_str());
+        }
+        let rows = q
+            .bind(query.page.limit as i64)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(execution_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn execution_owner(&self, id: ExecutionId) -> StoreResult<Option<EntityId>> {
+        owner(
+            &self.read,
+            "SELECT entity_id FROM executions WHERE id = $1",
+            id.0,
+        )
+        .await
+    }
+
+    async fn execution(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
+        let mut conn = self.read.acquire().await?;
+        let row = sqlx::query(&format!(
+            "{EXECUTION_SELECT} WHERE x.entity_id = $1 AND x.id = $2"
+        ))
+        .bind(entity.id.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("execution {id} not found")))?;
+        let mut x = execution_from_row(&row)?;
+        let rows = sqlx::query(
+            "SELECT number, started_at, duration_us, status_code, error_class, error, response FROM attempts \
+             WHERE execution_id = $1 ORDER BY number",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        let attempts = rows
+            .iter()
+            .map(|r| {
+                Ok(Attempt {
+                    number: r.try_get("number")?,
+                    started_at: ts(r.try_get("started_at")?),
+                    duration_ms: r.try_get::<i64, _>("duration_us")? as f64 / 1000.0,
+                    status_code: r
+                        .try_get::<Option<i64>, _>("status_code")?
+                        .map(|c| c.clamp(0, u16::MAX as i64) as u16),
+                    error_class: r.try_get("error_class")?,
+                    error: r.try_get("error")?,
+                    response: r.try_get("response")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        x.attempts = Some(attempts);
+        Ok(x)
+    }
+
+    async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
+        let now = now_us();
+        let n = sqlx::query(
+            "UPDATE executions SET status = 'PENDING', next_attempt_at = $1, round_attempts = 0, reason = NULL, \
+             lease_until = NULL, updated_at = $1 WHERE entity_id = $2 AND id = $3 AND status IN ('FINISHED', 'FAILED', 'SKIPPED', 'CANCELLED')",
+        )
+        .bind(now)
+        .bind(entity.id.0)
+        .bind(id.0)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            // Either it is not there, or it is still on its way.
+            let x = self.execution(entity, id).await?;
+            return Err(StoreError::conflict(format!(
+                "execution {id} is {}; only finished, failed, skipped or cancelled executions can be redelivered",
+                x.status.as_str()
+            )));
+        }
+        self.execution(entity, id).await
+    }
+}
