@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{artifacts, entities, events, ops, runs, users};
+use crate::routes::{artifacts, automations, entities, events, integrations, ops, runs, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,13 @@ use crate::routes::{artifacts, entities, events, ops, runs, users};
         artifacts::link_version, artifacts::unlink_version,
         runs::create_run, runs::list_runs, runs::get_run, runs::update_run, runs::log_history, runs::get_history,
         events::list_events,
+        integrations::put_secret, integrations::list_secrets, integrations::delete_secret,
+        integrations::create_integration, integrations::list_integrations, integrations::get_integration,
+        integrations::update_integration, integrations::delete_integration, integrations::test_integration,
+        automations::create_automation, automations::list_automations, automations::get_automation,
+        automations::replace_automation, automations::patch_automation, automations::delete_automation,
+        automations::automation_executions, automations::entity_executions, automations::get_execution,
+        automations::redeliver,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("basic" = [])),

@@ -81,6 +81,11 @@ impl Engine {
         self.events_written.notify_one();
     }
 
+    /// Tells the delivery loop that executions may have become due (e.g. a redelivery).
+    pub fn notify_work(&self) {
+        self.work_ready.notify_one();
+    }
+
     /// Rebuilds the automation index if automations changed since it was built.
     pub async fn refresh_index(&self) -> Result<Arc<Index>> {
         let epoch = self.store.automation_epoch().await?;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_api::AppState;
+use herald_engine::secrets::MasterKey;
+use herald_engine::Engine;
 use herald_store::sql::{SqlOptions, SqlStore, SqliteSync};
 use herald_store::Store;
 use tokio::net::TcpListener;
@@ -15,11 +17,15 @@ use crate::config::{Config, SqliteSynchronous};
 
 /// File in the data directory that holds the bootstrap admin's API key (mode 0600).
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
+/// File in the data directory that holds the master key sealing team secrets (mode 0600),
+/// when `HERALD_MASTER_KEY` is not set.
+pub const MASTER_KEY_FILE: &str = "master-key";
 
 pub struct App {
     listener: TcpListener,
     address: SocketAddr,
     store: Arc<SqlStore>,
+    engine: Arc<Engine>,
     admin_key: Option<String>,
 }
 
@@ -56,11 +62,15 @@ impl App {
         if let Some(key) = &admin_key {
             write_private(&config.data_dir.join(ADMIN_KEY_FILE), key)?;
         }
+        let master_key = load_master_key(config)?;
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let engine = Engine::new(dyn_store, master_key, config.delivery.to_engine()?);
         let address = listener.local_addr()?;
         Ok(Self {
             listener,
             address,
             store,
+            engine,
             admin_key,
         })
     }
@@ -75,18 +85,49 @@ impl App {
         self.admin_key.as_deref()
     }
 
+    /// The engine, for tests that step the matcher and delivery by hand.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and closes the store.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store: Arc<dyn Store> = self.store.clone();
-        let router = herald_api::router(AppState { store });
+        let router = herald_api::router(AppState {
+            store,
+            engine: self.engine.clone(),
+        });
         tracing::info!(address = %self.address, "herald is listening");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        let engine = tokio::spawn(self.engine.clone().run(shutdown.clone()));
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
+        // Stop the engine too if serving failed; then let it drain its deliveries.
+        shutdown.cancel();
+        let _ = engine.await;
+        served?;
         self.store.close().await;
         tracing::info!("herald stopped");
         Ok(())
+    }
+}
+
+/// The master key from the configuration, or from the key file (created on first start).
+fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(k) = &config.master_key {
+        return MasterKey::parse(k.expose()).map_err(|e| anyhow::anyhow!("HERALD_MASTER_KEY: {e}"));
+    }
+    let path = config.data_dir.join(MASTER_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_private(&path, &key.to_base64())?;
+            tracing::info!(path = %path.display(), "created the master key for team secrets");
+            Ok(key)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     }
 }
 

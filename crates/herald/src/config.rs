@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use herald_engine::delivery::retry::{parse_duration, RetryPolicy};
+use herald_engine::delivery::ssrf::AllowList;
+use herald_engine::delivery::DeliveryConfig;
+use herald_engine::secrets::MasterKey;
 use serde::Deserialize;
 
 /// The defaults, embedded.
@@ -41,6 +45,11 @@ pub struct Config {
     pub database_url: String,
     pub log: LogConfig,
     pub storage: StorageConfig,
+    pub delivery: DeliverySettings,
+    /// The key that seals team secrets, from `HERALD_MASTER_KEY` (64 hex characters or base64 of
+    /// 32 bytes). Without it herald keeps one in `<data_dir>/master-key`, created 0600.
+    #[serde(default)]
+    pub master_key: Option<Secret>,
     /// Only from `HERALD_BOOTSTRAP_API_KEY`: the key of the admin created on an empty store.
     #[serde(default)]
     pub bootstrap_api_key: Option<Secret>,
@@ -65,6 +74,56 @@ pub enum LogFormat {
 pub struct StorageConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub timeout: String,
+    pub retry_schedule: Vec<String>,
+    pub jitter: f64,
+    pub max_in_flight: usize,
+    pub per_destination: usize,
+    pub lease: String,
+    pub allowed_destinations: String,
+}
+
+impl DeliverySettings {
+    /// The engine's delivery configuration; every value was checked by [`Config::load`].
+    pub fn to_engine(&self) -> anyhow::Result<DeliveryConfig> {
+        let duration = |key: &str, v: &str| {
+            parse_duration(v).ok_or_else(|| anyhow::anyhow!("invalid configuration: delivery.{key} {v:?} is not a duration like 5s, 250ms, 2h"))
+        };
+        let schedule = self
+            .retry_schedule
+            .iter()
+            .map(|v| duration("retry_schedule", v))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if !(0.0..=1.0).contains(&self.jitter) {
+            bail!("invalid configuration: delivery.jitter must be between 0 and 1");
+        }
+        if self.max_in_flight == 0 || self.per_destination == 0 {
+            bail!("invalid configuration: delivery.max_in_flight and delivery.per_destination must be at least 1");
+        }
+        let timeout = duration("timeout", &self.timeout)?;
+        if timeout.is_zero() {
+            bail!("invalid configuration: delivery.timeout must be positive");
+        }
+        let allow = AllowList::parse(&self.allowed_destinations).map_err(|e| {
+            anyhow::anyhow!("invalid configuration: delivery.allowed_destinations: {e}")
+        })?;
+        Ok(DeliveryConfig {
+            timeout,
+            retry: RetryPolicy {
+                schedule,
+                jitter: self.jitter,
+            },
+            max_in_flight: self.max_in_flight,
+            per_destination: self.per_destination,
+            lease: duration("lease", &self.lease)?,
+            allow,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -93,6 +152,12 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
     ),
     ("HERALD_DB_MAX_CONNECTIONS", &["storage", "max_connections"]),
     ("HERALD_BOOTSTRAP_API_KEY", &["bootstrap_api_key"]),
+    ("HERALD_MASTER_KEY", &["master_key"]),
+    (
+        "HERALD_ALLOWED_DESTINATIONS",
+        &["delivery", "allowed_destinations"],
+    ),
+    ("HERALD_DELIVERY_TIMEOUT", &["delivery", "timeout"]),
 ];
 
 impl Config {
@@ -116,7 +181,7 @@ impl Config {
         }
         for (var, key) in ENV_KEYS {
             if let Some(v) = env(var) {
-                set(&mut value, key, env_value(&v));
+                set(&mut value, key, env_value(key, &v));
             }
         }
         if let Some(v) = &overrides.listen {
@@ -158,6 +223,11 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             anyhow::anyhow!("invalid configuration: log.level {:?}: {e}", self.log.level)
         })?;
+        self.delivery.to_engine()?;
+        if let Some(k) = &self.master_key {
+            MasterKey::parse(k.expose())
+                .map_err(|e| anyhow::anyhow!("invalid configuration: HERALD_MASTER_KEY: {e}"))?;
+        }
         if let Some(k) = &self.bootstrap_api_key {
             if k.expose().len() < 16 {
                 bail!("invalid configuration: HERALD_BOOTSTRAP_API_KEY must be at least 16 characters");
@@ -189,11 +259,13 @@ fn sqlite_path(data_dir: &Path) -> PathBuf {
     data_dir.join("herald.db")
 }
 
-/// An environment value as TOML: numbers stay numbers, everything else is a string.
-fn env_value(v: &str) -> toml::Value {
-    v.parse::<i64>()
-        .map(toml::Value::Integer)
-        .unwrap_or_else(|_| toml::Value::String(v.to_string()))
+/// An environment value as TOML: a string, or an integer for the numeric keys.
+fn env_value(key: &[&str], v: &str) -> toml::Value {
+    const NUMERIC: &[&str] = &["max_connections"];
+    match v.parse::<i64>() {
+        Ok(n) if key.last().is_some_and(|k| NUMERIC.contains(k)) => toml::Value::Integer(n),
+        _ => toml::Value::String(v.to_string()),
+    }
 }
 
 fn merge(base: &mut toml::Value, over: toml::Value) {
@@ -314,6 +386,29 @@ mod tests {
             &no_env
         )
         .contains("lisen"));
+    }
+
+    #[test]
+    fn delivery_settings() {
+        let env = |k: &str| match k {
+            "HERALD_ALLOWED_DESTINATIONS" => Some("127.0.0.0/8".to_string()),
+            "HERALD_DELIVERY_TIMEOUT" => Some("2s".to_string()),
+            _ => None,
+        };
+        let c = Config::load_from(&Overrides::default(), env).unwrap();
+        let d = c.delivery.to_engine().unwrap();
+        assert_eq!(d.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(d.retry.schedule.len(), 9);
+        assert!(d.allow.permits("127.0.0.1".parse().unwrap()));
+        let bad = |k: &'static str, v: &'static str| {
+            let env = move |x: &str| (x == k).then(|| v.to_string());
+            Config::load_from(&Overrides::default(), env)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("HERALD_ALLOWED_DESTINATIONS", "localhost").contains("allowed_destinations"));
+        assert!(bad("HERALD_DELIVERY_TIMEOUT", "soon").contains("delivery.timeout"));
+        assert!(bad("HERALD_MASTER_KEY", "short").contains("HERALD_MASTER_KEY"));
     }
 
     #[test]

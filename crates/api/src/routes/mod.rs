@@ -1,8 +1,10 @@
 //! The route table: one module per resource.
 
 pub mod artifacts;
+pub mod automations;
 pub mod entities;
 pub mod events;
+pub mod integrations;
 pub mod ops;
 pub mod runs;
 pub mod users;
@@ -91,4 +93,50 @@ pub fn routes() -> Router<AppState> {
             post(runs::log_history).get(runs::get_history),
         )
         .route("/api/v1/entities/{entity}/events", get(events::list_events))
+        .route(
+            "/api/v1/entities/{entity}/secrets",
+            get(integrations::list_secrets),
+        )
+        .route(
+            "/api/v1/entities/{entity}/secrets/{name}",
+            put(integrations::put_secret).delete(integrations::delete_secret),
+        )
+        .route(
+            "/api/v1/entities/{entity}/integrations",
+            post(integrations::create_integration).get(integrations::list_integrations),
+        )
+        .route(
+            "/api/v1/integrations/{id}",
+            get(integrations::get_integration)
+                .patch(integrations::update_integration)
+                .delete(integrations::delete_integration),
+        )
+        .route(
+            "/api/v1/integrations/{id}/test",
+            post(integrations::test_integration),
+        )
+        .route(
+            "/api/v1/entities/{entity}/automations",
+            post(automations::create_automation).get(automations::list_automations),
+        )
+        .route(
+            "/api/v1/automations/{id}",
+            get(automations::get_automation)
+                .put(automations::replace_automation)
+                .patch(automations::patch_automation)
+                .delete(automations::delete_automation),
+        )
+        .route(
+            "/api/v1/automations/{id}/executions",
+            get(automations::automation_executions),
+        )
+        .route(
+            "/api/v1/entities/{entity}/executions",
+            get(automations::entity_executions),
+        )
+        .route("/api/v1/executions/{id}", get(automations::get_execution))
+        .route(
+            "/api/v1/executions/{id}/redeliver",
+            post(automations::redeliver),
+        )
 }

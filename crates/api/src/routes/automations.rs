@@ -1,0 +1,279 @@
+//! Automations and their executions. MEMBERs create and change automations and redeliver
+//! executions; VIEWERs read them.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use herald_domain::automation::{Automation, Execution, ExecutionStatus};
+use herald_domain::catalog::{Role, User};
+use herald_domain::ids::{AutomationId, ExecutionId};
+use herald_engine::access;
+use herald_engine::automations::{merge_patch, validate, AutomationInput};
+use herald_store::ExecutionQuery;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::runs::next_cursor;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::AppState;
+
+/// The body of a create or full update (documented shape; parsed by the engine's input type).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AutomationBody {
+    /// ≤ 255 characters, unique in the entity.
+    name: String,
+    description: Option<String>,
+    /// Default true.
+    enabled: Option<bool>,
+    /// `{"type": "ARTIFACT_COLLECTION" | "PROJECT" | "ENTITY", "path": "entity[/project[/collection]]"}`.
+    #[schema(value_type = Object)]
+    scope: serde_json::Value,
+    /// `{"type": "<event type>", "filter": <W&B filter>}`.
+    #[schema(value_type = Object)]
+    event: serde_json::Value,
+    /// `{"type": "GENERIC_WEBHOOK", "integration_id": 1, "payload": {...}}` or `{"type": "NO_OP"}`.
+    #[schema(value_type = Object)]
+    action: serde_json::Value,
+    /// Executions per minute before further ones are SKIPPED; default 60.
+    rate_limit_per_minute: Option<u32>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AutomationFilter {
+    /// Only the automation with this name.
+    pub name: Option<String>,
+}
+
+async fn automation_access(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    role: Role,
+) -> ApiResult<access::EntityAccess> {
+    let owner = state.store.automation_owner(AutomationId(id)).await?;
+    Ok(access::owner(
+        &*state.store,
+        user,
+        owner,
+        &format!("automation {id}"),
+        role,
+    )
+    .await?)
+}
+
+/// Creates an automation. MEMBER or above.
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/automations", tag = "automations", request_body = AutomationBody,
+    params(("entity" = String, Path)),
+    responses((status = 201, body = Automation), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_automation(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<AutomationInput>,
+) -> ApiResult<(StatusCode, Json<Automation>)> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
+    let new = validate(&*state.store, &a.entity, &user, body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_automation(&a.entity, new).await?),
+    ))
+}
+
+/// The entity's automations, optionally by name.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/automations", tag = "automations",
+    params(("entity" = String, Path), AutomationFilter), responses((status = 200, body = Vec<Automation>)))]
+pub async fn list_automations(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AutomationFilter>,
+) -> ApiResult<Json<Vec<Automation>>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
+    Ok(Json(
+        state
+            .store
+            .list_automations(&a.entity, q.name.as_deref())
+            .await?,
+    ))
+}
+
+/// One automation.
+#[utoipa::path(get, path = "/api/v1/automations/{id}", tag = "automations", params(("id" = i64, Path)),
+    responses((status = 200, body = Automation), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_automation(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Automation>> {
+    let a = automation_access(&state, &user, id, Role::Viewer).await?;
+    Ok(Json(
+        state.store.automation(&a.entity, AutomationId(id)).await?,
+    ))
+}
+
+/// Replaces an automation (every field). MEMBER or above.
+#[utoipa::path(put, path = "/api/v1/automations/{id}", tag = "automations", request_body = AutomationBody, params(("id" = i64, Path)),
+    responses((status = 200, body = Automation), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)))]
+pub async fn replace_automation(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AutomationInput>,
+) -> ApiResult<Json<Automation>> {
+    let a = automation_access(&state, &user, id, Role::Member).await?;
+    let new = validate(&*state.store, &a.entity, &user, body).await?;
+    Ok(Json(
+        state
+            .store
+            .replace_automation(&a.entity, AutomationId(id), new)
+            .await?,
+    ))
+}
+
+/// Changes some of an automation's top-level fields (`enabled`, `name`, `event`, …); each given
+/// field replaces the stored one. MEMBER or above.
+#[utoipa::path(patch, path = "/api/v1/automations/{id}", tag = "automations", request_body = Object, params(("id" = i64, Path)),
+    responses((status = 200, body = Automation), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn patch_automation(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<Automation>> {
+    let a = automation_access(&state, &user, id, Role::Member).await?;
+    let current = state.store.automation(&a.entity, AutomationId(id)).await?;
+    let merged = merge_patch(&AutomationInput::from_automation(&current), &patch)?;
+    let new = validate(&*state.store, &a.entity, &user, merged).await?;
+    Ok(Json(
+        state
+            .store
+            .replace_automation(&a.entity, AutomationId(id), new)
+            .await?,
+    ))
+}
+
+/// Deletes an automation; executions already owed are still delivered. MEMBER or above.
+#[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_automation(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let a = automation_access(&state, &user, id, Role::Member).await?;
+    state
+        .store
+        .delete_automation(&a.entity, AutomationId(id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ExecutionParams {
+    /// PENDING, RUNNING, FINISHED, FAILED, SKIPPED or CANCELLED.
+    pub status: Option<String>,
+    /// Only this automation's executions (entity listing only).
+    pub automation: Option<i64>,
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExecutionPage {
+    pub executions: Vec<Execution>,
+    pub next_cursor: Option<String>,
+}
+
+fn execution_query(
+    q: &ExecutionParams,
+    automation: Option<AutomationId>,
+) -> ApiResult<ExecutionQuery> {
+    Ok(ExecutionQuery {
+        automation: automation.or(q.automation.map(AutomationId)),
+        status: q
+            .status
+            .as_deref()
+            .map(ExecutionStatus::parse)
+            .transpose()?,
+        page: herald_domain::event::PageRequest::parse(q.after.as_deref(), q.limit)?,
+    })
+}
+
+/// An automation's executions, oldest first.
+#[utoipa::path(get, path = "/api/v1/automations/{id}/executions", tag = "executions", params(("id" = i64, Path), ExecutionParams),
+    responses((status = 200, body = ExecutionPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn automation_executions(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ExecutionParams>,
+) -> ApiResult<Json<ExecutionPage>> {
+    let query = execution_query(&q, Some(AutomationId(id)))?;
+    let a = automation_access(&state, &user, id, Role::Viewer).await?;
+    let executions = state.store.list_executions(&a.entity, query).await?;
+    let next_cursor = next_cursor(&executions, query.page, |x| x.id.0);
+    Ok(Json(ExecutionPage {
+        executions,
+        next_cursor,
+    }))
+}
+
+/// The entity's executions, oldest first.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/executions", tag = "executions", params(("entity" = String, Path), ExecutionParams),
+    responses((status = 200, body = ExecutionPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn entity_executions(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ExecutionParams>,
+) -> ApiResult<Json<ExecutionPage>> {
+    let query = execution_query(&q, None)?;
+    let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
+    let executions = state.store.list_executions(&a.entity, query).await?;
+    let next_cursor = next_cursor(&executions, query.page, |x| x.id.0);
+    Ok(Json(ExecutionPage {
+        executions,
+        next_cursor,
+    }))
+}
+
+async fn execution_access(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    role: Role,
+) -> ApiResult<access::EntityAccess> {
+    let owner = state.store.execution_owner(ExecutionId(id)).await?;
+    Ok(access::owner(&*state.store, user, owner, &format!("execution {id}"), role).await?)
+}
+
+/// One execution with every attempt.
+#[utoipa::path(get, path = "/api/v1/executions/{id}", tag = "executions", params(("id" = i64, Path)),
+    responses((status = 200, body = Execution), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_execution(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Execution>> {
+    let a = execution_access(&state, &user, id, Role::Viewer).await?;
+    Ok(Json(
+        state.store.execution(&a.entity, ExecutionId(id)).await?,
+    ))
+}
+
+/// Delivers a finished, failed or skipped execution again, with the same `webhook-id`.
+#[utoipa::path(post, path = "/api/v1/executions/{id}/redeliver", tag = "executions", params(("id" = i64, Path)),
+    responses((status = 202, body = Execution), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<(StatusCode, Json<Execution>)> {
+    let a = execution_access(&state, &user, id, Role::Member).await?;
+    let x = state.store.redeliver(&a.entity, ExecutionId(id)).await?;
+    state.engine.notify_work();
+    Ok((StatusCode::ACCEPTED, Json(x)))
+}

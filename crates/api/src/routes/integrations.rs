@@ -1,0 +1,340 @@
+//! Team secrets and webhook integrations. ADMINs write them; MEMBERs may read names and
+//! integrations (they need them to write automations). Secret values are write-only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use herald_domain::automation::{
+    check_integration_name, check_secret_name, check_webhook_url, Integration, IntegrationKind,
+    SecretMeta, MAX_SECRET_VALUE,
+};
+use herald_domain::catalog::Role;
+use herald_domain::ids::IntegrationId;
+use herald_domain::InvalidInput;
+use herald_engine::access;
+use herald_engine::delivery::TestOutcome;
+use herald_store::{IntegrationPatch, NewIntegration};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiResult;
+use crate::extract::{parse_json, ApiJson, ApiPath, Caller};
+use crate::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretValue {
+    /// The secret's value; it is encrypted at rest and never returned.
+    pub value: String,
+}
+
+/// Creates or rotates a team secret. ADMIN only.
+#[utoipa::path(put, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets", request_body = SecretValue,
+    params(("entity" = String, Path), ("name" = String, Path)),
+    responses((status = 201, body = SecretMeta, description = "created"), (status = 200, body = SecretMeta, description = "rotated"),
+              (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn put_secret(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath((entity, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SecretValue>,
+) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
+    check_secret_name(&name)?;
+    if body.value.is_empty() || body.value.len() > MAX_SECRET_VALUE {
+        return Err(InvalidInput::new(
+            "value",
+            format!("value must be 1 to {MAX_SECRET_VALUE} bytes"),
+        )
+        .into());
+    }
+    let sealed = state
+        .engine
+        .master_key()
+        .seal(a.entity.id, &name, &body.value);
+    let (meta, created) = state.store.put_secret(&a.entity, &name, &sealed).await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(meta),
+    ))
+}
+
+/// The team's secret names (never their values). MEMBER or above.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/secrets", tag = "secrets",
+    params(("entity" = String, Path)), responses((status = 200, body = Vec<SecretMeta>)))]
+pub async fn list_secrets(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+) -> ApiResult<Json<Vec<SecretMeta>>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
+    Ok(Json(state.store.list_secrets(&a.entity).await?))
+}
+
+/// Deletes a secret. ADMIN only; refused while an integration uses it.
+#[utoipa::path(delete, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets",
+    params(("entity" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath((entity, name)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
+    state.store.delete_secret(&a.entity, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegration {
+    pub kind: IntegrationKind,
+    /// ≤ 64 characters: words of letters, digits, `-` and `_` separated by spaces.
+    pub name: String,
+    /// http(s) URL deliveries are POSTed to.
+    pub url: String,
+    /// Secret sent as `Authorization: Bearer …` (and usable as `${ACCESS_TOKEN}`).
+    pub access_token_secret: Option<String>,
+    /// Secret that signs deliveries (`X-Wandb-Signature`, `webhook-signature`).
+    pub signing_secret: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+fn check_secret_ref(field: &str, s: &Option<String>) -> Result<(), InvalidInput> {
+    if let Some(name) = s {
+        check_secret_name(name).map_err(|e| InvalidInput::new(field, e.message))?;
+    }
+    Ok(())
+}
+
+/// Creates a webhook integration. ADMIN only.
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/integrations", tag = "integrations", request_body = CreateIntegration,
+    params(("entity" = String, Path)),
+    responses((status = 201, body = Integration), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create_integration(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateIntegration>,
+) -> ApiResult<(StatusCode, Json<Integration>)> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
+    check_integration_name(&body.name)?;
+    check_webhook_url(&body.url)?;
+    check_secret_ref("access_token_secret", &body.access_token_secret)?;
+    check_secret_ref("signing_secret", &body.signing_secret)?;
+    let new = NewIntegration {
+        kind: body.kind,
+        name: body.name,
+        url: body.url,
+        access_token_secret: body.access_token_secret,
+        signing_secret: body.signing_secret,
+        enabled: body.enabled.unwrap_or(true),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_integration(&a.entity, new).await?),
+    ))
+}
+
+/// The team's integrations. MEMBER or above.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/integrations", tag = "integrations",
+    params(("entity" = String, Path)), responses((status = 200, body = Vec<Integration>)))]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(entity): ApiPath<String>,
+) -> ApiResult<Json<Vec<Integration>>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
+    Ok(Json(state.store.list_integrations(&a.entity).await?))
+}
+
+async fn integration_access(
+    state: &AppState,
+    user: &herald_domain::catalog::User,
+    id: i64,
+    role: Role,
+) -> ApiResult<access::EntityAccess> {
+    let owner = state.store.integration_owner(IntegrationId(id)).await?;
+    Ok(access::owner(
+        &*state.store,
+        user,
+        owner,
+        &format!("integration {id}"),
+        role,
+    )
+    .await?)
+}
+
+/// One integration. MEMBER or above.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)),
+    responses((status = 200, body = Integration), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_integration(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Integration>> {
+    let a = integration_access(&state, &user, id, Role::Member).await?;
+    Ok(Json(
+        state
+            .store
+            .integration(&a.entity, IntegrationId(id))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIntegration {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    /// A secret name, or null to remove the access token.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub access_token_secret: Option<Option<String>>,
+    /// A secret name, or null to stop signing.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub signing_secret: Option<Option<String>>,
+    /// Re-enabling clears the reason herald disabled it for.
+    pub enabled: Option<bool>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit null (`Some(None)`).
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Changes an integration. ADMIN only.
+#[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", request_body = UpdateIntegration,
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Integration), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn update_integration(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateIntegration>,
+) -> ApiResult<Json<Integration>> {
+    let a = integration_access(&state, &user, id, Role::Admin).await?;
+    if let Some(n) = &body.name {
+        check_integration_name(n)?;
+    }
+    if let Some(u) = &body.url {
+        check_webhook_url(u)?;
+    }
+    check_secret_ref(
+        "access_token_secret",
+        body.access_token_secret.as_ref().unwrap_or(&None),
+    )?;
+    check_secret_ref(
+        "signing_secret",
+        body.signing_secret.as_ref().unwrap_or(&None),
+    )?;
+    let patch = IntegrationPatch {
+        name: body.name,
+        url: body.url,
+        access_token_secret: body.access_token_secret,
+        signing_secret: body.signing_secret,
+        enabled: body.enabled,
+    };
+    Ok(Json(
+        state
+            .store
+            .update_integration(&a.entity, IntegrationId(id), patch)
+            .await?,
+    ))
+}
+
+/// Deletes an integration. ADMIN only; refused while an automation uses it.
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let a = integration_access(&state, &user, id, Role::Admin).await?;
+    state
+        .store
+        .delete_integration(&a.entity, IntegrationId(id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// The payload to send (a JSON object, or a string holding JSON); may use
+    /// `${ACCESS_TOKEN}` and the integration's secrets. A small default when absent.
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<serde_json::Value>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct TestResult {
+    pub ok: bool,
+    pub status_code: Option<u16>,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    /// The first 4 KiB of the destination's answer.
+    pub response: Option<String>,
+    pub duration_ms: f64,
+    /// What was sent, secrets masked.
+    #[schema(value_type = Object)]
+    pub request_body: serde_json::Value,
+}
+
+/// Sends a payload through the integration now and returns the destination's answer. ADMIN only.
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = TestRequest,
+    params(("id" = i64, Path)),
+    responses((status = 200, body = TestResult), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn test_integration(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TestResult>> {
+    let a = integration_access(&state, &user, id, Role::Admin).await?;
+    let integration = state
+        .store
+        .integration(&a.entity, IntegrationId(id))
+        .await?;
+    // The body is optional: an empty one sends the default test payload.
+    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let payload = request.payload;
+    let e = &state.engine;
+    let TestOutcome {
+        ok,
+        status_code,
+        error_class,
+        error,
+        response,
+        duration_ms,
+        request_body,
+    } = herald_engine::delivery::test_send(
+        e.store(),
+        e.master_key(),
+        e.sender(),
+        &integration,
+        payload,
+    )
+    .await?;
+    Ok(Json(TestResult {
+        ok,
+        status_code,
+        error_class,
+        error,
+        response,
+        duration_ms,
+        request_body,
+    }))
+}
