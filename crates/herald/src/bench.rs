@@ -19,6 +19,9 @@ use crate::client::Client;
 pub enum BenchCmd {
     /// Catalog writes per second through the HTTP API, and idle RSS.
     Catalog(CatalogArgs),
+    /// Events → matched → delivered to a local webhook: deliveries/s and latency, against the
+    /// raw loopback POST rate of the same client.
+    Delivery(crate::bench_delivery::DeliveryArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -40,6 +43,7 @@ pub struct CatalogArgs {
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Catalog(args) => catalog(args).await,
+        BenchCmd::Delivery(args) => crate::bench_delivery::run(args).await,
     }
 }
 
@@ -60,6 +64,11 @@ impl Drop for ServerProcess {
 
 impl ServerProcess {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts `herald serve` with extra environment variables.
+    pub async fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -76,6 +85,7 @@ impl ServerProcess {
             .env("HERALD_LOG", "warn")
             .env_remove("DATABASE_URL")
             .env_remove("HERALD_CONFIG")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("starting herald serve")?;
@@ -116,7 +126,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// Runs `n` requests made by `make(i)` over `concurrency` clients; prints rate and latencies.
-async fn drive<F, Fut>(
+pub(crate) async fn drive<F, Fut>(
     label: &str,
     n: usize,
     concurrency: usize,

@@ -69,6 +69,18 @@ pub enum Command {
     /// An entity's event log.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// Team secrets (write-only values used by integrations and payloads).
+    #[command(subcommand)]
+    Secret(SecretCmd),
+    /// Webhook integrations: where automations deliver.
+    #[command(subcommand)]
+    Integration(IntegrationCmd),
+    /// Automations: when an event matches, call a webhook.
+    #[command(subcommand)]
+    Automation(AutomationCmd),
+    /// Execution history: list, inspect, redeliver.
+    #[command(subcommand)]
+    Execution(ExecutionCmd),
     /// Measure herald on this machine.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
@@ -322,6 +334,194 @@ pub enum EventsCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum SecretCmd {
+    /// Create or rotate a secret. The value is read from standard input unless --value is given.
+    Set {
+        entity: String,
+        name: String,
+        /// The value (prefer standard input, which keeps it out of shell history).
+        #[arg(long)]
+        value: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List secret names (values are never shown).
+    List {
+        entity: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Delete a secret.
+    Delete {
+        entity: String,
+        name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IntegrationCmd {
+    /// Create a webhook integration in ENTITY.
+    Create {
+        entity: String,
+        /// Kind of integration (only webhook for now).
+        #[arg(long, default_value = "webhook", value_parser = ["webhook"])]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        url: String,
+        /// Secret sent as `Authorization: Bearer …`.
+        #[arg(long)]
+        access_token_secret: Option<String>,
+        /// Secret that signs deliveries.
+        #[arg(long)]
+        signing_secret: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List ENTITY's integrations.
+    List {
+        entity: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Send a test payload through integration ID and show the answer.
+    Test {
+        id: i64,
+        /// JSON payload (may use ${ACCESS_TOKEN} and the integration's secrets).
+        #[arg(long)]
+        payload: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Delete integration ID.
+    Delete {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AutomationCmd {
+    /// Create an automation from flags or from a JSON file (the REST body).
+    Create(AutomationArgs),
+    /// List ENTITY's automations.
+    List {
+        entity: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show automation ID.
+    Get {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Change automation ID: the JSON file's top-level fields replace the stored ones.
+    Update {
+        id: i64,
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Enable automation ID.
+    Enable {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Disable automation ID.
+    Disable {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Delete automation ID.
+    Delete {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AutomationArgs {
+    /// A JSON file with the whole automation (as POST /api/v1/entities/{e}/automations takes);
+    /// its entity is the first part of scope.path.
+    #[arg(long, conflicts_with_all = ["name", "scope", "event"])]
+    pub file: Option<PathBuf>,
+    #[arg(long, required_unless_present = "file")]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// ENTITY, ENTITY/PROJECT (or registry) or ENTITY/PROJECT/COLLECTION.
+    #[arg(long, required_unless_present = "file")]
+    pub scope: Option<String>,
+    /// CREATE_ARTIFACT, LINK_ARTIFACT, UNLINK_ARTIFACT, ADD_ARTIFACT_ALIAS, ADD_ARTIFACT_TAG, …
+    #[arg(long, required_unless_present = "file")]
+    pub event: Option<String>,
+    /// Only when the alias matches this regex.
+    #[arg(long)]
+    pub alias_regex: Option<String>,
+    /// Only when the tag matches this regex.
+    #[arg(long)]
+    pub tag_regex: Option<String>,
+    /// A filter in W&B's JSON format (instead of --alias-regex/--tag-regex).
+    #[arg(long, conflicts_with_all = ["alias_regex", "tag_regex"])]
+    pub filter: Option<String>,
+    /// Call this webhook integration (its id).
+    #[arg(long)]
+    pub webhook: Option<i64>,
+    /// The webhook payload (JSON with ${variables}).
+    #[arg(long, requires = "webhook")]
+    pub payload: Option<String>,
+    /// Record executions and do nothing (for trying an automation out).
+    #[arg(long, conflicts_with = "webhook")]
+    pub no_op: bool,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    #[command(flatten)]
+    pub opts: ClientOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExecutionCmd {
+    /// List executions of an automation (--automation) or of an entity (--entity).
+    List {
+        #[arg(long, required_unless_present = "entity")]
+        automation: Option<i64>,
+        #[arg(long)]
+        entity: Option<String>,
+        /// PENDING, RUNNING, FINISHED, FAILED, SKIPPED or CANCELLED.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show execution ID with every attempt.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Deliver execution ID again (same webhook-id).
+    Redeliver {
+        id: i64,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
@@ -432,7 +632,7 @@ fn split_path<'a>(s: &'a str, n: usize, shape: &str) -> anyhow::Result<Vec<&'a s
     Ok(parts)
 }
 
-fn json_arg(what: &str, s: &Option<String>) -> anyhow::Result<Option<Value>> {
+pub(crate) fn json_arg(what: &str, s: &Option<String>) -> anyhow::Result<Option<Value>> {
     s.as_deref()
         .map(|s| serde_json::from_str(s).with_context(|| format!("--{what} is not valid JSON")))
         .transpose()
@@ -531,6 +731,10 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
             })
         }
         Command::Artifact(cmd) => artifact_command(cmd).await,
+        Command::Secret(cmd) => crate::cli_automations::secret(cmd).await,
+        Command::Integration(cmd) => crate::cli_automations::integration(cmd).await,
+        Command::Automation(cmd) => crate::cli_automations::automation(cmd).await,
+        Command::Execution(cmd) => crate::cli_automations::execution(cmd).await,
         Command::Run(cmd) => run_command(cmd).await,
         Command::Events(EventsCmd::List {
             entity,
@@ -978,12 +1182,12 @@ fn read_rows(path: &PathBuf) -> anyhow::Result<Vec<Value>> {
         .collect()
 }
 
-fn client(opts: &ClientOpts) -> Client {
+pub(crate) fn client(opts: &ClientOpts) -> Client {
     Client::new(&opts.server, opts.api_key.clone())
 }
 
 /// Prints `out` as JSON with `--json`, or runs `human`.
-fn show(opts: &ClientOpts, out: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
+pub(crate) fn show(opts: &ClientOpts, out: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
     if opts.json {
         println!("{}", serde_json::to_string_pretty(out)?);
     } else {
@@ -1007,7 +1211,7 @@ fn print_version(v: &Value) {
 }
 
 /// A JSON value as a table cell.
-fn cell(v: &Value) -> String {
+pub(crate) fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -1016,7 +1220,7 @@ fn cell(v: &Value) -> String {
     }
 }
 
-fn rows(list: &Value, columns: &[&[&str]]) -> Vec<Vec<String>> {
+pub(crate) fn rows(list: &Value, columns: &[&[&str]]) -> Vec<Vec<String>> {
     list.as_array()
         .into_iter()
         .flatten()
@@ -1029,7 +1233,7 @@ fn rows(list: &Value, columns: &[&[&str]]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

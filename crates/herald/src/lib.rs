@@ -4,7 +4,9 @@
 
 pub mod app;
 pub mod bench;
+mod bench_delivery;
 pub mod cli;
+mod cli_automations;
 pub mod client;
 pub mod config;
 pub mod telemetry;

@@ -1,0 +1,263 @@
+//! `herald bench delivery`: drives artifact creations through a `herald serve` child process
+//! with one automation that calls a webhook receiver in this process, and measures
+//!
+//! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling),
+//! 2. sustained deliveries per second (events sent as fast as the API takes them), and
+//! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s).
+//!
+//! Both ends of every latency are timed in this process, so they share one clock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use axum::routing::post;
+use clap::Args;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::bench::{drive, ServerProcess};
+use crate::client::Client;
+
+#[derive(Args, Debug, Clone)]
+pub struct DeliveryArgs {
+    /// Events for the throughput run.
+    #[arg(long, default_value_t = 3000)]
+    pub events: usize,
+    /// Concurrent API clients sending events, and concurrent raw POSTs.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Event rate for the latency run, per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Length of the latency run, in seconds.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+}
+
+/// What the receiver saw: arrival time per payload key.
+#[derive(Default)]
+struct Received {
+    at: Mutex<HashMap<String, Instant>>,
+    count: AtomicUsize,
+    changed: Notify,
+}
+
+async fn receiver() -> anyhow::Result<(String, Arc<Received>)> {
+    let state = Arc::new(Received::default());
+    let s = state.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                let now = Instant::now();
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    if let Some(k) = v["key"].as_str() {
+                        s.at.lock()
+                            .expect("receiver lock")
+                            .insert(k.to_string(), now);
+                    }
+                }
+                s.count.fetch_add(1, Ordering::Relaxed);
+                s.changed.notify_waiters();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, state))
+}
+
+async fn wait_for(received: &Received, n: usize, deadline: Duration) -> anyhow::Result<()> {
+    let end = Instant::now() + deadline;
+    while received.at.lock().expect("receiver lock").len() < n {
+        if Instant::now() > end {
+            bail!(
+                "only {} of {n} deliveries arrived within {deadline:?}",
+                received.at.lock().expect("receiver lock").len()
+            );
+        }
+        tokio::select! {
+            _ = received.changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
+    let (hook, received) = receiver().await?;
+    let server =
+        ServerProcess::start_with(&[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")]).await?;
+    let c = Client::new(&server.url, Some(server.admin_key.clone()));
+    c.post(
+        "/api/v1/entities",
+        &json!({"name": "bench", "kind": "team"}),
+    )
+    .await?;
+    c.post("/api/v1/entities/bench/projects", &json!({"name": "p"}))
+        .await?;
+    let integration = c
+        .post(
+            "/api/v1/entities/bench/integrations",
+            &json!({"kind": "webhook", "name": "sink", "url": hook}),
+        )
+        .await?;
+    let automation = json!({
+        "name": "deliver every version",
+        "scope": {"type": "PROJECT", "path": "bench/p"},
+        "event": {"type": "CREATE_ARTIFACT", "filter": {"$or": [{"$and": []}]}},
+        "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"],
+                   "payload": {"key": "${artifact_version_string}", "event": "${event_type}"}},
+        "rate_limit_per_minute": 10000,
+    });
+    c.post("/api/v1/entities/bench/automations", &automation)
+        .await?;
+    println!(
+        "herald bench delivery: herald serve (SQLite) → webhook receiver on {hook}; {} cores",
+        num_cpus()
+    );
+
+    // 1. The ceiling: the same kind of client posting straight to the receiver.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let n_raw = args.events * 3;
+    let start = Instant::now();
+    let (r, h) = (raw.clone(), hook.clone());
+    drive(
+        "raw loopback POST",
+        n_raw,
+        args.concurrency,
+        ("posts", 1.0),
+        move |i| {
+            let (r, h) = (r.clone(), h.clone());
+            async move {
+                r.post(&h)
+                    .json(&json!({"raw": i}))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    let raw_rate = n_raw as f64 / start.elapsed().as_secs_f64();
+
+    // 2. Sustained deliveries: events as fast as the API accepts them, until all are delivered.
+    let base = received.at.lock().expect("receiver lock").len();
+    let start = Instant::now();
+    let cc = c.clone();
+    drive(
+        "events accepted (API)",
+        args.events,
+        args.concurrency,
+        ("events", 1.0),
+        move |i| {
+            let c = cc.clone();
+            async move {
+                c.post(
+                    "/api/v1/entities/bench/projects/p/artifacts",
+                    &json!({"collection": format!("t{}", i % 32), "type": "model"}),
+                )
+                .await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    wait_for(&received, base + args.events, Duration::from_secs(120))
+        .await
+        .context("throughput run")?;
+    let secs = start.elapsed().as_secs_f64();
+    let delivery_rate = args.events as f64 / secs;
+    println!(
+        "{:<28} {:>6} deliveries in {secs:>6.2} s  {delivery_rate:>9.0} deliveries/s",
+        "deliveries (end to end)", args.events
+    );
+
+    // 3. Latency at a fixed rate: each event's accept time against its receipt time.
+    let total = (args.rate * args.seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut tasks = Vec::with_capacity(total);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    for i in 0..total {
+        tick.tick().await;
+        let (c, acc) = (c.clone(), accepted.clone());
+        tasks.push(tokio::spawn(async move {
+            let out = c
+                .post(
+                    "/api/v1/entities/bench/projects/p/artifacts",
+                    &json!({"collection": format!("l{}", i % 32), "type": "model"}),
+                )
+                .await?;
+            let key = format!(
+                "bench/p/{}:{}",
+                out["collection"].as_str().unwrap_or(""),
+                out["version"].as_str().unwrap_or("")
+            );
+            acc.lock().expect("accept lock").insert(key, Instant::now());
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    wait_for(
+        &received,
+        base + args.events + total,
+        Duration::from_secs(120),
+    )
+    .await
+    .context("latency run")?;
+    let got = received.at.lock().expect("receiver lock");
+    let mut lat: Vec<Duration> = accepted
+        .lock()
+        .expect("accept lock")
+        .iter()
+        .filter_map(|(k, t)| got.get(k).map(|r| r.saturating_duration_since(*t)))
+        .collect();
+    lat.sort();
+    println!(
+        "latency at {offered:.0} events/s ({} events): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        lat.len(),
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio deliveries/s ÷ raw POST/s: {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
+        delivery_rate / raw_rate
+    );
+    println!(
+        "herald RSS after the runs: {}",
+        server
+            .rss_kib()
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

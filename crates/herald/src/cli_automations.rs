@@ -1,0 +1,385 @@
+//! CLI commands for secrets, integrations, automations and executions.
+
+use std::io::Read as _;
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+
+use crate::cli::{
+    cell, client, json_arg, rows, show, table, AutomationArgs, AutomationCmd, ExecutionCmd,
+    IntegrationCmd, SecretCmd,
+};
+use crate::client::seg;
+
+pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
+    match cmd {
+        SecretCmd::Set {
+            entity,
+            name,
+            value,
+            opts,
+        } => {
+            let value = match value {
+                Some(v) => v,
+                None => {
+                    let mut v = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut v)
+                        .context("reading the secret from standard input")?;
+                    v.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            let url = format!("/api/v1/entities/{}/secrets/{}", seg(&entity), seg(&name));
+            let out = client(&opts).put(&url, &json!({ "value": value })).await?;
+            show(&opts, &out, || println!("secret {name} saved in {entity}"))
+        }
+        SecretCmd::List { entity, opts } => {
+            let out = client(&opts)
+                .get(&format!("/api/v1/entities/{}/secrets", seg(&entity)))
+                .await?;
+            show(&opts, &out, || {
+                table(
+                    &["SECRET", "UPDATED"],
+                    rows(&out, &[&["name"], &["updated_at"]]),
+                )
+            })
+        }
+        SecretCmd::Delete { entity, name, opts } => {
+            client(&opts)
+                .delete(&format!(
+                    "/api/v1/entities/{}/secrets/{}",
+                    seg(&entity),
+                    seg(&name)
+                ))
+                .await?;
+            show(&opts, &Value::Null, || {
+                println!("deleted secret {name} from {entity}")
+            })
+        }
+    }
+}
+
+const INTEGRATION_COLUMNS: &[&[&str]] = &[
+    &["id"],
+    &["name"],
+    &["url"],
+    &["access_token_secret"],
+    &["signing_secret"],
+    &["enabled"],
+    &["disabled_reason"],
+];
+const INTEGRATION_HEADERS: &[&str] = &[
+    "ID",
+    "NAME",
+    "URL",
+    "TOKEN SECRET",
+    "SIGNING SECRET",
+    "ENABLED",
+    "DISABLED BECAUSE",
+];
+
+pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
+    match cmd {
+        IntegrationCmd::Create {
+            entity,
+            kind,
+            name,
+            url,
+            access_token_secret,
+            signing_secret,
+            opts,
+        } => {
+            let body = json!({
+                "kind": kind, "name": name, "url": url,
+                "access_token_secret": access_token_secret, "signing_secret": signing_secret,
+            });
+            let out = client(&opts)
+                .post(
+                    &format!("/api/v1/entities/{}/integrations", seg(&entity)),
+                    &body,
+                )
+                .await?;
+            show(&opts, &out, || {
+                table(
+                    INTEGRATION_HEADERS,
+                    rows(&Value::Array(vec![out.clone()]), INTEGRATION_COLUMNS),
+                )
+            })
+        }
+        IntegrationCmd::List { entity, opts } => {
+            let out = client(&opts)
+                .get(&format!("/api/v1/entities/{}/integrations", seg(&entity)))
+                .await?;
+            show(&opts, &out, || {
+                table(INTEGRATION_HEADERS, rows(&out, INTEGRATION_COLUMNS))
+            })
+        }
+        IntegrationCmd::Test { id, payload, opts } => {
+            let body = json!({ "payload": json_arg("payload", &payload)? });
+            let out = client(&opts)
+                .post(&format!("/api/v1/integrations/{id}/test"), &body)
+                .await?;
+            show(&opts, &out, || {
+                match out["status_code"].as_u64() {
+                    Some(code) => println!(
+                        "HTTP {code} in {:.1} ms",
+                        out["duration_ms"].as_f64().unwrap_or(0.0)
+                    ),
+                    None => println!(
+                        "no answer: {} ({})",
+                        cell(&out["error"]),
+                        cell(&out["error_class"])
+                    ),
+                }
+                if let Some(r) = out["response"].as_str().filter(|r| !r.is_empty()) {
+                    println!("{r}");
+                }
+            })
+        }
+        IntegrationCmd::Delete { id, opts } => {
+            client(&opts)
+                .delete(&format!("/api/v1/integrations/{id}"))
+                .await?;
+            show(&opts, &Value::Null, || println!("deleted integration {id}"))
+        }
+    }
+}
+
+/// The REST body for `automation create` given by flags.
+fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
+    let scope = a.scope.as_deref().context("--scope is required")?;
+    let scope_type = match scope.split('/').count() {
+        1 => "ENTITY",
+        2 => "PROJECT",
+        3 => "ARTIFACT_COLLECTION",
+        _ => bail!("--scope {scope:?} is not ENTITY, ENTITY/PROJECT or ENTITY/PROJECT/COLLECTION"),
+    };
+    let filter = if let Some(f) = &a.filter {
+        serde_json::from_str(f).context("--filter is not valid JSON")?
+    } else {
+        let mut conds = Vec::new();
+        if let Some(r) = &a.alias_regex {
+            conds.push(json!({ "alias": { "$regex": r } }));
+        }
+        if let Some(r) = &a.tag_regex {
+            conds.push(json!({ "tag": { "$regex": r } }));
+        }
+        json!({ "$or": [{ "$and": conds }] })
+    };
+    let action = match (a.webhook, a.no_op) {
+        (Some(id), _) => json!({
+            "type": "GENERIC_WEBHOOK",
+            "integration_id": id,
+            "payload": json_arg("payload", &a.payload)?.unwrap_or_else(|| json!({
+                "event_type": "${event_type}",
+                "artifact_version_string": "${artifact_version_string}",
+                "event_author": "${event_author}",
+            })),
+        }),
+        (None, true) => json!({ "type": "NO_OP" }),
+        (None, false) => bail!("say what the automation does: --webhook INTEGRATION_ID or --no-op"),
+    };
+    Ok(json!({
+        "name": a.name, "description": a.description, "enabled": !a.disabled,
+        "scope": { "type": scope_type, "path": scope },
+        "event": { "type": a.event, "filter": filter },
+        "action": action,
+    }))
+}
+
+const AUTOMATION_HEADERS: &[&str] = &["ID", "NAME", "ENABLED", "SCOPE", "EVENT", "ACTION"];
+const AUTOMATION_COLUMNS: &[&[&str]] = &[
+    &["id"],
+    &["name"],
+    &["enabled"],
+    &["scope", "path"],
+    &["event", "type"],
+    &["action", "type"],
+];
+
+fn read_json_file(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+pub async fn automation(cmd: AutomationCmd) -> anyhow::Result<()> {
+    match cmd {
+        AutomationCmd::Create(args) => {
+            let body = match &args.file {
+                Some(f) => read_json_file(f)?,
+                None => automation_body(&args)?,
+            };
+            let path = body["scope"]["path"]
+                .as_str()
+                .context("the automation has no scope.path")?;
+            let entity = path.split('/').next().unwrap_or_default().to_string();
+            let out = client(&args.opts)
+                .post(
+                    &format!("/api/v1/entities/{}/automations", seg(&entity)),
+                    &body,
+                )
+                .await?;
+            show(&args.opts, &out, || {
+                table(
+                    AUTOMATION_HEADERS,
+                    rows(&Value::Array(vec![out.clone()]), AUTOMATION_COLUMNS),
+                )
+            })
+        }
+        AutomationCmd::List { entity, name, opts } => {
+            let mut url = format!("/api/v1/entities/{}/automations", seg(&entity));
+            if let Some(n) = &name {
+                url.push_str(&format!("?name={}", seg(n)));
+            }
+            let out = client(&opts).get(&url).await?;
+            show(&opts, &out, || {
+                table(AUTOMATION_HEADERS, rows(&out, AUTOMATION_COLUMNS))
+            })
+        }
+        AutomationCmd::Get { id, opts } => {
+            let out = client(&opts)
+                .get(&format!("/api/v1/automations/{id}"))
+                .await?;
+            show(&opts, &out, || {
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
+            })
+        }
+        AutomationCmd::Update { id, file, opts } => {
+            let out = client(&opts)
+                .patch(
+                    &format!("/api/v1/automations/{id}"),
+                    &read_json_file(&file)?,
+                )
+                .await?;
+            show(&opts, &out, || {
+                table(
+                    AUTOMATION_HEADERS,
+                    rows(&Value::Array(vec![out.clone()]), AUTOMATION_COLUMNS),
+                )
+            })
+        }
+        AutomationCmd::Enable { id, opts } => set_enabled(id, true, &opts).await,
+        AutomationCmd::Disable { id, opts } => set_enabled(id, false, &opts).await,
+        AutomationCmd::Delete { id, opts } => {
+            client(&opts)
+                .delete(&format!("/api/v1/automations/{id}"))
+                .await?;
+            show(&opts, &Value::Null, || println!("deleted automation {id}"))
+        }
+    }
+}
+
+async fn set_enabled(id: i64, enabled: bool, opts: &crate::cli::ClientOpts) -> anyhow::Result<()> {
+    let out = client(opts)
+        .patch(
+            &format!("/api/v1/automations/{id}"),
+            &json!({ "enabled": enabled }),
+        )
+        .await?;
+    show(opts, &out, || {
+        println!(
+            "automation {id} is {}",
+            if enabled { "enabled" } else { "disabled" }
+        )
+    })
+}
+
+const EXECUTION_HEADERS: &[&str] = &[
+    "ID",
+    "AUTOMATION",
+    "EVENT",
+    "STATUS",
+    "ATTEMPTS",
+    "NEXT ATTEMPT",
+    "REASON",
+    "CREATED",
+];
+const EXECUTION_COLUMNS: &[&[&str]] = &[
+    &["id"],
+    &["automation_name"],
+    &["event_type"],
+    &["status"],
+    &["attempt_count"],
+    &["next_attempt_at"],
+    &["reason"],
+    &["created_at"],
+];
+
+pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
+    match cmd {
+        ExecutionCmd::List {
+            automation,
+            entity,
+            status,
+            limit,
+            opts,
+        } => {
+            let mut url = match (automation, &entity) {
+                (Some(a), None) => format!("/api/v1/automations/{a}/executions?limit={limit}"),
+                (a, Some(e)) => {
+                    let mut u = format!("/api/v1/entities/{}/executions?limit={limit}", seg(e));
+                    if let Some(a) = a {
+                        u.push_str(&format!("&automation={a}"));
+                    }
+                    u
+                }
+                (None, None) => bail!("give --automation ID or --entity ENTITY"),
+            };
+            if let Some(s) = &status {
+                url.push_str(&format!("&status={}", seg(s)));
+            }
+            let out = client(&opts).get(&url).await?;
+            show(&opts, &out, || {
+                table(
+                    EXECUTION_HEADERS,
+                    rows(&out["executions"], EXECUTION_COLUMNS),
+                )
+            })
+        }
+        ExecutionCmd::Show { id, opts } => {
+            let out = client(&opts)
+                .get(&format!("/api/v1/executions/{id}"))
+                .await?;
+            show(&opts, &out, || {
+                table(
+                    EXECUTION_HEADERS,
+                    rows(&Value::Array(vec![out.clone()]), EXECUTION_COLUMNS),
+                );
+                println!("\nrequest: {}", out["request"]);
+                println!();
+                table(
+                    &[
+                        "#",
+                        "STARTED",
+                        "MS",
+                        "STATUS",
+                        "ERROR CLASS",
+                        "ERROR",
+                        "RESPONSE",
+                    ],
+                    rows(
+                        &out["attempts"],
+                        &[
+                            &["number"],
+                            &["started_at"],
+                            &["duration_ms"],
+                            &["status_code"],
+                            &["error_class"],
+                            &["error"],
+                            &["response"],
+                        ],
+                    ),
+                );
+            })
+        }
+        ExecutionCmd::Redeliver { id, opts } => {
+            let out = client(&opts)
+                .post(&format!("/api/v1/executions/{id}/redeliver"), &json!({}))
+                .await?;
+            show(&opts, &out, || {
+                println!("execution {id} will be delivered again")
+            })
+        }
+    }
+}
