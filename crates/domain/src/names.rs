@@ -259,20 +259,21 @@ impl ProjectName {
     }
 }
 
-/// `v0`, `v1`, … (no sign, no leading zeros except `v0`).
+/// `v0`, `v1`, … (no sign, no leading zeros except `v0`), however many digits: an index too
+/// large to exist is still of the reserved form.
 fn is_version_string(s: &str) -> bool {
-    parse_version_index(s).is_some()
+    s.strip_prefix('v').is_some_and(|digits| {
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits.len() == 1 || !digits.starts_with('0'))
+    })
 }
 
 fn parse_version_index(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix('v')?;
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || (digits.len() > 1 && digits.starts_with('0'))
-    {
+    if !is_version_string(s) {
         return None;
     }
-    digits.parse().ok()
+    s[1..].parse().ok()
 }
 
 /// How a version is named inside a collection: by index (`v3`) or by alias (`production`, `latest`).
@@ -347,6 +348,7 @@ mod tests {
             .unwrap_err()
             .message
             .contains("reserved"));
+        assert!(AliasName::parse("v99999999999999999999").is_err());
         AliasName::parse("v").unwrap();
         AliasName::parse("v01").unwrap(); // not a canonical version string
         AliasName::parse("production candidate").unwrap();

@@ -22,22 +22,11 @@ pub async fn entity(
     needed: Role,
 ) -> Result<EntityAccess> {
     let hidden = || Error::NotFound(format!("entity {name:?} not found"));
-    let entity = store.entity_by_name(name).await?.ok_or_else(hidden)?;
-    let role = if user.is_admin {
-        Some(Role::Admin)
-    } else {
-        store.member_role(&entity, user).await?
-    };
-    let role = role.ok_or_else(hidden)?;
-    if !role.allows(needed) {
-        return Err(Error::Forbidden(format!(
-            "this needs the {} role in {:?}; you are {}",
-            needed.as_str(),
-            entity.name.as_str(),
-            role.as_str()
-        )));
-    }
-    Ok(EntityAccess { entity, role })
+    let (entity, role) = store
+        .entity_with_role(name, user)
+        .await?
+        .ok_or_else(hidden)?;
+    grant(user, entity, role, needed).ok_or_else(hidden)?
 }
 
 /// Finds the entity that owns a row reached by id (`owner` is what the store said), as
@@ -54,21 +43,28 @@ pub async fn owner(
         Some(id) => store.entity_by_id(id).await?.ok_or_else(hidden)?,
         None => return Err(hidden()),
     };
-    let role = if user.is_admin {
-        Some(Role::Admin)
-    } else {
-        store.member_role(&entity, user).await?
-    };
-    let role = role.ok_or_else(hidden)?;
+    let role = store.member_role(&entity, user).await?;
+    grant(user, entity, role, needed).ok_or_else(hidden)?
+}
+
+/// The access `user` has with `role` in `entity`: `None` when the entity must stay hidden (not
+/// a member), a 403 naming the needed role when the role is too low.
+fn grant(
+    user: &User,
+    entity: Entity,
+    role: Option<Role>,
+    needed: Role,
+) -> Option<Result<EntityAccess>> {
+    let role = if user.is_admin { Role::Admin } else { role? };
     if !role.allows(needed) {
-        return Err(Error::Forbidden(format!(
+        return Some(Err(Error::Forbidden(format!(
             "this needs the {} role in {:?}; you are {}",
             needed.as_str(),
             entity.name.as_str(),
             role.as_str()
-        )));
+        ))));
     }
-    Ok(EntityAccess { entity, role })
+    Some(Ok(EntityAccess { entity, role }))
 }
 
 /// Finds project `project` of entity `entity` as `user` sees it, with at least `needed`.

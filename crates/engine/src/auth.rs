@@ -34,6 +34,35 @@ pub async fn authenticate(store: &dyn Store, key: &str) -> Result<User> {
         .ok_or_else(|| Error::Unauthenticated("invalid API key".into()))
 }
 
+/// Remembers recently seen keys for a short while, so a busy client costs one hash, not one
+/// database read, per request. Only successful lookups are kept; keys cannot be revoked or
+/// users changed in ways that matter here, and entries expire anyway.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (User, std::time::Instant)>>,
+}
+
+impl KeyCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(30);
+    const MAX: usize = 10_000;
+
+    pub async fn authenticate(&self, store: &dyn Store, key: &str) -> Result<User> {
+        let hash = hash_key(key);
+        if let Some((user, at)) = self.entries.lock().expect("key cache lock").get(&hash) {
+            if at.elapsed() < Self::TTL {
+                return Ok(user.clone());
+            }
+        }
+        let user = authenticate(store, key).await?;
+        let mut entries = self.entries.lock().expect("key cache lock");
+        if entries.len() >= Self::MAX {
+            entries.clear();
+        }
+        entries.insert(hash, (user.clone(), std::time::Instant::now()));
+        Ok(user)
+    }
+}
+
 /// Creates a user with a new API key; returns the user and the key (the only time it is seen).
 pub async fn create_user(
     store: &dyn Store,

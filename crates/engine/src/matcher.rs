@@ -11,7 +11,7 @@ use herald_domain::automation::{Action, ActionType, Automation, ExecutionStatus}
 use herald_domain::event::{Event, EventType};
 use herald_domain::filter::Filter;
 use herald_domain::ids::{AutomationId, EntityId};
-use herald_domain::template::Template;
+use herald_domain::template::{Template, EVENT_VARIABLES};
 use herald_store::{NewExecution, Store};
 use serde_json::{json, Value};
 
@@ -141,9 +141,16 @@ pub async fn execution_for(
                 .template
                 .as_ref()
                 .map(|t| {
+                    // Saving admitted only event variables, metadata keys, ACCESS_TOKEN and the
+                    // integration's secrets, so every other placeholder names a secret: history
+                    // shows it as `***`, not as an empty string.
+                    let secrets: Vec<&str> = t
+                        .placeholders()
+                        .filter(|p| !EVENT_VARIABLES.contains(p) && !p.starts_with(METADATA_PREFIX))
+                        .collect();
                     t.render_masked(
                         &|name| vars.get(name).and_then(Value::as_str).map(str::to_string),
-                        &[],
+                        &secrets,
                     )
                 })
                 .unwrap_or(Value::Null);
@@ -190,7 +197,11 @@ impl RateWindow {
         let n = match self.counts.get(&a.id) {
             Some(n) => *n,
             None => store
-                .recent_executions(a.id, Utc::now() - chrono::Duration::seconds(60))
+                .recent_executions(
+                    a.id,
+                    Utc::now() - chrono::Duration::seconds(60),
+                    a.rate_limit_per_minute as i64,
+                )
                 .await
                 .unwrap_or(0),
         };

@@ -5,15 +5,15 @@
 //! Tests drive the same steps deterministically with [`Engine::match_once`] and
 //! [`Engine::deliver_once`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use herald_domain::automation::ExecutionStatus;
-use herald_domain::ids::IntegrationId;
-use herald_store::Store;
-use tokio::sync::{Notify, Semaphore};
+use herald_domain::ids::{ExecutionId, IntegrationId};
+use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +27,8 @@ use crate::Result;
 const MATCH_BATCH: u32 = 500;
 /// Longest sleep of an idle loop (a safety net: notifications normally wake them sooner).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How many times its concurrency limit a destination may have claimed (delivering or waiting).
+const CLAIM_AHEAD: usize = 4;
 /// How long shutdown waits for deliveries in flight.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -39,13 +41,23 @@ pub struct Engine {
     events_written: Notify,
     work_ready: Notify,
     in_flight: Mutex<InFlight>,
-    destination_slots: Mutex<HashMap<IntegrationId, Arc<Semaphore>>>,
+    /// Attempts waiting to be recorded, and the lock whose holder records them all at once.
+    unrecorded: Mutex<Vec<(ExecutionId, NewAttempt, AttemptOutcome)>>,
+    recording: tokio::sync::Mutex<()>,
+    keys: crate::auth::KeyCache,
 }
 
 #[derive(Default)]
 struct InFlight {
+    /// Deliveries under way, each holding one of `max_in_flight` slots.
     total: usize,
+    /// Claimed executions per destination, under way or queued.
     by_destination: HashMap<IntegrationId, usize>,
+    /// Deliveries under way per destination (at most `per_destination`).
+    active: HashMap<IntegrationId, usize>,
+    /// Claimed executions waiting for a slot of their destination. They hold no global slot,
+    /// so a slow or dead destination's backlog never takes room that others need.
+    queued: HashMap<IntegrationId, VecDeque<ClaimedExecution>>,
 }
 
 impl Engine {
@@ -60,7 +72,9 @@ impl Engine {
             events_written: Notify::new(),
             work_ready: Notify::new(),
             in_flight: Mutex::new(InFlight::default()),
-            destination_slots: Mutex::new(HashMap::new()),
+            unrecorded: Mutex::new(Vec::new()),
+            recording: tokio::sync::Mutex::new(()),
+            keys: crate::auth::KeyCache::default(),
         })
     }
 
@@ -74,6 +88,11 @@ impl Engine {
 
     pub fn sender(&self) -> &Sender {
         &self.sender
+    }
+
+    /// The user an API key belongs to (cached briefly).
+    pub async fn authenticate(&self, key: &str) -> Result<herald_domain::catalog::User> {
+        self.keys.authenticate(&*self.store, key).await
     }
 
     /// Tells the matcher that new events may be waiting.
@@ -151,7 +170,9 @@ impl Engine {
             let busy: Vec<IntegrationId> = f
                 .by_destination
                 .iter()
-                .filter(|(_, n)| **n >= self.config.per_destination)
+                // A destination may have a few batches' worth claimed ahead of its slots, so a
+                // busy one is fed in batches; beyond that it is left out of claims entirely.
+                .filter(|(_, n)| **n >= self.config.per_destination * CLAIM_AHEAD)
                 .map(|(id, _)| *id)
                 .collect();
             (self.config.max_in_flight.saturating_sub(f.total), busy)
@@ -162,61 +183,98 @@ impl Engine {
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let claimed = self.store.claim_due(now, lease, room as u32, &busy).await?;
-        for x in &claimed {
-            let mut f = self.in_flight.lock().expect("in-flight lock");
-            f.total += 1;
-            if let Some(d) = x.integration_id {
+        let n = claimed.len();
+        let mut start = Vec::new();
+        {
+            let mut guard = self.in_flight.lock().expect("in-flight lock");
+            let f = &mut *guard;
+            for x in claimed {
+                let Some(d) = x.integration_id else {
+                    f.total += 1;
+                    start.push(x);
+                    continue;
+                };
                 *f.by_destination.entry(d).or_default() += 1;
+                let active = f.active.entry(d).or_default();
+                // A batch may hold more for one destination than it has free slots; the extra
+                // wait in its queue, holding nothing that other destinations need.
+                if *active < self.config.per_destination {
+                    *active += 1;
+                    f.total += 1;
+                    start.push(x);
+                } else {
+                    f.queued.entry(d).or_default().push_back(x);
+                }
             }
         }
-        let n = claimed.len();
-        for x in claimed {
-            let engine = self.clone();
-            // A batch may hold more for one destination than its limit; the extra wait here for
-            // a slot, holding nothing that other destinations need.
-            let slot = x.integration_id.map(|d| self.destination_slot(d));
-            set.spawn(async move {
-                let _permit = match &slot {
-                    Some(s) => Some(
-                        s.clone()
-                            .acquire_owned()
-                            .await
-                            .expect("destination semaphores are never closed"),
-                    ),
-                    None => None,
-                };
-                deliver(
-                    &*engine.store,
-                    &engine.key,
-                    &engine.sender,
-                    &engine.config.retry,
-                    &x,
-                )
-                .await;
-                let mut f = engine.in_flight.lock().expect("in-flight lock");
-                f.total -= 1;
-                if let Some(d) = x.integration_id {
+        for x in start {
+            set.spawn(self.clone().deliver_from(x));
+        }
+        Ok(n)
+    }
+
+    /// Delivers `x`, then, keeping its slots, whatever is queued for the same destination.
+    async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
+        loop {
+            let done = deliver(
+                &*self.store,
+                &self.key,
+                &self.sender,
+                &self.config.retry,
+                &x,
+            )
+            .await;
+            self.record(done).await;
+            let next = {
+                let mut guard = self.in_flight.lock().expect("in-flight lock");
+                let f = &mut *guard;
+                let next = x.integration_id.and_then(|d| {
                     if let Some(c) = f.by_destination.get_mut(&d) {
                         *c -= 1;
                         if *c == 0 {
                             f.by_destination.remove(&d);
                         }
                     }
+                    let next = f.queued.get_mut(&d).and_then(VecDeque::pop_front);
+                    if f.queued.get(&d).is_some_and(VecDeque::is_empty) {
+                        f.queued.remove(&d);
+                    }
+                    if next.is_none() {
+                        if let Some(a) = f.active.get_mut(&d) {
+                            *a -= 1;
+                            if *a == 0 {
+                                f.active.remove(&d);
+                            }
+                        }
+                    }
+                    next
+                });
+                if next.is_none() {
+                    f.total -= 1;
                 }
-                drop(f);
-                engine.work_ready.notify_one();
-            });
+                next
+            };
+            self.work_ready.notify_one();
+            match next {
+                Some(queued) => x = queued,
+                None => return,
+            }
         }
-        Ok(n)
     }
 
-    fn destination_slot(&self, d: IntegrationId) -> Arc<Semaphore> {
-        self.destination_slots
-            .lock()
-            .expect("slots lock")
-            .entry(d)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_destination.max(1))))
-            .clone()
+    /// Records an attempt with group commit: whoever holds the recording lock writes every
+    /// attempt waiting at that moment in one transaction. When this returns, `done` is stored
+    /// (or the failure was logged and the lease will bring the execution back).
+    async fn record(&self, done: (ExecutionId, NewAttempt, AttemptOutcome)) {
+        self.unrecorded.lock().expect("unrecorded lock").push(done);
+        let _turn = self.recording.lock().await;
+        let batch = std::mem::take(&mut *self.unrecorded.lock().expect("unrecorded lock"));
+        if batch.is_empty() {
+            return; // an earlier holder wrote ours
+        }
+        if let Err(e) = self.store.record_attempts(&batch).await {
+            tracing::error!(error = %e, attempts = batch.len(), "could not record delivery attempts; they will be retried");
+        }
     }
 
     /// Runs the matcher and delivery loops until `shutdown`, then waits (up to a bound) for

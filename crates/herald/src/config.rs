@@ -201,8 +201,9 @@ impl Config {
                 toml::Value::String(v.clone()),
             );
         }
-        let config: Config = value.try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!("invalid configuration: {}", e.message())
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("invalid configuration: {path}: {}", e.into_inner().message())
         })?;
         config.validate()?;
         Ok(config)

@@ -135,6 +135,8 @@ pub struct ClaimedExecution {
 /// What one delivery attempt observed.
 #[derive(Debug, Clone)]
 pub struct NewAttempt {
+    /// 1 for the first attempt of the execution (claims carry the count so far).
+    pub number: i64,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub duration: std::time::Duration,
     pub status_code: Option<u16>,

@@ -54,6 +54,12 @@ pub trait EntityStore: Send + Sync {
     ) -> StoreResult<Entity>;
     async fn entity_by_name(&self, name: &str) -> StoreResult<Option<Entity>>;
     async fn entity_by_id(&self, id: EntityId) -> StoreResult<Option<Entity>>;
+    /// Entity `name` and `user`'s role there (none if not a member), in one read.
+    async fn entity_with_role(
+        &self,
+        name: &str,
+        user: &User,
+    ) -> StoreResult<Option<(Entity, Option<Role>)>>;
     /// The entities `user` is a member of, with their role in each.
     async fn entities_of(&self, user: &User) -> StoreResult<Vec<(Entity, Role)>>;
     async fn member_role(&self, entity: &Entity, user: &User) -> StoreResult<Option<Role>>;
@@ -299,11 +305,13 @@ pub trait ExecutionStore: Send + Sync {
     /// Stores `executions` and moves the matcher cursor to `up_to` in one transaction, so an
     /// event is never matched twice nor skipped.
     async fn record_matches(&self, up_to: i64, executions: &[NewExecution]) -> StoreResult<()>;
-    /// Executions of `automation` created (not skipped) since `since`, for its rate limit.
+    /// Executions of `automation` created (not skipped) since `since`, counted up to `cap`,
+    /// for its rate limit.
     async fn recent_executions(
         &self,
         automation: AutomationId,
         since: DateTime<Utc>,
+        cap: i64,
     ) -> StoreResult<i64>;
     /// Leases up to `limit` due executions until `lease_until`, skipping destinations in
     /// `busy` (integrations at their concurrency limit).
@@ -316,12 +324,11 @@ pub trait ExecutionStore: Send + Sync {
     ) -> StoreResult<Vec<ClaimedExecution>>;
     /// The earliest time a PENDING execution falls due, if any.
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
-    /// Records an attempt and moves the execution on, in one transaction.
-    async fn record_attempt(
+    /// Records attempts and moves their executions on, all in one transaction (workers batch
+    /// what finished together, so a busy server commits once for many deliveries).
+    async fn record_attempts(
         &self,
-        id: ExecutionId,
-        attempt: NewAttempt,
-        outcome: AttemptOutcome,
+        done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     ) -> StoreResult<()>;
     /// Returns executions a dead process left RUNNING to PENDING (single-node start-up).
     async fn release_running(&self) -> StoreResult<u64>;

@@ -155,6 +155,7 @@ pub struct Verdict {
 pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolicy) -> Verdict {
     let failed_in_round = (round_attempts_before + 1) as usize;
     let attempt = NewAttempt {
+        number: 0,
         started_at: observed.started_at,
         duration: observed.duration,
         status_code: observed.status,
@@ -203,15 +204,17 @@ pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolic
     }
 }
 
-/// Runs one attempt of a claimed execution and records it.
+/// Runs one attempt of a claimed execution, disables its integration if the destination said
+/// it is gone, and returns what to record (the caller batches the recording).
 pub async fn deliver(
     store: &dyn Store,
     key: &MasterKey,
     sender: &Sender,
     policy: &RetryPolicy,
     x: &ClaimedExecution,
-) {
-    let verdict = attempt(store, key, sender, policy, x).await;
+) -> (herald_domain::ids::ExecutionId, NewAttempt, AttemptOutcome) {
+    let mut verdict = attempt(store, key, sender, policy, x).await;
+    verdict.attempt.number = x.attempt_count + 1;
     if let (Some(reason), Some(id)) = (&verdict.disable, x.integration_id) {
         if let Err(e) = store.disable_integration(x.entity_id, id, reason).await {
             tracing::error!(execution = x.id.0, error = %e, "could not disable the integration");
@@ -219,13 +222,7 @@ pub async fn deliver(
             tracing::warn!(integration = id.0, reason, "integration disabled");
         }
     }
-    if let Err(e) = store
-        .record_attempt(x.id, verdict.attempt, verdict.outcome)
-        .await
-    {
-        // The lease will expire and the execution will be tried again: at least once, not lost.
-        tracing::error!(execution = x.id.0, error = %e, "could not record a delivery attempt");
-    }
+    (x.id, verdict.attempt, verdict.outcome)
 }
 
 async fn attempt(
@@ -237,6 +234,7 @@ async fn attempt(
 ) -> Verdict {
     let fail = |class: &str, why: String| Verdict {
         attempt: NewAttempt {
+            number: 0,
             started_at: Utc::now(),
             duration: Duration::ZERO,
             status_code: None,
@@ -263,6 +261,7 @@ async fn attempt(
     else {
         return Verdict {
             attempt: NewAttempt {
+                number: 0,
                 started_at: Utc::now(),
                 duration: Duration::ZERO,
                 status_code: None,

@@ -434,21 +434,47 @@ impl ArtifactStore for SqlStore {
                 )));
             }
         }
-        let coll = collection_for_write(
-            &mut tx,
-            project,
-            new.collection.as_str(),
-            CollectionKind::Sequence,
-            new.artifact_type.as_str(),
-            now,
+        // One statement finds or creates the sequence and takes its next index; the hot path
+        // of a busy server, so it avoids every round trip it can.
+        let row = sqlx::query(
+            "INSERT INTO collections (project_id, name, kind, artifact_type, next_index, created_at) \
+             VALUES ($1, $2, $3, $4, 1, $5) \
+             ON CONFLICT (project_id, name) DO UPDATE SET next_index = collections.next_index + 1 \
+             RETURNING id, next_index - 1 AS idx, artifact_type, created_at",
         )
+        .bind(project.id.0)
+        .bind(new.collection.as_str())
+        .bind(CollectionKind::Sequence.as_str())
+        .bind(new.artifact_type.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
         .await?;
+        let existing_type: String = row.try_get("artifact_type")?;
+        if existing_type != new.artifact_type.as_str() {
+            return Err(StoreError::conflict(format!(
+                "collection {}/{}/{} holds artifacts of type {:?}, not {:?}",
+                project.entity,
+                project.name,
+                new.collection,
+                existing_type,
+                new.artifact_type.as_str()
+            )));
+        }
+        let index: i64 = row.try_get("idx")?;
+        let coll = CollRow {
+            id: row.try_get("id")?,
+            name: new.collection.to_string(),
+            kind: CollectionKind::Sequence,
+            artifact_type: existing_type,
+            next_index: index + 1,
+            created_at: row.try_get("created_at")?,
+        };
         let version_id: i64 = sqlx::query(
             "INSERT INTO versions (collection_id, version_index, digest, description, metadata, created_by, run_name, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(coll.id)
-        .bind(coll.next_index)
+        .bind(index)
         .bind(&new.digest)
         .bind(&new.description)
         .bind(new.metadata.to_string())
@@ -458,8 +484,35 @@ impl ArtifactStore for SqlStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        let mem = add_membership(&mut tx, &coll, version_id, author, now).await?;
-        refresh_latest(&mut tx, &coll, now).await?;
+        let mem_id: i64 = sqlx::query(
+            "INSERT INTO memberships (collection_id, version_id, version_index, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(coll.id)
+        .bind(version_id)
+        .bind(index)
+        .bind(author.id.0)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        let mem = MemRow {
+            id: mem_id,
+            version_id,
+            version_index: index,
+        };
+        // The new version is the newest, so `latest` moves to it without looking.
+        sqlx::query(
+            "INSERT INTO aliases (collection_id, alias, membership_id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (collection_id, alias) DO UPDATE SET membership_id = excluded.membership_id, \
+             created_at = excluded.created_at",
+        )
+        .bind(coll.id)
+        .bind(LATEST)
+        .bind(mem.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
 
         let mut e = artifact_event(
             EventType::CreateArtifact,
@@ -479,9 +532,39 @@ impl ArtifactStore for SqlStore {
         for tag in dedup(&new.tags) {
             tag_version(&mut tx, project, &coll, &mem, tag, author, now).await?;
         }
-        let version = load_version(&mut tx, project, &coll, mem.id).await?;
         tx.commit().await?;
-        Ok(version)
+        let mut aliases: Vec<String> = std::iter::once(LATEST.to_string())
+            .chain(new.aliases.iter().map(|a| a.to_string()))
+            .collect();
+        aliases.sort();
+        aliases.dedup();
+        let mut tags: Vec<String> = new.tags.iter().map(|t| t.to_string()).collect();
+        tags.sort();
+        tags.dedup();
+        Ok(ArtifactVersion {
+            id: VersionId(version_id),
+            entity: project.entity.to_string(),
+            project: project.name.to_string(),
+            collection: coll.name.clone(),
+            collection_kind: CollectionKind::Sequence,
+            artifact_type: coll.artifact_type.clone(),
+            version: version_string(index),
+            version_index: index,
+            aliases,
+            tags,
+            digest: new.digest,
+            description: new.description,
+            metadata: new.metadata,
+            created_by: author.username.to_string(),
+            run_id: new.run.map(|r| r.into_string()),
+            created_at: ts(now),
+            source: VersionSource {
+                entity: project.entity.to_string(),
+                project: project.name.to_string(),
+                collection: coll.name,
+                version: version_string(index),
+            },
+        })
     }
 
     async fn collection(&self, project: &Project, name: &str) -> StoreResult<Collection> {

@@ -97,6 +97,27 @@ impl EntityStore for SqlStore {
         Ok(row.as_ref().map(entity_from_row).transpose()?)
     }
 
+    async fn entity_with_role(
+        &self,
+        name: &str,
+        user: &User,
+    ) -> StoreResult<Option<(Entity, Option<Role>)>> {
+        let row = sqlx::query(
+            "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \
+             LEFT JOIN members m ON m.entity_id = e.id AND m.user_id = $2 WHERE e.name = $1",
+        )
+        .bind(name)
+        .bind(user.id.0)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: Option<String> = row.try_get("role")?;
+        Ok(Some((
+            entity_from_row(&row)?,
+            role.as_deref().map(role_from_db),
+        )))
+    }
+
     async fn entities_of(&self, user: &User) -> StoreResult<Vec<(Entity, Role)>> {
         let rows = sqlx::query(
             "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \

@@ -118,12 +118,16 @@ impl ExecutionStore for SqlStore {
         &self,
         automation: AutomationId,
         since: DateTime<Utc>,
+        cap: i64,
     ) -> StoreResult<i64> {
+        // Counting stops at `cap`: a busy automation must not make every batch scan a minute of rows.
         Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM executions WHERE automation_id = $1 AND created_at > $2 AND status <> 'SKIPPED'",
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM executions WHERE automation_id = $1 AND created_at > $2 \
+             AND status <> 'SKIPPED' LIMIT $3) AS recent",
         )
         .bind(automation.0)
         .bind(since.timestamp_micros())
+        .bind(cap)
         .fetch_one(&self.read)
         .await?
         .try_get("n")?)
@@ -144,10 +148,15 @@ impl ExecutionStore for SqlStore {
                 params.join(", ")
             );
         }
+        // Two index range scans (due PENDING rows, expired RUNNING leases) rather than one OR,
+        // which would make the database scan every execution ever recorded.
         let sql = format!(
             "UPDATE executions SET status = 'RUNNING', lease_until = $1, updated_at = $2 WHERE id IN (\
-             SELECT id FROM executions WHERE ((status = 'PENDING' AND next_attempt_at <= $3) \
-             OR (status = 'RUNNING' AND lease_until < $3)){busy_clause} ORDER BY next_attempt_at LIMIT $4) \
+             SELECT id FROM (SELECT id FROM executions WHERE status = 'PENDING' AND next_attempt_at <= $3{busy_clause} \
+             ORDER BY next_attempt_at LIMIT $4) \
+             UNION ALL \
+             SELECT id FROM (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_until < $3{busy_clause} LIMIT $4) \
+             LIMIT $4) \
              RETURNING id, entity_id, automation_id, integration_id, action, variables, attempt_count, round_attempts"
         );
         let now_us = now.timestamp_micros();
@@ -187,54 +196,48 @@ impl ExecutionStore for SqlStore {
         Ok(row.try_get::<Option<i64>, _>("t")?.map(ts))
     }
 
-    async fn record_attempt(
+    async fn record_attempts(
         &self,
-        id: ExecutionId,
-        attempt: NewAttempt,
-        outcome: AttemptOutcome,
+        done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     ) -> StoreResult<()> {
         let now = now_us();
         let mut tx = self.write.begin().await?;
-        let count: i64 = sqlx::query("SELECT attempt_count FROM executions WHERE id = $1")
+        for (id, attempt, outcome) in done {
+            sqlx::query(
+                "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
             .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("execution {id} not found")))?
-            .try_get("attempt_count")?;
-        sqlx::query(
-            "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id.0)
-        .bind(count + 1)
-        .bind(attempt.started_at.timestamp_micros())
-        .bind(attempt.duration.as_micros() as i64)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error_class)
-        .bind(&attempt.error)
-        .bind(&attempt.response)
-        .execute(&mut *tx)
-        .await?;
-        let (status, next, reason) = match &outcome {
-            AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
-            AttemptOutcome::RetryAt(t) => (
-                ExecutionStatus::Pending,
-                Some(t.timestamp_micros()),
-                attempt.error.clone(),
-            ),
-            AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why.clone())),
-        };
-        sqlx::query(
-            "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, status = $1, \
-             next_attempt_at = $2, reason = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
-        )
-        .bind(status.as_str())
-        .bind(next)
-        .bind(reason)
-        .bind(now)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
+            .bind(attempt.number)
+            .bind(attempt.started_at.timestamp_micros())
+            .bind(attempt.duration.as_micros() as i64)
+            .bind(attempt.status_code.map(i64::from))
+            .bind(&attempt.error_class)
+            .bind(&attempt.error)
+            .bind(&attempt.response)
+            .execute(&mut *tx)
+            .await?;
+            let (status, next, reason) = match outcome {
+                AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
+                AttemptOutcome::RetryAt(t) => (
+                    ExecutionStatus::Pending,
+                    Some(t.timestamp_micros()),
+                    attempt.error.clone(),
+                ),
+                AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why.clone())),
+            };
+            sqlx::query(
+                "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
+                 status = $1, next_attempt_at = $2, reason = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
+            )
+            .bind(status.as_str())
+            .bind(next)
+            .bind(reason)
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

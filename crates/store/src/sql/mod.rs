@@ -204,6 +204,9 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, sync: &str) -> Result<()
         .await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
     conn.execute("PRAGMA busy_timeout = 10000").await?;
+    // Readers map the file instead of copying pages in after every write elsewhere.
+    conn.execute("PRAGMA mmap_size = 268435456").await?;
+    conn.execute("PRAGMA cache_size = -16384").await?;
     Ok(())
 }
 

@@ -1,0 +1,12 @@
+//! The REST API's integration tests: one binary, each test against its own freshly started
+//! server and database (see `helpers::spawn_app`).
+#![forbid(unsafe_code)]
+
+mod access;
+mod artifacts;
+mod bad_input;
+mod events;
+mod helpers;
+mod ops;
+mod runs;
+mod users_entities;
