@@ -370,7 +370,7 @@ pub async fn test_send(
         .map_err(|e| e.at("payload"))?;
     let secrets = open_secrets(store, key, integration)
         .await
-        .map_err(|why| crate::Error::Conflict(why))?;
+        .map_err(crate::Error::Conflict)?;
     let id = format!("test_{}", crate::auth::generate_key());
     let out = build_request(
         integration,
