@@ -27,6 +27,10 @@ use crate::Result;
 const MATCH_BATCH: u32 = 500;
 /// Longest sleep of an idle loop (a safety net: notifications normally wake them sooner).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often the matcher looks for automation changes made by other processes.
+const INDEX_CHECK: Duration = Duration::from_millis(250);
+/// How long the matcher lets events accumulate after draining the log.
+const COALESCE: Duration = Duration::from_millis(2);
 /// How many times its concurrency limit a destination may have claimed (delivering or waiting).
 const CLAIM_AHEAD: usize = 4;
 /// How long shutdown waits for deliveries in flight.
@@ -45,6 +49,12 @@ pub struct Engine {
     unrecorded: Mutex<Vec<(ExecutionId, NewAttempt, AttemptOutcome)>>,
     recording: tokio::sync::Mutex<()>,
     keys: crate::auth::KeyCache,
+    /// The matcher's position in the event log, once read (this process is its only writer).
+    cursor: Mutex<Option<i64>>,
+    /// Set when this process changed automations; otherwise the epoch is checked at most
+    /// every INDEX_CHECK, which bounds how stale another replica's changes can be.
+    index_dirty: std::sync::atomic::AtomicBool,
+    index_checked: Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Default)]
@@ -75,6 +85,9 @@ impl Engine {
             unrecorded: Mutex::new(Vec::new()),
             recording: tokio::sync::Mutex::new(()),
             keys: crate::auth::KeyCache::default(),
+            cursor: Mutex::new(None),
+            index_dirty: std::sync::atomic::AtomicBool::new(true),
+            index_checked: Mutex::new(None),
         })
     }
 
@@ -105,8 +118,26 @@ impl Engine {
         self.work_ready.notify_one();
     }
 
+    /// Tells the matcher that automations changed here, so its next step reloads them.
+    pub fn automations_changed(&self) {
+        self.index_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Rebuilds the automation index if automations changed since it was built.
     pub async fn refresh_index(&self) -> Result<Arc<Index>> {
+        let dirty = self
+            .index_dirty
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let recent = self
+            .index_checked
+            .lock()
+            .expect("index clock lock")
+            .is_some_and(|t| t.elapsed() < INDEX_CHECK);
+        if !dirty && recent {
+            return Ok(self.index.read().expect("index lock").clone());
+        }
+        *self.index_checked.lock().expect("index clock lock") = Some(std::time::Instant::now());
         let epoch = self.store.automation_epoch().await?;
         let current = self.index.read().expect("index lock").clone();
         if current.epoch == epoch {
@@ -121,12 +152,19 @@ impl Engine {
     /// One matcher step: matches the next batch of events and records their executions
     /// together with the cursor. Returns how many events it handled.
     pub async fn match_once(&self) -> Result<usize> {
-        let index = self.refresh_index().await?;
-        let cursor = self.store.matcher_cursor().await?;
+        let cached = *self.cursor.lock().expect("cursor lock");
+        let cursor = match cached {
+            Some(c) => c,
+            None => self.store.matcher_cursor().await?,
+        };
         let events = self.store.events_after(cursor, MATCH_BATCH).await?;
         let Some(last) = events.last().map(|e| e.id.0) else {
             return Ok(0);
         };
+        // The index is read after the events: an automation saved before an event was written
+        // is then always in it. (Read first, an event written just after the automation could
+        // be matched against an index from before it, and the firing would be lost.)
+        let index = self.refresh_index().await?;
         let mut executions = Vec::new();
         let mut window = RateWindow::default();
         for e in &events {
@@ -146,6 +184,7 @@ impl Engine {
             }
         }
         self.store.record_matches(last, &executions).await?;
+        *self.cursor.lock().expect("cursor lock") = Some(last);
         if executions
             .iter()
             .any(|x| x.status == ExecutionStatus::Pending)
@@ -303,8 +342,17 @@ impl Engine {
                         _ = shutdown.cancelled() => {}
                     }
                 }
+                // A part batch means the log was drained: give writers a moment to add more,
+                // so a busy server matches many events per transaction instead of one.
+                Ok(n) if n < MATCH_BATCH as usize => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(COALESCE) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
+                    *self.cursor.lock().expect("cursor lock") = None;
                     tracing::error!(error = %e, "matcher step failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}

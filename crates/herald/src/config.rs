@@ -203,7 +203,10 @@ impl Config {
         }
         let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            anyhow::anyhow!("invalid configuration: {path}: {}", e.into_inner().message())
+            anyhow::anyhow!(
+                "invalid configuration: {path}: {}",
+                e.into_inner().message()
+            )
         })?;
         config.validate()?;
         Ok(config)

@@ -294,3 +294,188 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// The README's automation example, through the CLI, to a receiver on loopback.
+#[test]
+fn readme_automation_example_delivers_a_signed_webhook() {
+    use std::io::Write as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(axum::http::HeaderMap, String)>();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(tx));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let _ = tx.lock().unwrap().send((headers, body));
+            async { "ok" }
+        }),
+    );
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("HERALD_LOG", "warn")
+        .env("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "herald serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let key = std::fs::read_to_string(dir.path().join("admin-api-key"))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    herald(&server, &key, &["entity", "create", "ml-team"]);
+    herald(&server, &key, &["project", "create", "ml-team/mnist"]);
+    herald(
+        &server,
+        &key,
+        &[
+            "artifact",
+            "create",
+            "ml-team/mnist/classifier",
+            "--type",
+            "model",
+            "--metadata",
+            r#"{"accuracy": 0.93}"#,
+        ],
+    );
+    for (name, value) in [
+        ("CI_TOKEN", "ghp_example_token"),
+        ("CI_SIGNING", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+    ] {
+        let mut p = Command::new(BIN)
+            .args(["secret", "set", "ml-team", name])
+            .env("HERALD_URL", &server.url)
+            .env("HERALD_API_KEY", &key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        p.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+        assert!(p.wait().unwrap().success());
+    }
+    let integration: Value = serde_json::from_str(&herald(
+        &server,
+        &key,
+        &[
+            "integration",
+            "create",
+            "ml-team",
+            "--name",
+            "ci",
+            "--url",
+            &hook,
+            "--access-token-secret",
+            "CI_TOKEN",
+            "--signing-secret",
+            "CI_SIGNING",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let id = integration["id"].to_string();
+    let test = herald(&server, &key, &["integration", "test", &id]);
+    assert!(test.starts_with("HTTP 200"), "{test}");
+    let (_, test_body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(test_body.contains("TEST"), "{test_body}");
+
+    herald(
+        &server,
+        &key,
+        &[
+            "automation",
+            "create",
+            "--name",
+            "deploy production",
+            "--scope",
+            "ml-team/mnist",
+            "--event",
+            "ADD_ARTIFACT_ALIAS",
+            "--alias-regex",
+            "^production$",
+            "--webhook",
+            &id,
+            "--payload",
+            r#"{"event_type": "${event_type}", "version": "${artifact_version_string}", "accuracy": "${artifact_metadata.accuracy}", "by": "${event_author}"}"#,
+        ],
+    );
+    herald(
+        &server,
+        &key,
+        &[
+            "artifact",
+            "alias",
+            "add",
+            "ml-team/mnist/classifier:v0",
+            "staging",
+        ],
+    );
+    herald(
+        &server,
+        &key,
+        &[
+            "artifact",
+            "alias",
+            "add",
+            "ml-team/mnist/classifier:v0",
+            "production",
+        ],
+    );
+    let (headers, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"event_type": "ADD_ARTIFACT_ALIAS", "version": "ml-team/mnist/classifier:v0", "accuracy": "0.93", "by": "admin"})
+    );
+    assert_eq!(headers["authorization"], "Bearer ghp_example_token");
+    assert_eq!(headers["webhook-id"], "exec_1");
+    assert!(headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .starts_with("v1,"));
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the staging alias must not fire"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = herald(&server, &key, &["execution", "list", "--entity", "ml-team"]);
+        if list.contains("FINISHED") {
+            assert!(list.contains("deploy production"), "{list}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution never finished: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shown = herald(&server, &key, &["execution", "show", "1"]);
+    assert!(
+        shown.contains("200") && !shown.contains("ghp_example_token"),
+        "{shown}"
+    );
+}

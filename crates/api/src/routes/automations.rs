@@ -75,10 +75,9 @@ pub async fn create_automation(
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
     let new = validate(&*state.store, &a.entity, &user, body).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(state.store.create_automation(&a.entity, new).await?),
-    ))
+    let created = state.store.create_automation(&a.entity, new).await?;
+    state.engine.automations_changed();
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// The entity's automations, optionally by name.
@@ -125,12 +124,12 @@ pub async fn replace_automation(
 ) -> ApiResult<Json<Automation>> {
     let a = automation_access(&state, &user, id, Role::Member).await?;
     let new = validate(&*state.store, &a.entity, &user, body).await?;
-    Ok(Json(
-        state
-            .store
-            .replace_automation(&a.entity, AutomationId(id), new)
-            .await?,
-    ))
+    let replaced = state
+        .store
+        .replace_automation(&a.entity, AutomationId(id), new)
+        .await?;
+    state.engine.automations_changed();
+    Ok(Json(replaced))
 }
 
 /// Changes some of an automation's top-level fields (`enabled`, `name`, `event`, …); each given
@@ -147,12 +146,12 @@ pub async fn patch_automation(
     let current = state.store.automation(&a.entity, AutomationId(id)).await?;
     let merged = merge_patch(&AutomationInput::from_automation(&current), &patch)?;
     let new = validate(&*state.store, &a.entity, &user, merged).await?;
-    Ok(Json(
-        state
-            .store
-            .replace_automation(&a.entity, AutomationId(id), new)
-            .await?,
-    ))
+    let replaced = state
+        .store
+        .replace_automation(&a.entity, AutomationId(id), new)
+        .await?;
+    state.engine.automations_changed();
+    Ok(Json(replaced))
 }
 
 /// Deletes an automation; executions already owed are still delivered. MEMBER or above.
@@ -168,6 +167,7 @@ pub async fn delete_automation(
         .store
         .delete_automation(&a.entity, AutomationId(id))
         .await?;
+    state.engine.automations_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
