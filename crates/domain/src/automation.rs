@@ -18,6 +18,8 @@ pub const MAX_SECRET_NAME: usize = 128;
 pub const MAX_SECRET_VALUE: usize = 16 * 1024;
 /// Longest webhook URL.
 pub const MAX_URL: usize = 4096;
+/// Default cooldown of run-metric automations: once per run per day, W&B's rule.
+pub const DEFAULT_COOLDOWN_SECONDS: u32 = 24 * 3600;
 /// Default per-automation rate limit (executions per minute); excess is recorded SKIPPED.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
@@ -251,6 +253,8 @@ pub struct Automation {
     pub action: Action,
     /// Executions per minute before further ones are recorded SKIPPED.
     pub rate_limit_per_minute: u32,
+    /// Run-metric automations fire at most once per run per this many seconds (default 24 h).
+    pub cooldown_seconds: Option<u32>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

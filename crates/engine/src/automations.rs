@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// Longest cooldown: a year.
+pub const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
 /// Most executions per minute an automation may be allowed.
 pub const MAX_RATE_LIMIT: u32 = 10_000;
 
@@ -33,6 +35,8 @@ pub struct AutomationInput {
     pub event: EventInput,
     pub action: ActionInput,
     pub rate_limit_per_minute: Option<u32>,
+    /// Run-metric automations: fire at most once per run per this many seconds (default 24 h).
+    pub cooldown_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +99,7 @@ impl AutomationInput {
                 Action::NoOp => ActionInput::NoOp,
             },
             rate_limit_per_minute: Some(a.rate_limit_per_minute),
+            cooldown_seconds: a.cooldown_seconds,
         }
     }
 }
@@ -202,6 +207,16 @@ pub async fn validate(
         )
         .into());
     }
+    if input
+        .cooldown_seconds
+        .is_some_and(|c| c > MAX_COOLDOWN_SECONDS)
+    {
+        return Err(InvalidInput::new(
+            "cooldown_seconds",
+            format!("cooldown_seconds must be at most {MAX_COOLDOWN_SECONDS} (a year)"),
+        )
+        .into());
+    }
     Ok(NewAutomation {
         name: input.name,
         description: input.description,
@@ -213,6 +228,7 @@ pub async fn validate(
         },
         action,
         rate_limit_per_minute: rate_limit,
+        cooldown_seconds: input.cooldown_seconds,
         created_by: author.username.to_string(),
     })
 }

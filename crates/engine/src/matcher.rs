@@ -182,6 +182,7 @@ pub async fn execution_for(
         variables: Value::Object(vars),
         request,
         next_attempt_at: (status == ExecutionStatus::Pending).then(Utc::now),
+        fired_run: None,
     }
 }
 

@@ -89,6 +89,7 @@ pub struct NewAutomation {
     pub event: herald_domain::automation::EventSpec,
     pub action: herald_domain::automation::Action,
     pub rate_limit_per_minute: u32,
+    pub cooldown_seconds: Option<u32>,
     pub created_by: String,
 }
 
@@ -109,6 +110,8 @@ pub struct NewExecution {
     pub request: serde_json::Value,
     /// When the first attempt is due (PENDING executions only).
     pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// For run-metric firings: the run whose cooldown starts now (stored with the execution).
+    pub fired_run: Option<herald_domain::ids::RunId>,
 }
 
 /// Which executions to list.

@@ -18,7 +18,7 @@ use herald_domain::catalog::{
     ArtifactVersion, Collection, Entity, EntityKind, Member, Project, Role, User,
 };
 use herald_domain::event::{Event, PageRequest};
-use herald_domain::ids::{AutomationId, EntityId, ExecutionId, IntegrationId, VersionId};
+use herald_domain::ids::{AutomationId, EntityId, ExecutionId, IntegrationId, RunId, VersionId};
 use herald_domain::names::{
     AliasName, CollectionName, EntityName, ProjectName, RunName, TagName, Username, VersionRef,
 };
@@ -345,6 +345,38 @@ pub trait ExecutionStore: Send + Sync {
     async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution>;
 }
 
+/// What run-metric and run-state matching reads.
+#[async_trait]
+pub trait RunTriggerStore: Send + Sync {
+    /// The run an event of `entity` names (by project and run id), if it still exists.
+    async fn run_for_event(
+        &self,
+        entity: EntityId,
+        project: &str,
+        run: &str,
+    ) -> StoreResult<Option<Run>>;
+    /// A run's history rows with `first_seq <= seq <= last_seq`, in logging order.
+    async fn history_range(
+        &self,
+        run: RunId,
+        first_seq: i64,
+        last_seq: i64,
+    ) -> StoreResult<Vec<StoredHistoryRow>>;
+    /// Up to `limit` history rows logged before `before_seq`, newest first.
+    async fn history_before(
+        &self,
+        run: RunId,
+        before_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredHistoryRow>>;
+    /// When `automation` last fired for `run` (cooldowns survive restarts).
+    async fn last_fired(
+        &self,
+        automation: AutomationId,
+        run: RunId,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
 /// Everything herald stores. Implementations make each method atomic: either the change and
 /// its events are all stored, or nothing is.
 #[async_trait]
@@ -356,6 +388,7 @@ pub trait Store:
     + EventStore
     + AutomationStore
     + ExecutionStore
+    + RunTriggerStore
     + 'static
 {
     /// Whether the database answers (for `/readyz`).

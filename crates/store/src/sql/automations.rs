@@ -22,7 +22,7 @@ const INTEGRATION_SELECT: &str = "SELECT i.id, i.entity_id, e.name AS entity_nam
      FROM integrations i JOIN entities e ON e.id = i.entity_id";
 
 const AUTOMATION_SELECT: &str = "SELECT a.id, a.entity_id, e.name AS entity_name, a.name, a.description, a.enabled, \
-     a.scope_type, a.scope_path, a.event_type, a.filter, a.action, a.rate_limit, a.created_by, a.created_at, \
+     a.scope_type, a.scope_path, a.event_type, a.filter, a.action, a.rate_limit, a.cooldown_seconds, a.created_by, a.created_at, \
      a.updated_at FROM automations a JOIN entities e ON e.id = a.entity_id";
 
 fn integration_from_row(row: &AnyRow) -> Result<Integration, sqlx::Error> {
@@ -70,6 +70,9 @@ fn automation_from_row(row: &AnyRow) -> Result<Automation, sqlx::Error> {
         rate_limit_per_minute: row
             .try_get::<i64, _>("rate_limit")?
             .clamp(0, u32::MAX as i64) as u32,
+        cooldown_seconds: row
+            .try_get::<Option<i64>, _>("cooldown_seconds")?
+            .map(|c| c.clamp(0, u32::MAX as i64) as u32),
         created_by: row.try_get("created_by")?,
         created_at: ts(row.try_get("created_at")?),
         updated_at: ts(row.try_get("updated_at")?),
@@ -445,8 +448,8 @@ impl AutomationStore for SqlStore {
         check_action_integration(&mut tx, entity, &new.action).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO automations (entity_id, name, description, enabled, scope_type, scope_path, event_type, filter, \
-             action, integration_id, rate_limit, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+             action, integration_id, rate_limit, created_by, created_at, updated_at, cooldown_seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id",
         )
         .bind(entity.id.0)
         .bind(&new.name)
@@ -461,6 +464,7 @@ impl AutomationStore for SqlStore {
         .bind(new.rate_limit_per_minute as i64)
         .bind(&new.created_by)
         .bind(now)
+        .bind(new.cooldown_seconds.map(i64::from))
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict_on_unique(duplicate_automation(&new.name, entity)))?
@@ -527,8 +531,8 @@ impl AutomationStore for SqlStore {
         check_action_integration(&mut tx, entity, &new.action).await?;
         sqlx::query(
             "UPDATE automations SET name = $1, description = $2, enabled = $3, scope_type = $4, scope_path = $5, \
-             event_type = $6, filter = $7, action = $8, integration_id = $9, rate_limit = $10, updated_at = $11 \
-             WHERE entity_id = $12 AND id = $13",
+             event_type = $6, filter = $7, action = $8, integration_id = $9, rate_limit = $10, updated_at = $11, \
+             cooldown_seconds = $14 WHERE entity_id = $12 AND id = $13",
         )
         .bind(&new.name)
         .bind(&new.description)
@@ -543,6 +547,7 @@ impl AutomationStore for SqlStore {
         .bind(now)
         .bind(entity.id.0)
         .bind(id.0)
+        .bind(new.cooldown_seconds.map(i64::from))
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(duplicate_automation(&new.name, entity)))?;

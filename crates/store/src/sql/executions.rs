@@ -104,6 +104,19 @@ impl ExecutionStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        for x in executions {
+            if let Some(run) = x.fired_run {
+                sqlx::query(
+                    "INSERT INTO run_trigger_state (automation_id, run_id, last_fired_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (automation_id, run_id) DO UPDATE SET last_fired_at = excluded.last_fired_at",
+                )
+                .bind(x.automation_id.0)
+                .bind(run.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         sqlx::query(
             "UPDATE matcher_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id < $1",
         )

@@ -11,6 +11,7 @@ mod automations;
 mod entities;
 mod events;
 mod executions;
+mod run_triggers;
 mod runs;
 mod users;
 
@@ -76,6 +77,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "automations",
         sql: include_str!("../../migrations/sqlite/0002_automations.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "run_triggers",
+        sql: include_str!("../../migrations/sqlite/0003_run_triggers.sql"),
     },
 ];
 
