@@ -121,7 +121,18 @@ impl Scope {
     }
 }
 
-/// The events automations can be triggered by today.
+/// Whether `t` is a run event (watched through run history and state changes).
+pub fn is_run_event(t: EventType) -> bool {
+    matches!(
+        t,
+        EventType::RunMetric
+            | EventType::RunMetricChange
+            | EventType::RunMetricZscore
+            | EventType::RunState
+    )
+}
+
+/// The artifact and collection events.
 pub fn is_artifact_event(t: EventType) -> bool {
     use EventType::*;
     matches!(
@@ -151,10 +162,18 @@ pub fn check_scope_event(
             "{} is recorded in the event log but cannot trigger automations",
             event.as_str()
         )),
-        RunMetric | RunMetricChange | RunMetricZscore | RunState => refuse(format!(
-            "{} automations are not supported by this version of herald yet",
-            event.as_str()
-        )),
+        RunMetric | RunMetricChange | RunMetricZscore | RunState => match scope {
+            ScopeType::Project if !is_registry => Ok(()),
+            ScopeType::Entity => Ok(()),
+            ScopeType::Project => refuse(format!(
+                "{} automations watch runs, and registries have none; use a project or entity scope",
+                event.as_str()
+            )),
+            ScopeType::ArtifactCollection => refuse(format!(
+                "{} is allowed at PROJECT or ENTITY scope, not ARTIFACT_COLLECTION",
+                event.as_str()
+            )),
+        },
         CreateArtifact => match scope {
             ScopeType::ArtifactCollection => Ok(()),
             ScopeType::Project if !is_registry => Ok(()),
@@ -523,6 +542,15 @@ mod tests {
             }
         }
         assert!(check_scope_event(ScopeType::Project, false, LogRunHistory).is_err());
+        for t in [RunMetric, RunMetricChange, RunMetricZscore, RunState] {
+            assert!(check_scope_event(ScopeType::Project, false, t).is_ok());
+            assert!(check_scope_event(ScopeType::Entity, false, t).is_ok());
+            assert!(
+                check_scope_event(ScopeType::Project, true, t).is_err(),
+                "not in registries"
+            );
+            assert!(check_scope_event(ScopeType::ArtifactCollection, false, t).is_err());
+        }
         assert!(check_scope_event(ScopeType::Project, false, RemoveArtifactAlias).is_err());
     }
 

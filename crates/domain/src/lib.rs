@@ -17,3 +17,5 @@ pub mod run;
 pub mod template;
 
 pub use error::InvalidInput;
+pub mod run_filter;
+pub mod window;

@@ -5,13 +5,14 @@
 //! matching time for a reason its author could have been told about.
 
 use herald_domain::automation::{
-    check_automation_name, check_scope_event, Action, Automation, EventSpec, Scope, ScopeType,
-    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    check_automation_name, check_scope_event, is_run_event, Action, Automation, EventSpec, Scope,
+    ScopeType, DEFAULT_RATE_LIMIT_PER_MINUTE,
 };
 use herald_domain::catalog::{check_description, Entity, User};
 use herald_domain::event::EventType;
 use herald_domain::filter::{Filter, FilterFields};
 use herald_domain::ids::IntegrationId;
+use herald_domain::run_filter::RunEventFilter;
 use herald_domain::template::Template;
 use herald_domain::InvalidInput;
 use herald_store::{NewAutomation, Store, StoreError};
@@ -104,9 +105,51 @@ impl AutomationInput {
     }
 }
 
-/// The compiled filter of an event spec, for the matcher.
-pub fn compile_filter(spec: &EventSpec) -> Result<Filter, InvalidInput> {
-    Filter::parse(&spec.filter, FilterFields::Artifact).map_err(|e| e.at("event.filter"))
+/// What decides whether an event fires an automation, compiled.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    /// Artifact and collection events: a filter over the event's fields.
+    Artifact(Filter),
+    /// Run events: which runs, and the metric or state condition.
+    Run(RunEventFilter),
+}
+
+impl Rule {
+    /// The filter in W&B's wire format, as stored.
+    pub fn to_wire(&self) -> serde_json::Value {
+        match self {
+            Self::Artifact(f) => f.to_wire(),
+            Self::Run(r) => r.to_wire(),
+        }
+    }
+}
+
+/// Compiles an event spec's filter (absent means "every event" for artifact events; run events
+/// need their condition).
+pub fn compile_rule(
+    event_type: EventType,
+    filter: Option<&serde_json::Value>,
+) -> Result<Rule, InvalidInput> {
+    let rule = if is_run_event(event_type) {
+        let empty = serde_json::json!({});
+        RunEventFilter::parse(
+            event_type,
+            filter.filter(|f| !f.is_null()).unwrap_or(&empty),
+        )
+        .map(Rule::Run)
+    } else {
+        match filter {
+            None | Some(serde_json::Value::Null) => Ok(Filter::empty(FilterFields::Artifact)),
+            Some(f) => Filter::parse(f, FilterFields::Artifact),
+        }
+        .map(Rule::Artifact)
+    };
+    rule.map_err(|e| e.at("event.filter"))
+}
+
+/// The compiled rule of a stored event spec, for the matcher.
+pub fn compile_spec(spec: &EventSpec) -> Result<Rule, InvalidInput> {
+    compile_rule(spec.event_type, Some(&spec.filter))
 }
 
 /// Checks `input` for `entity` and returns what to store.
@@ -155,11 +198,7 @@ pub async fn validate(
 
     let event_type = EventType::parse(&input.event.event_type).map_err(|e| e.at("event"))?;
     check_scope_event(scope.scope_type, is_registry, event_type)?;
-    let filter = match &input.event.filter {
-        None | Some(serde_json::Value::Null) => Filter::empty(FilterFields::Artifact),
-        Some(f) => Filter::parse(f, FilterFields::Artifact).map_err(|e| e.at("event.filter"))?,
-    };
-
+    let rule = compile_rule(event_type, input.event.filter.as_ref())?;
     let action = match input.action {
         ActionInput::NoOp => Action::NoOp,
         ActionInput::GenericWebhook { integration_id, payload } => {
@@ -224,7 +263,7 @@ pub async fn validate(
         scope,
         event: EventSpec {
             event_type,
-            filter: filter.to_wire(),
+            filter: rule.to_wire(),
         },
         action,
         rate_limit_per_minute: rate_limit,

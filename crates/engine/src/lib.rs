@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod delivery;
 mod error;
 pub mod matcher;
+pub mod run_matching;
 pub mod runtime;
 pub mod secrets;
 pub mod variables;

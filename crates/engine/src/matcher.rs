@@ -9,18 +9,18 @@ use std::sync::Arc;
 use chrono::Utc;
 use herald_domain::automation::{Action, ActionType, Automation, ExecutionStatus};
 use herald_domain::event::{Event, EventType};
-use herald_domain::filter::Filter;
 use herald_domain::ids::{AutomationId, EntityId};
 use herald_domain::template::{Template, EVENT_VARIABLES};
 use herald_store::{NewExecution, Store};
 use serde_json::{json, Value};
 
+use crate::automations::{compile_spec, Rule};
 use crate::variables::{event_variables, filter_document, metadata_text, METADATA_PREFIX};
 
 /// An enabled automation, compiled for matching.
 pub struct Compiled {
     pub automation: Automation,
-    filter: Filter,
+    pub rule: Rule,
     project: Option<String>,
     collection: Option<String>,
     template: Option<Template>,
@@ -28,8 +28,8 @@ pub struct Compiled {
 
 impl Compiled {
     fn new(a: Automation) -> Option<Self> {
-        let filter = match crate::automations::compile_filter(&a.event) {
-            Ok(f) => f,
+        let rule = match compile_spec(&a.event) {
+            Ok(r) => r,
             Err(e) => {
                 // Saved filters were validated; one that no longer compiles is skipped, loudly.
                 tracing::error!(automation = a.id.0, error = %e, "stored filter does not compile; automation skipped");
@@ -42,7 +42,7 @@ impl Compiled {
             Action::NoOp => None,
         };
         Some(Self {
-            filter,
+            rule,
             project: path.project,
             collection: path.collection,
             template,
@@ -50,7 +50,7 @@ impl Compiled {
         })
     }
 
-    fn in_scope(&self, e: &Event) -> bool {
+    pub fn in_scope(&self, e: &Event) -> bool {
         // The index already matched the entity; names are immutable, so comparing them is exact.
         (self.project.is_none() || self.project == e.project)
             && (self.collection.is_none() || self.collection == e.collection)
@@ -68,7 +68,7 @@ impl Index {
     pub fn build(automations: Vec<Automation>, epoch: i64) -> Self {
         let mut by_key: HashMap<(EventType, EntityId), Vec<Arc<Compiled>>> = HashMap::new();
         for a in automations {
-            let key = (a.event.event_type, a.entity_id);
+            let key = (trigger(a.event.event_type), a.entity_id);
             if let Some(c) = Compiled::new(a) {
                 by_key.entry(key).or_default().push(Arc::new(c));
             }
@@ -92,18 +92,37 @@ impl Index {
         self.len() == 0
     }
 
-    /// The automations `e` fires.
-    pub fn matching<'a>(&'a self, e: &Event) -> impl Iterator<Item = &'a Arc<Compiled>> + 'a {
-        let candidates = self
-            .by_key
+    /// The automations `e` may fire: those watching its type in its entity.
+    pub fn candidates(&self, e: &Event) -> &[Arc<Compiled>] {
+        self.by_key
             .get(&(e.event_type, e.entity_id))
             .map(Vec::as_slice)
-            .unwrap_or(&[]);
+            .unwrap_or(&[])
+    }
+
+    /// The artifact automations `e` fires (scope and filter match).
+    pub fn matching<'a>(&'a self, e: &Event) -> impl Iterator<Item = &'a Arc<Compiled>> + 'a {
+        let candidates = self.candidates(e);
         let doc = (!candidates.is_empty()).then(|| filter_document(e));
         let e = e.clone();
-        candidates
-            .iter()
-            .filter(move |c| c.in_scope(&e) && doc.as_ref().is_some_and(|d| c.filter.matches(d)))
+        candidates.iter().filter(move |c| {
+            c.in_scope(&e)
+                && match (&c.rule, &doc) {
+                    (Rule::Artifact(f), Some(d)) => f.matches(d),
+                    _ => false,
+                }
+        })
+    }
+}
+
+/// The event that makes an automation of type `t` look: run-metric conditions are evaluated
+/// on each logged history batch.
+fn trigger(t: EventType) -> EventType {
+    match t {
+        EventType::RunMetric | EventType::RunMetricChange | EventType::RunMetricZscore => {
+            EventType::LogRunHistory
+        }
+        other => other,
     }
 }
 
@@ -114,9 +133,20 @@ pub async fn execution_for(
     e: &Event,
     status: ExecutionStatus,
     reason: Option<String>,
+    run: Option<RunFiring>,
 ) -> NewExecution {
     let a = &c.automation;
     let mut vars = event_variables(e, &a.name);
+    let fired_run = run.as_ref().and_then(|r| r.fired_run);
+    if let Some(r) = run {
+        vars.insert(
+            "event_type".into(),
+            Value::String(a.event.event_type.public_name().to_string()),
+        );
+        for (k, v) in r.variables {
+            vars.insert(k, v);
+        }
+    }
     if let (Some(t), Some(version)) = (&c.template, e.version_id) {
         let keys: Vec<&str> = t
             .placeholders()
@@ -173,7 +203,7 @@ pub async fn execution_for(
         automation_id: a.id,
         automation_name: a.name.clone(),
         event_id: e.id,
-        event_type: e.event_type,
+        event_type: a.event.event_type,
         action_type: a.action.action_type(),
         integration_id,
         status,
@@ -182,8 +212,15 @@ pub async fn execution_for(
         variables: Value::Object(vars),
         request,
         next_attempt_at: (status == ExecutionStatus::Pending).then(Utc::now),
-        fired_run: None,
+        fired_run,
     }
+}
+
+/// What a run event adds to an execution: the run and metric variables, and for metric
+/// firings the run whose cooldown starts.
+pub struct RunFiring {
+    pub variables: serde_json::Map<String, Value>,
+    pub fired_run: Option<herald_domain::ids::RunId>,
 }
 
 /// Per-batch view of each automation's executions in the last minute, for rate limiting.

@@ -11,15 +11,21 @@ use std::time::Duration;
 
 use chrono::Utc;
 use herald_domain::automation::ExecutionStatus;
+use herald_domain::event::{Event, EventType};
 use herald_domain::ids::{ExecutionId, IntegrationId};
+use herald_domain::run::RunState;
+use herald_domain::run_filter::{RunCondition, RunEventFilter};
 use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::{deliver, DeliveryConfig};
-use crate::matcher::{execution_for, Index, RateWindow};
+use crate::matcher::{execution_for, Compiled, Index, RateWindow, RunFiring};
+use crate::run_matching::{run_document, run_variables, RunSlots};
 use crate::secrets::MasterKey;
 use crate::Result;
 
@@ -49,6 +55,7 @@ pub struct Engine {
     unrecorded: Mutex<Vec<(ExecutionId, NewAttempt, AttemptOutcome)>>,
     recording: tokio::sync::Mutex<()>,
     keys: crate::auth::KeyCache,
+    run_slots: RunSlots,
     /// The matcher's position in the event log, once read (this process is its only writer).
     cursor: Mutex<Option<i64>>,
     /// Set when this process changed automations; otherwise the epoch is checked at most
@@ -85,6 +92,7 @@ impl Engine {
             unrecorded: Mutex::new(Vec::new()),
             recording: tokio::sync::Mutex::new(()),
             keys: crate::auth::KeyCache::default(),
+            run_slots: RunSlots::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
             index_checked: Mutex::new(None),
@@ -146,6 +154,8 @@ impl Engine {
         let fresh = Arc::new(Index::build(self.store.enabled_automations().await?, epoch));
         tracing::debug!(automations = fresh.len(), epoch, "automation index rebuilt");
         *self.index.write().expect("index lock") = fresh.clone();
+        // Evaluators were fed only while their automations stayed as they were; start over.
+        self.run_slots.clear();
         Ok(fresh)
     }
 
@@ -167,8 +177,14 @@ impl Engine {
         let index = self.refresh_index().await?;
         let mut executions = Vec::new();
         let mut window = RateWindow::default();
+        let now = Utc::now().timestamp();
         for e in &events {
-            for c in index.matching(e) {
+            let fired: Vec<(Arc<Compiled>, Option<RunFiring>)> = match e.event_type {
+                EventType::LogRunHistory => self.match_history(&index, e, now).await?,
+                EventType::RunState => self.match_state(&index, e).await?,
+                _ => index.matching(e).map(|c| (c.clone(), None)).collect(),
+            };
+            for (c, run) in fired {
                 let (status, reason) = if window.admit(&*self.store, &c.automation).await {
                     (ExecutionStatus::Pending, None)
                 } else {
@@ -180,10 +196,14 @@ impl Engine {
                         )),
                     )
                 };
-                executions.push(execution_for(&*self.store, c, e, status, reason).await);
+                executions.push(execution_for(&*self.store, &c, e, status, reason, run).await);
             }
         }
-        self.store.record_matches(last, &executions).await?;
+        if let Err(e) = self.store.record_matches(last, &executions).await {
+            // The batch will be matched again: its evaluators must start from stored history.
+            self.run_slots.clear();
+            return Err(e.into());
+        }
         *self.cursor.lock().expect("cursor lock") = Some(last);
         if executions
             .iter()
@@ -192,6 +212,140 @@ impl Engine {
             self.work_ready.notify_one();
         }
         Ok(events.len())
+    }
+
+    /// Run-metric automations on a logged history batch: those watching a metric in the batch,
+    /// whose run filter admits the run, and whose condition newly holds outside the cooldown.
+    async fn match_history(
+        &self,
+        index: &Index,
+        e: &Event,
+        now: i64,
+    ) -> Result<Vec<(Arc<Compiled>, Option<RunFiring>)>> {
+        let metrics: Vec<&str> = e.body["metrics"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let relevant: Vec<(&Arc<Compiled>, &RunEventFilter)> = index
+            .candidates(e)
+            .iter()
+            .filter(|c| c.in_scope(e))
+            .filter_map(|c| match &c.rule {
+                Rule::Run(r)
+                    if r.condition
+                        .metric()
+                        .is_some_and(|m| metrics.contains(&m.as_str())) =>
+                {
+                    Some((c, r))
+                }
+                _ => None,
+            })
+            .collect();
+        if relevant.is_empty() {
+            return Ok(vec![]);
+        }
+        let (Some(project), Some(run_name)) = (&e.project, &e.run) else {
+            return Ok(vec![]);
+        };
+        let Some(run) = self
+            .store
+            .run_for_event(e.entity_id, project, run_name)
+            .await?
+        else {
+            return Ok(vec![]);
+        };
+        let (Some(first), Some(last)) = (e.body["first_seq"].as_i64(), e.body["last_seq"].as_i64())
+        else {
+            return Ok(vec![]);
+        };
+        let rows = self.store.history_range(run.row_id, first, last).await?;
+        let doc = run_document(&run);
+        let mut out = Vec::new();
+        for (c, r) in relevant {
+            if !r.run_filter.matches(&doc) {
+                continue;
+            }
+            let firing = self
+                .run_slots
+                .evaluate(
+                    &*self.store,
+                    &c.automation,
+                    &r.condition,
+                    &run,
+                    &rows,
+                    first,
+                    now,
+                )
+                .await?;
+            if let Some(f) = firing {
+                let variables = run_variables(&run, r, Some(&f));
+                out.push((
+                    c.clone(),
+                    Some(RunFiring {
+                        variables,
+                        fired_run: Some(run.row_id),
+                    }),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run-state automations on a state change into one of their states (KILLED never fires).
+    async fn match_state(
+        &self,
+        index: &Index,
+        e: &Event,
+    ) -> Result<Vec<(Arc<Compiled>, Option<RunFiring>)>> {
+        let Some(state) = e.body["state"].as_str().and_then(RunState::from_db) else {
+            return Ok(vec![]);
+        };
+        let candidates = index.candidates(e);
+        // The run is needed to match it, or to drop a finished run's evaluators.
+        let forget = state.is_final() && !self.run_slots.is_empty();
+        if candidates.is_empty() && !forget {
+            return Ok(vec![]);
+        }
+        let (Some(project), Some(run_name)) = (&e.project, &e.run) else {
+            return Ok(vec![]);
+        };
+        let Some(run) = self
+            .store
+            .run_for_event(e.entity_id, project, run_name)
+            .await?
+        else {
+            return Ok(vec![]);
+        };
+        if state.is_final() {
+            self.run_slots.forget_run(run.row_id);
+        }
+        if state == RunState::Killed {
+            return Ok(vec![]);
+        }
+        let doc = run_document(&run);
+        let mut out = Vec::new();
+        for c in candidates.iter().filter(|c| c.in_scope(e)) {
+            let Rule::Run(r) = &c.rule else { continue };
+            let RunCondition::State(states) = &r.condition else {
+                continue;
+            };
+            if states.contains(state) && r.run_filter.matches(&doc) {
+                // The run as of this event: its state is the one the event recorded.
+                let mut vars = run_variables(&run, r, None);
+                vars.insert(
+                    "run_status".into(),
+                    Value::String(state.as_str().to_string()),
+                );
+                out.push((
+                    c.clone(),
+                    Some(RunFiring {
+                        variables: vars,
+                        fired_run: None,
+                    }),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// One delivery step: claims the due executions there is room for and delivers them,
