@@ -86,13 +86,22 @@ impl RunSlots {
         let cooldown = a.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS) as i64;
         let mut fired = None;
         for row in rows {
-            let Some(x) = row.values.get(&metric).and_then(Value::as_f64) else {
+            // Non-finite values are not points of the series: they change neither the windows
+            // nor the edge (else NaN, then a value meeting the condition, would fire twice).
+            let Some(x) = row
+                .values
+                .get(&metric)
+                .and_then(Value::as_f64)
+                .filter(|x| x.is_finite())
+            else {
                 continue;
             };
-            let firing = slot.eval.push(x);
-            let rising = slot.edge.observe(firing.is_some());
-            if rising && fired.is_none() && cooldown_allows(slot.last_fired, now, cooldown) {
-                fired = firing;
+            let met = slot.eval.update(x);
+            if slot.edge.observe(met)
+                && fired.is_none()
+                && cooldown_allows(slot.last_fired, now, cooldown)
+            {
+                fired = slot.eval.firing();
                 slot.last_fired = Some(now);
             }
         }

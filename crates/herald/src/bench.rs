@@ -22,6 +22,10 @@ pub enum BenchCmd {
     /// Events → matched → delivered to a local webhook: deliveries/s and latency, against the
     /// raw loopback POST rate of the same client.
     Delivery(crate::bench_delivery::DeliveryArgs),
+    /// The run-metric evaluator alone: evaluations per second on one core, 100 automations.
+    Evaluator(crate::bench_runs::EvaluatorArgs),
+    /// Logged values per second through the history API, without and with 100 automations.
+    History(crate::bench_runs::HistoryArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -44,6 +48,8 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Catalog(args) => catalog(args).await,
         BenchCmd::Delivery(args) => crate::bench_delivery::run(args).await,
+        BenchCmd::Evaluator(args) => crate::bench_runs::evaluator(args),
+        BenchCmd::History(args) => crate::bench_runs::history(args).await,
     }
 }
 

@@ -465,8 +465,11 @@ pub struct AutomationArgs {
     #[arg(long, required_unless_present = "file")]
     pub scope: Option<String>,
     /// CREATE_ARTIFACT, LINK_ARTIFACT, UNLINK_ARTIFACT, ADD_ARTIFACT_ALIAS, ADD_ARTIFACT_TAG, …
-    #[arg(long, required_unless_present = "file")]
+    /// (run events are implied by --metric … and --run-state).
+    #[arg(long)]
     pub event: Option<String>,
+    #[command(flatten)]
+    pub run: RunConditionArgs,
     /// Only when the alias matches this regex.
     #[arg(long)]
     pub alias_regex: Option<String>,
@@ -490,6 +493,63 @@ pub struct AutomationArgs {
     pub disabled: bool,
     #[command(flatten)]
     pub opts: ClientOpts,
+}
+
+/// Run-event conditions in a readable form, e.g. `--metric loss --agg avg --window 5 --gt 0.5`,
+/// `--metric acc --decreases-by 10%`, `--metric acc --zscore 2`, `--run-state FAILED`.
+#[derive(Args, Debug, Default)]
+pub struct RunConditionArgs {
+    /// The metric to watch (RUN_METRIC, RUN_METRIC_CHANGE or RUN_METRIC_ZSCORE).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Aggregate over the window: avg, min or max (default: the newest value).
+    #[arg(long, value_parser = ["avg", "average", "min", "max"])]
+    pub agg: Option<String>,
+    /// Values in the window (the current window for changes; the z-score window).
+    #[arg(long)]
+    pub window: Option<u64>,
+    /// The prior window for changes (default: --window).
+    #[arg(long)]
+    pub prior_window: Option<u64>,
+    /// Fire when the value is above this.
+    #[arg(long, allow_hyphen_values = true)]
+    pub gt: Option<f64>,
+    /// Fire when the value is at least this.
+    #[arg(long, allow_hyphen_values = true)]
+    pub gte: Option<f64>,
+    /// Fire when the value is below this.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lt: Option<f64>,
+    /// Fire when the value is at most this.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lte: Option<f64>,
+    /// Fire when it increases by this much between windows (`0.5`, or `10%` for relative).
+    #[arg(long)]
+    pub increases_by: Option<String>,
+    /// Fire when it decreases by this much between windows.
+    #[arg(long)]
+    pub decreases_by: Option<String>,
+    /// Fire when it changes either way by this much between windows.
+    #[arg(long)]
+    pub changes_by: Option<String>,
+    /// Fire when the newest value is this many standard deviations from the window's mean.
+    #[arg(long)]
+    pub zscore: Option<f64>,
+    /// For --zscore: any, increase or decrease (default any).
+    #[arg(long, value_parser = ["any", "increase", "decrease"])]
+    pub direction: Option<String>,
+    /// Fire when a run enters one of these states (comma-separated: RUNNING, FINISHED, FAILED).
+    #[arg(long)]
+    pub run_state: Option<String>,
+    /// Only runs whose display name matches this regex.
+    #[arg(long)]
+    pub run_name_regex: Option<String>,
+    /// Only runs of this user.
+    #[arg(long)]
+    pub run_user: Option<String>,
+    /// Run-metric automations fire at most once per run per this many seconds (default a day).
+    #[arg(long)]
+    pub cooldown: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

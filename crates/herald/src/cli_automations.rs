@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{
     cell, client, json_arg, rows, show, table, AutomationArgs, AutomationCmd, ExecutionCmd,
-    IntegrationCmd, SecretCmd,
+    IntegrationCmd, RunConditionArgs, SecretCmd,
 };
 use crate::client::seg;
 
@@ -145,6 +145,99 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
     }
 }
 
+/// The event type and W&B filter of a run condition given by flags, if one was given.
+fn run_condition(r: &RunConditionArgs) -> anyhow::Result<Option<(&'static str, Value)>> {
+    let mut conds = Vec::new();
+    if let Some(re) = &r.run_name_regex {
+        conds.push(json!({"display_name": {"$regex": re}}));
+    }
+    if let Some(u) = &r.run_user {
+        conds.push(json!({"username": {"$eq": u}}));
+    }
+    let run_filter = json!({"$and": conds}).to_string();
+    if let Some(states) = &r.run_state {
+        let states: Vec<String> = states
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let filter = json!({"run_filter": run_filter, "run_state_filter": {"states": states}});
+        return Ok(Some(("RUN_STATE", filter)));
+    }
+    let Some(metric) = &r.metric else {
+        if r.run_name_regex.is_some() || r.run_user.is_some() {
+            bail!(
+                "--run-name-regex and --run-user need a run condition: --metric … or --run-state …"
+            );
+        }
+        return Ok(None);
+    };
+    let agg = r.agg.as_deref().map(|a| match a {
+        "avg" | "average" => "AVERAGE",
+        "min" => "MIN",
+        _ => "MAX",
+    });
+    let window = r.window.unwrap_or(if agg.is_some() { 5 } else { 1 });
+    let comparisons = [
+        ("$gt", r.gt),
+        ("$gte", r.gte),
+        ("$lt", r.lt),
+        ("$lte", r.lte),
+    ];
+    let given: Vec<(&str, f64)> = comparisons
+        .iter()
+        .filter_map(|(op, v)| v.map(|v| (*op, v)))
+        .collect();
+    let changes = [
+        ("INCREASE", &r.increases_by),
+        ("DECREASE", &r.decreases_by),
+        ("ANY", &r.changes_by),
+    ];
+    let change: Vec<(&str, &String)> = changes
+        .iter()
+        .filter_map(|(d, v)| v.as_ref().map(|v| (*d, v)))
+        .collect();
+    let kinds = usize::from(!given.is_empty())
+        + usize::from(!change.is_empty())
+        + usize::from(r.zscore.is_some());
+    if kinds != 1 || given.len() > 1 || change.len() > 1 {
+        bail!("with --metric give exactly one condition: --gt/--gte/--lt/--lte N, --increases-by/--decreases-by/--changes-by N[%], or --zscore N");
+    }
+    let run_metric_filter = if let Some(&(op, threshold)) = given.first() {
+        (
+            "RUN_METRIC",
+            json!({"threshold_filter": {"name": metric, "agg_op": agg, "window_size": window, "cmp_op": op, "threshold": threshold}}),
+        )
+    } else if let Some(&(dir, amount)) = change.first() {
+        let (change_type, amount) = match amount.strip_suffix('%') {
+            Some(pct) => ("RELATIVE", pct.trim().parse::<f64>().map(|p| p / 100.0)),
+            None => ("ABSOLUTE", amount.trim().parse::<f64>()),
+        };
+        let amount = amount.map_err(|_| {
+            anyhow::anyhow!("the change amount must be a number, or a percentage like 10%")
+        })?;
+        (
+            "RUN_METRIC_CHANGE",
+            json!({"change_filter": {
+            "name": metric, "agg_op": agg, "current_window_size": window,
+            "prior_window_size": r.prior_window.unwrap_or(window),
+            "change_type": change_type, "change_dir": dir, "change_amount": amount}}),
+        )
+    } else {
+        let dir = r.direction.as_deref().unwrap_or("any").to_ascii_uppercase();
+        (
+            "RUN_METRIC_ZSCORE",
+            json!({"zscore_filter": {
+            "name": metric, "window_size": r.window.unwrap_or(30), "threshold": r.zscore, "change_dir": dir}}),
+        )
+    };
+    let (event, metric_filter) = run_metric_filter;
+    Ok(Some((
+        event,
+        json!({"run_filter": run_filter, "run_metric_filter": metric_filter, "metric_filter": null}),
+    )))
+}
+
 /// The REST body for `automation create` given by flags.
 fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
     let scope = a.scope.as_deref().context("--scope is required")?;
@@ -154,7 +247,19 @@ fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
         3 => "ARTIFACT_COLLECTION",
         _ => bail!("--scope {scope:?} is not ENTITY, ENTITY/PROJECT or ENTITY/PROJECT/COLLECTION"),
     };
-    let filter = if let Some(f) = &a.filter {
+    let run = run_condition(&a.run)?;
+    let event = match (&a.event, &run) {
+        (Some(e), None) => e.clone(),
+        (None, Some((e, _))) => e.to_string(),
+        (Some(e), Some((implied, _))) if e.eq_ignore_ascii_case(implied) => implied.to_string(),
+        (Some(e), Some((implied, _))) => {
+            bail!("--event {e} does not match the run condition given, which is {implied}")
+        }
+        (None, None) => bail!("say what to watch: --event TYPE, --metric … or --run-state …"),
+    };
+    let filter = if let Some((_, f)) = run {
+        f
+    } else if let Some(f) = &a.filter {
         serde_json::from_str(f).context("--filter is not valid JSON")?
     } else {
         let mut conds = Vec::new();
@@ -182,8 +287,9 @@ fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
     Ok(json!({
         "name": a.name, "description": a.description, "enabled": !a.disabled,
         "scope": { "type": scope_type, "path": scope },
-        "event": { "type": a.event, "filter": filter },
+        "event": { "type": event, "filter": filter },
         "action": action,
+        "cooldown_seconds": a.run.cooldown,
     }))
 }
 
@@ -381,5 +487,87 @@ pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
                 println!("execution {id} will be delivered again")
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_domain::event::EventType;
+    use herald_domain::run_filter::RunEventFilter;
+
+    fn parsed(r: &RunConditionArgs) -> (String, String) {
+        let (event, filter) = run_condition(r).unwrap().unwrap();
+        let parsed = RunEventFilter::parse(EventType::parse(event).unwrap(), &filter).unwrap();
+        (event.to_string(), parsed.describe())
+    }
+
+    #[test]
+    fn readable_run_conditions_become_wandb_filters() {
+        let r = RunConditionArgs {
+            metric: Some("loss".into()),
+            agg: Some("avg".into()),
+            window: Some(5),
+            gt: Some(0.5),
+            ..Default::default()
+        };
+        assert_eq!(
+            parsed(&r),
+            ("RUN_METRIC".into(), "AVERAGE(loss) > 0.5 (last 5)".into())
+        );
+        let r = RunConditionArgs {
+            metric: Some("acc".into()),
+            decreases_by: Some("10%".into()),
+            ..Default::default()
+        };
+        let (event, text) = parsed(&r);
+        assert_eq!(event, "RUN_METRIC_CHANGE");
+        assert!(text.contains("decreases by 10%"), "{text}");
+        let r = RunConditionArgs {
+            metric: Some("acc".into()),
+            zscore: Some(2.0),
+            ..Default::default()
+        };
+        assert_eq!(parsed(&r).0, "RUN_METRIC_ZSCORE");
+        let r = RunConditionArgs {
+            run_state: Some("failed,finished".into()),
+            run_name_regex: Some("^prod".into()),
+            ..Default::default()
+        };
+        let (event, filter) = run_condition(&r).unwrap().unwrap();
+        assert_eq!(event, "RUN_STATE");
+        assert_eq!(
+            filter["run_filter"],
+            r#"{"$and":[{"display_name":{"$regex":"^prod"}}]}"#
+        );
+        assert_eq!(
+            filter["run_state_filter"]["states"],
+            json!(["FAILED", "FINISHED"])
+        );
+    }
+
+    #[test]
+    fn ambiguous_conditions_are_refused() {
+        let both = RunConditionArgs {
+            metric: Some("x".into()),
+            gt: Some(1.0),
+            zscore: Some(2.0),
+            ..Default::default()
+        };
+        assert!(run_condition(&both).is_err());
+        let none = RunConditionArgs {
+            metric: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(run_condition(&none).is_err());
+        let pct = RunConditionArgs {
+            metric: Some("x".into()),
+            changes_by: Some("ten%".into()),
+            ..Default::default()
+        };
+        assert!(run_condition(&pct).is_err());
+        assert!(run_condition(&RunConditionArgs::default())
+            .unwrap()
+            .is_none());
     }
 }

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod bench;
 mod bench_delivery;
+mod bench_runs;
 pub mod cli;
 mod cli_automations;
 pub mod client;

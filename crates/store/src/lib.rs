@@ -300,6 +300,8 @@ pub trait AutomationStore: Send + Sync {
 pub trait ExecutionStore: Send + Sync {
     /// The id of the last event the matcher has handled.
     async fn matcher_cursor(&self) -> StoreResult<i64>;
+    /// Events written but not yet matched.
+    async fn matcher_lag(&self) -> StoreResult<i64>;
     /// Events of every entity after `after`, oldest first.
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>>;
     /// Stores `executions` and moves the matcher cursor to `up_to` in one transaction, so an

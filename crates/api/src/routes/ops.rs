@@ -19,7 +19,11 @@ pub async fn healthz() -> Json<serde_json::Value> {
     responses((status = 200, description = "ready"), (status = 503, description = "database unavailable")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.store.ping().await {
-        (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
+        let lag = state.store.matcher_lag().await.ok();
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ready", "matcher_lag": lag})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -65,6 +65,15 @@ impl ExecutionStore for SqlStore {
         )
     }
 
+    async fn matcher_lag(&self) -> StoreResult<i64> {
+        Ok(sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM events WHERE id > (SELECT last_event_id FROM matcher_cursor WHERE id = 1)) AS lag",
+        )
+        .fetch_one(&self.read)
+        .await?
+        .try_get("lag")?)
+    }
+
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>> {
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
