@@ -34,6 +34,17 @@ struct Slot {
     last_fired: Option<i64>,
 }
 
+/// One logged history batch of a run, as the matcher evaluates it.
+#[derive(Clone, Copy)]
+pub struct HistoryBatch<'a> {
+    pub run: &'a Run,
+    /// The batch's rows, from `first_seq` on, in logging order.
+    pub rows: &'a [StoredHistoryRow],
+    pub first_seq: i64,
+    /// Unix seconds, for cooldowns.
+    pub now: i64,
+}
+
 /// The evaluators of every (automation, run) pair seen since the cache was last cleared.
 #[derive(Default)]
 pub struct RunSlots {
@@ -69,14 +80,17 @@ impl RunSlots {
         store: &dyn Store,
         a: &Automation,
         cond: &RunCondition,
-        run: &Run,
-        rows: &[StoredHistoryRow],
-        first_seq: i64,
-        now: i64,
+        batch: &HistoryBatch<'_>,
     ) -> Result<Option<Firing>> {
         let Some(metric) = cond.metric().map(|m| m.as_str().to_string()) else {
             return Ok(None);
         };
+        let HistoryBatch {
+            run,
+            rows,
+            first_seq,
+            now,
+        } = *batch;
         let key = (a.id, run.row_id);
         let existing = self.slots.lock().expect("run slots lock").remove(&key);
         let mut slot = match existing {

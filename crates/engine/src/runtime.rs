@@ -25,7 +25,7 @@ use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::{deliver, DeliveryConfig};
 use crate::matcher::{execution_for, Compiled, Index, RateWindow, RunFiring};
-use crate::run_matching::{run_document, run_variables, RunSlots};
+use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
 use crate::secrets::MasterKey;
 use crate::Result;
 
@@ -260,6 +260,12 @@ impl Engine {
         };
         let rows = self.store.history_range(run.row_id, first, last).await?;
         let doc = run_document(&run);
+        let batch = HistoryBatch {
+            run: &run,
+            rows: &rows,
+            first_seq: first,
+            now,
+        };
         let mut out = Vec::new();
         for (c, r) in relevant {
             if !r.run_filter.matches(&doc) {
@@ -267,15 +273,7 @@ impl Engine {
             }
             let firing = self
                 .run_slots
-                .evaluate(
-                    &*self.store,
-                    &c.automation,
-                    &r.condition,
-                    &run,
-                    &rows,
-                    first,
-                    now,
-                )
+                .evaluate(&*self.store, &c.automation, &r.condition, &batch)
                 .await?;
             if let Some(f) = firing {
                 let variables = run_variables(&run, r, Some(&f));

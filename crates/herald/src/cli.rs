@@ -77,7 +77,7 @@ pub enum Command {
     Integration(IntegrationCmd),
     /// Automations: when an event matches, call a webhook.
     #[command(subcommand)]
-    Automation(AutomationCmd),
+    Automation(Box<AutomationCmd>),
     /// Execution history: list, inspect, redeliver.
     #[command(subcommand)]
     Execution(ExecutionCmd),
@@ -408,7 +408,7 @@ pub enum IntegrationCmd {
 #[derive(Subcommand, Debug)]
 pub enum AutomationCmd {
     /// Create an automation from flags or from a JSON file (the REST body).
-    Create(AutomationArgs),
+    Create(Box<AutomationArgs>),
     /// List ENTITY's automations.
     List {
         entity: String,
@@ -793,7 +793,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
         Command::Artifact(cmd) => artifact_command(cmd).await,
         Command::Secret(cmd) => crate::cli_automations::secret(cmd).await,
         Command::Integration(cmd) => crate::cli_automations::integration(cmd).await,
-        Command::Automation(cmd) => crate::cli_automations::automation(cmd).await,
+        Command::Automation(cmd) => crate::cli_automations::automation(*cmd).await,
         Command::Execution(cmd) => crate::cli_automations::execution(cmd).await,
         Command::Run(cmd) => run_command(cmd).await,
         Command::Events(EventsCmd::List {
