@@ -480,8 +480,30 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "could not release interrupted executions"),
         }
         let matcher = tokio::spawn(self.clone().matcher_loop(shutdown.clone()));
+        let sweeper = tokio::spawn(self.clone().retention_loop(shutdown.clone()));
         self.clone().delivery_loop(shutdown).await;
         let _ = matcher.await;
+        let _ = sweeper.await;
+    }
+
+    /// Deletes history older than the retention period, hourly.
+    async fn retention_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let cutoff =
+                Utc::now() - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
+            match self.store.purge_executions(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    executions = n,
+                    "deleted execution history past its retention"
+                ),
+                Err(e) => tracing::error!(error = %e, "could not delete old execution history"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
     }
 
     async fn matcher_loop(self: Arc<Self>, shutdown: CancellationToken) {

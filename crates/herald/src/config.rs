@@ -86,6 +86,7 @@ pub struct DeliverySettings {
     pub per_destination: usize,
     pub lease: String,
     pub allowed_destinations: String,
+    pub retention_days: u32,
 }
 
 impl DeliverySettings {
@@ -122,6 +123,9 @@ impl DeliverySettings {
             per_destination: self.per_destination,
             lease: duration("lease", &self.lease)?,
             allow,
+            retention: std::time::Duration::from_secs(
+                u64::from(self.retention_days.max(1)) * 24 * 3600,
+            ),
         })
     }
 }

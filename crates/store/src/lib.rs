@@ -302,6 +302,9 @@ pub trait ExecutionStore: Send + Sync {
     async fn matcher_cursor(&self) -> StoreResult<i64>;
     /// Events written but not yet matched.
     async fn matcher_lag(&self) -> StoreResult<i64>;
+    /// Deletes finished, failed, skipped and cancelled executions (and their attempts) last
+    /// updated before `before`; returns how many.
+    async fn purge_executions(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Events of every entity after `after`, oldest first.
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>>;
     /// Stores `executions` and moves the matcher cursor to `up_to` in one transaction, so an

@@ -33,6 +33,8 @@ pub struct DeliveryConfig {
     /// How long a claimed execution stays leased before another worker may take it over.
     pub lease: Duration,
     pub allow: AllowList,
+    /// How long finished executions are kept in history.
+    pub retention: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -44,6 +46,7 @@ impl Default for DeliveryConfig {
             per_destination: 8,
             lease: Duration::from_secs(120),
             allow: AllowList::default(),
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

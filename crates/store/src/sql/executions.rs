@@ -74,6 +74,25 @@ impl ExecutionStore for SqlStore {
         .try_get("lag")?)
     }
 
+    async fn purge_executions(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        const FINAL: &str =
+            "status IN ('FINISHED', 'FAILED', 'SKIPPED', 'CANCELLED') AND updated_at < $1";
+        let mut tx = self.write.begin().await?;
+        sqlx::query(&format!(
+            "DELETE FROM attempts WHERE execution_id IN (SELECT id FROM executions WHERE {FINAL})"
+        ))
+        .bind(before.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(&format!("DELETE FROM executions WHERE {FINAL}"))
+            .bind(before.timestamp_micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>> {
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"

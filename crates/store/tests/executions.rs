@@ -1,0 +1,193 @@
+//! The execution queue on a real SQLite database: matches are recorded once with the cursor,
+//! claims lease due work, attempts move executions on, and history expires by its age.
+
+use chrono::{Duration, Utc};
+use herald_domain::automation::{Action, ActionType, EventSpec, ExecutionStatus, Scope, ScopeType};
+use herald_domain::catalog::EntityKind;
+use herald_domain::event::{EventType, PageRequest};
+use herald_domain::ids::EventId;
+use herald_domain::names::{ArtifactType, CollectionName, EntityName, ProjectName, Username};
+use herald_store::sql::{SqlOptions, SqlStore};
+use herald_store::{
+    ArtifactStore, AttemptOutcome, AutomationStore, EntityStore, ExecutionQuery, ExecutionStore,
+    NewAttempt, NewAutomation, NewExecution, NewUser, NewVersion, UserStore,
+};
+
+#[tokio::test]
+async fn queue_lifecycle_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        &SqlOptions::default(),
+    )
+    .await
+    .unwrap();
+    let user = store
+        .create_user(NewUser {
+            username: Username::parse("u").unwrap(),
+            email: None,
+            is_admin: false,
+            key_hash: "h".into(),
+        })
+        .await
+        .unwrap();
+    let team = store
+        .create_entity(&EntityName::parse("t").unwrap(), EntityKind::Team, &user)
+        .await
+        .unwrap();
+    let project = store
+        .create_project(&team, &ProjectName::parse("p").unwrap(), None)
+        .await
+        .unwrap();
+    let new_version = || NewVersion {
+        collection: CollectionName::parse("c").unwrap(),
+        artifact_type: ArtifactType::parse("model").unwrap(),
+        digest: None,
+        description: None,
+        metadata: serde_json::json!({}),
+        aliases: vec![],
+        tags: vec![],
+        run: None,
+    };
+    store
+        .create_version(&project, &user, new_version())
+        .await
+        .unwrap();
+    store
+        .create_version(&project, &user, new_version())
+        .await
+        .unwrap();
+    let automation = store
+        .create_automation(
+            &team,
+            NewAutomation {
+                name: "a".into(),
+                description: None,
+                enabled: true,
+                scope: Scope {
+                    scope_type: ScopeType::Project,
+                    path: "t/p".into(),
+                },
+                event: EventSpec {
+                    event_type: EventType::CreateArtifact,
+                    filter: serde_json::json!({}),
+                },
+                action: Action::NoOp,
+                rate_limit_per_minute: 60,
+                cooldown_seconds: None,
+                created_by: "u".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let events = store.events_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    let exec = |event: EventId, status| NewExecution {
+        entity_id: team.id,
+        automation_id: automation.id,
+        automation_name: "a".into(),
+        event_id: event,
+        event_type: EventType::CreateArtifact,
+        action_type: ActionType::NoOp,
+        integration_id: None,
+        status,
+        reason: None,
+        action: serde_json::json!({"type": "NO_OP"}),
+        variables: serde_json::json!({}),
+        request: serde_json::json!({}),
+        next_attempt_at: Some(Utc::now()),
+        fired_run: None,
+    };
+    let batch = [
+        exec(events[0].id, ExecutionStatus::Pending),
+        exec(events[1].id, ExecutionStatus::Pending),
+    ];
+    store.record_matches(events[1].id.0, &batch).await.unwrap();
+    // Recording the same matches again (a replay after a crash) adds nothing.
+    store.record_matches(events[1].id.0, &batch).await.unwrap();
+    assert_eq!(store.matcher_cursor().await.unwrap(), events[1].id.0);
+    assert_eq!(store.matcher_lag().await.unwrap(), 0);
+
+    let now = Utc::now();
+    let claimed = store
+        .claim_due(now, now + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        store
+            .claim_due(now, now + Duration::seconds(60), 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let attempt = || NewAttempt {
+        number: 1,
+        started_at: Utc::now(),
+        duration: std::time::Duration::from_millis(1),
+        status_code: Some(200),
+        error_class: None,
+        error: None,
+        response: Some("ok".into()),
+    };
+    store
+        .record_attempts(&[(claimed[0].id, attempt(), AttemptOutcome::Finished)])
+        .await
+        .unwrap();
+    // A lease that expired makes the other claimable again (its worker died).
+    let later = now + Duration::seconds(61);
+    let again = store
+        .claim_due(later, later + Duration::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![claimed[1].id]
+    );
+
+    let page = PageRequest {
+        after: None,
+        limit: 10,
+    };
+    let all = store
+        .list_executions(
+            &team,
+            ExecutionQuery {
+                automation: None,
+                status: None,
+                page,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    // Retention removes only final executions older than the cutoff.
+    assert_eq!(
+        store
+            .purge_executions(Utc::now() - Duration::days(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_executions(Utc::now() + Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    let left = store
+        .list_executions(
+            &team,
+            ExecutionQuery {
+                automation: None,
+                status: None,
+                page,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, ExecutionStatus::Running);
+}
