@@ -31,6 +31,7 @@ const MAX_SLOTS: usize = 100_000;
 struct Slot {
     eval: Evaluator,
     edge: EdgeTrigger,
+    /// Unix milliseconds.
     last_fired: Option<i64>,
 }
 
@@ -41,7 +42,7 @@ pub struct HistoryBatch<'a> {
     /// The batch's rows, from `first_seq` on, in logging order.
     pub rows: &'a [StoredHistoryRow],
     pub first_seq: i64,
-    /// Unix seconds, for cooldowns.
+    /// Unix milliseconds, for cooldowns.
     pub now: i64,
 }
 
@@ -97,7 +98,7 @@ impl RunSlots {
             Some(s) => s,
             None => rebuild(store, a, cond, run, &metric, first_seq).await?,
         };
-        let cooldown = a.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS) as i64;
+        let cooldown_ms = i64::from(a.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS)) * 1000;
         let mut fired = None;
         for row in rows {
             // Non-finite values are not points of the series: they change neither the windows
@@ -113,7 +114,7 @@ impl RunSlots {
             let met = slot.eval.update(x);
             if slot.edge.observe(met)
                 && fired.is_none()
-                && cooldown_allows(slot.last_fired, now, cooldown)
+                && cooldown_allows(slot.last_fired, now, cooldown_ms)
             {
                 fired = slot.eval.firing();
                 slot.last_fired = Some(now);
@@ -160,7 +161,7 @@ async fn rebuild(
     let last_fired = store
         .last_fired(a.id, run.row_id)
         .await?
-        .map(|t| t.timestamp());
+        .map(|t| t.timestamp_millis());
     Ok(Slot {
         eval,
         edge,

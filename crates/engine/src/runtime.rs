@@ -177,7 +177,8 @@ impl Engine {
         let index = self.refresh_index().await?;
         let mut executions = Vec::new();
         let mut window = RateWindow::default();
-        let now = Utc::now().timestamp();
+        // Milliseconds: in whole seconds a 1 s cooldown could end a few ms after it began.
+        let now = Utc::now().timestamp_millis();
         for e in &events {
             let fired: Vec<(Arc<Compiled>, Option<RunFiring>)> = match e.event_type {
                 EventType::LogRunHistory => self.match_history(&index, e, now).await?,

@@ -43,6 +43,8 @@ pub enum ErrorClass {
     Redirect,
     Timeout,
     Connect,
+    /// The destination reset or closed the connection mid-exchange.
+    ConnectionReset,
     /// The SSRF guard refused the destination.
     Blocked,
     InvalidUrl,
@@ -58,6 +60,7 @@ impl ErrorClass {
             Self::Redirect => "redirect",
             Self::Timeout => "timeout",
             Self::Connect => "connect",
+            Self::ConnectionReset => "connection_reset",
             Self::Blocked => "blocked",
             Self::InvalidUrl => "invalid_url",
             Self::Body => "body",
@@ -197,6 +200,16 @@ fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
         source = s.source();
     }
     let msg = error_chain(e);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+            if matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) {
+                return (ErrorClass::ConnectionReset, msg);
+            }
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         (ErrorClass::Timeout, format!("timed out: {msg}"))
     } else if e.is_connect() {
