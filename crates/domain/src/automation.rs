@@ -228,20 +228,31 @@ pub enum Action {
         #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         payload: serde_json::Value,
     },
+    /// A Slack message; title and message may use template variables.
+    Notification {
+        integration_id: IntegrationId,
+        title: Option<String>,
+        message: Option<String>,
+        severity: Severity,
+    },
     NoOp,
 }
+
+pub use crate::slack::Severity;
 
 impl Action {
     pub fn action_type(&self) -> ActionType {
         match self {
             Self::GenericWebhook { .. } => ActionType::GenericWebhook,
+            Self::Notification { .. } => ActionType::Notification,
             Self::NoOp => ActionType::NoOp,
         }
     }
 
     pub fn integration_id(&self) -> Option<IntegrationId> {
         match self {
-            Self::GenericWebhook { integration_id, .. } => Some(*integration_id),
+            Self::GenericWebhook { integration_id, .. }
+            | Self::Notification { integration_id, .. } => Some(*integration_id),
             Self::NoOp => None,
         }
     }
@@ -384,6 +395,63 @@ pub struct SecretMeta {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum IntegrationKind {
     Webhook,
+    Slack,
+}
+
+impl IntegrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "webhook" => Some(Self::Webhook),
+            "slack" => Some(Self::Slack),
+            _ => None,
+        }
+    }
+}
+
+/// Where a Slack integration posts: an incoming-webhook URL or a bot token with a channel id,
+/// each held as a team secret; channel and workspace names are for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SlackTarget {
+    pub channel_name: String,
+    pub workspace_name: Option<String>,
+    /// Secret holding an incoming-webhook URL.
+    pub webhook_url_secret: Option<String>,
+    /// Secret holding a bot token (`xoxb-…`), used with `chat.postMessage` and `channel_id`.
+    pub bot_token_secret: Option<String>,
+    pub channel_id: Option<String>,
+}
+
+impl SlackTarget {
+    /// Checks the target names exactly one way to post.
+    pub fn check(&self) -> Result<(), InvalidInput> {
+        let name = self.channel_name.trim_start_matches('#');
+        if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+            return Err(InvalidInput::new(
+                "channel_name",
+                "channel_name must be 1 to 80 characters",
+            ));
+        }
+        match (&self.webhook_url_secret, &self.bot_token_secret, &self.channel_id) {
+            (Some(_), None, _) => Ok(()),
+            (None, Some(_), Some(c)) if !c.is_empty() && c.len() <= 64 && c.chars().all(|c| c.is_ascii_alphanumeric()) => Ok(()),
+            (None, Some(_), _) => Err(InvalidInput::new(
+                "channel_id",
+                "a bot token posts with chat.postMessage, which needs the channel's id (like C0123456789)",
+            )),
+            _ => Err(InvalidInput::new(
+                "webhook_url_secret",
+                "give exactly one of webhook_url_secret (an incoming webhook) or bot_token_secret with channel_id",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -395,11 +463,16 @@ pub struct Integration {
     pub entity: String,
     pub kind: IntegrationKind,
     pub name: String,
+    /// Webhooks: where deliveries go (empty for Slack integrations).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub url: String,
     /// Name of the secret sent as `Authorization: Bearer …` and usable as `${ACCESS_TOKEN}`.
     pub access_token_secret: Option<String>,
     /// Name of the secret that signs deliveries.
     pub signing_secret: Option<String>,
+    /// For Slack integrations: the channel and how to post to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackTarget>,
     pub enabled: bool,
     /// Why herald disabled it (a `410 Gone`, say), when it did.
     pub disabled_reason: Option<String>,
@@ -413,6 +486,20 @@ impl Integration {
         self.access_token_secret
             .iter()
             .chain(self.signing_secret.iter())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Every secret the integration refers to (Slack credentials too), for deletion checks.
+    pub fn all_secret_names(&self) -> Vec<&str> {
+        let slack = self
+            .slack
+            .iter()
+            .flat_map(|s| s.webhook_url_secret.iter().chain(s.bot_token_secret.iter()));
+        self.access_token_secret
+            .iter()
+            .chain(self.signing_secret.iter())
+            .chain(slack)
             .map(String::as_str)
             .collect()
     }

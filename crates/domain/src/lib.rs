@@ -18,4 +18,5 @@ pub mod template;
 
 pub use error::InvalidInput;
 pub mod run_filter;
+pub mod slack;
 pub mod window;

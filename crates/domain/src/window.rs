@@ -306,15 +306,17 @@ impl EdgeTrigger {
     }
 }
 
-/// Whether an automation that last fired for a run at `last_fired_at` (Unix seconds, `None` if
-/// never) may fire again at `now`: at least `cooldown_secs` must have passed. A cooldown of 0
-/// or less never blocks; a clock that went backwards (`now` before `last_fired_at`) blocks
-/// until the cooldown has passed from the later time, so a skew cannot cause a double firing.
-pub fn cooldown_allows(last_fired_at: Option<i64>, now: i64, cooldown_secs: i64) -> bool {
+/// Whether an automation that last fired for a run at `last_fired_at` (`None` if never) may
+/// fire again at `now`: at least `cooldown` must have passed. All three are in one unit; the
+/// engine uses milliseconds, since in whole seconds a 1 s cooldown could end a few
+/// milliseconds after the firing. A cooldown of 0 or less never blocks; a clock that went
+/// backwards (`now` before `last_fired_at`) blocks until the cooldown has passed from the
+/// later time, so a skew cannot cause a double firing.
+pub fn cooldown_allows(last_fired_at: Option<i64>, now: i64, cooldown: i64) -> bool {
     match last_fired_at {
         None => true,
-        _ if cooldown_secs <= 0 => true,
-        Some(t) => now.saturating_sub(t) >= cooldown_secs,
+        _ if cooldown <= 0 => true,
+        Some(t) => now.saturating_sub(t) >= cooldown,
     }
 }
 

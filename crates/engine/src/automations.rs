@@ -5,8 +5,8 @@
 //! matching time for a reason its author could have been told about.
 
 use herald_domain::automation::{
-    check_automation_name, check_scope_event, is_run_event, Action, Automation, EventSpec, Scope,
-    ScopeType, DEFAULT_RATE_LIMIT_PER_MINUTE,
+    check_automation_name, check_scope_event, is_run_event, Action, Automation, EventSpec,
+    Integration, IntegrationKind, Scope, ScopeType, Severity, DEFAULT_RATE_LIMIT_PER_MINUTE,
 };
 use herald_domain::catalog::{check_description, Entity, User};
 use herald_domain::event::EventType;
@@ -22,6 +22,10 @@ use crate::{Error, Result};
 
 /// Longest cooldown: a year.
 pub const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
+/// Longest Slack title and message templates, in characters (Slack's limits apply after rendering).
+pub const MAX_TITLE: usize = 1_000;
+pub const MAX_MESSAGE: usize = 10_000;
+
 /// Most executions per minute an automation may be allowed.
 pub const MAX_RATE_LIMIT: u32 = 10_000;
 
@@ -97,6 +101,17 @@ impl AutomationInput {
                     integration_id: integration_id.0,
                     payload: Some(payload.clone()),
                 },
+                Action::Notification {
+                    integration_id,
+                    title,
+                    message,
+                    severity,
+                } => ActionInput::Notification {
+                    integration_id: integration_id.0,
+                    title: title.clone(),
+                    message: message.clone(),
+                    severity: Some(severity.as_str().to_string()),
+                },
                 Action::NoOp => ActionInput::NoOp,
             },
             rate_limit_per_minute: Some(a.rate_limit_per_minute),
@@ -152,6 +167,19 @@ pub fn compile_spec(spec: &EventSpec) -> Result<Rule, InvalidInput> {
     compile_rule(spec.event_type, Some(&spec.filter))
 }
 
+/// The entity's integration `id`, or a 400 naming the field.
+async fn entity_integration(store: &dyn Store, entity: &Entity, id: i64) -> Result<Integration> {
+    match store.integration(entity, IntegrationId(id)).await {
+        Ok(i) => Ok(i),
+        Err(StoreError::NotFound(_)) => Err(InvalidInput::new(
+            "action.integration_id",
+            format!("integration {id} not found in {:?}", entity.name.as_str()),
+        )
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Checks `input` for `entity` and returns what to store.
 pub async fn validate(
     store: &dyn Store,
@@ -201,38 +229,81 @@ pub async fn validate(
     let rule = compile_rule(event_type, input.event.filter.as_ref())?;
     let action = match input.action {
         ActionInput::NoOp => Action::NoOp,
-        ActionInput::GenericWebhook { integration_id, payload } => {
+        ActionInput::GenericWebhook {
+            integration_id,
+            payload,
+        } => {
             let id = IntegrationId(integration_id);
-            let integration = match store.integration(entity, id).await {
-                Ok(i) => i,
-                Err(StoreError::NotFound(_)) => {
-                    return Err(InvalidInput::new(
-                        "action.integration_id",
-                        format!("integration {integration_id} not found in {:?}", entity.name.as_str()),
-                    )
-                    .into())
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let integration = entity_integration(store, entity, integration_id).await?;
+            if integration.kind != IntegrationKind::Webhook {
+                return Err(InvalidInput::new(
+                    "action.integration_id",
+                    format!("integration {integration_id} is a Slack integration; GENERIC_WEBHOOK needs a webhook (use NOTIFICATION)"),
+                )
+                .into());
+            }
             let payload = payload.unwrap_or_else(|| serde_json::json!({}));
             let template = match &payload {
                 serde_json::Value::String(s) => Template::parse_str(s),
                 other => Template::parse(other),
             }
             .map_err(|e| e.at("action"))?;
-            template.check(&integration.secret_names()).map_err(|e| e.at("action"))?;
+            template
+                .check(&integration.secret_names())
+                .map_err(|e| e.at("action"))?;
             let payload = match payload {
-                serde_json::Value::String(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)),
+                serde_json::Value::String(s) => {
+                    serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
+                }
                 other => other,
             };
-            Action::GenericWebhook { integration_id: id, payload }
+            Action::GenericWebhook {
+                integration_id: id,
+                payload,
+            }
         }
-        ActionInput::Notification { .. } => {
-            return Err(InvalidInput::new(
-                "action.type",
-                "NOTIFICATION (Slack) actions are not supported by this version of herald yet; use GENERIC_WEBHOOK or NO_OP",
-            )
-            .into())
+        ActionInput::Notification {
+            integration_id,
+            title,
+            message,
+            severity,
+        } => {
+            let integration = entity_integration(store, entity, integration_id).await?;
+            if integration.kind != IntegrationKind::Slack {
+                return Err(InvalidInput::new(
+                    "action.integration_id",
+                    format!("integration {integration_id} is a webhook; NOTIFICATION needs a Slack integration"),
+                )
+                .into());
+            }
+            for (field, text, limit) in [
+                ("title", &title, MAX_TITLE),
+                ("message", &message, MAX_MESSAGE),
+            ] {
+                if let Some(t) = text {
+                    if t.chars().count() > limit {
+                        return Err(InvalidInput::new(
+                            format!("action.{field}"),
+                            format!("{field} is over {limit} characters"),
+                        )
+                        .into());
+                    }
+                    // Titles and messages may use the event variables, never secrets.
+                    Template::parse(&serde_json::Value::String(t.clone()))
+                        .and_then(|tpl| tpl.check(&[]))
+                        .map_err(|e| InvalidInput::new(format!("action.{field}"), e.message))?;
+                }
+            }
+            let severity = match severity {
+                Some(s) => Severity::parse(&s).map_err(|e| e.at("action"))?,
+                None => Severity::Info,
+            };
+            Action::Notification {
+                integration_id: IntegrationId(integration_id),
+                title,
+                message,
+                severity,
+            }
         }
     };
 

@@ -39,6 +39,12 @@ impl Compiled {
         let path = a.scope.parse_path().ok()?;
         let template = match &a.action {
             Action::GenericWebhook { payload, .. } => Template::parse(payload).ok(),
+            // Title and message as one template, so their placeholders are found together.
+            Action::Notification { title, message, .. } => Template::parse(&json!([
+                title.as_deref().unwrap_or(""),
+                message.as_deref().unwrap_or("")
+            ]))
+            .ok(),
             Action::NoOp => None,
         };
         Some(Self {
@@ -186,6 +192,31 @@ pub async fn execution_for(
                 .unwrap_or(Value::Null);
             (
                 json!({ "method": "POST", "integration_id": integration_id, "body": body }),
+                Some(*integration_id),
+            )
+        }
+        Action::Notification {
+            integration_id,
+            severity,
+            ..
+        } => {
+            let rendered = c
+                .template
+                .as_ref()
+                .map(|t| {
+                    t.render(&|name| vars.get(name).and_then(Value::as_str).map(str::to_string))
+                })
+                .unwrap_or(Value::Null);
+            let text = |i: usize| {
+                rendered
+                    .get(i)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            (
+                json!({ "integration_id": integration_id, "slack": {
+                    "title": text(0), "message": text(1), "severity": severity.as_str() } }),
                 Some(*integration_id),
             )
         }

@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::automations::Rule;
 use crate::delivery::http::Sender;
-use crate::delivery::{deliver, DeliveryConfig};
+use crate::delivery::slack::Pacer;
+use crate::delivery::{deliver, Deliverer, DeliveryConfig};
 use crate::matcher::{execution_for, Compiled, Index, RateWindow, RunFiring};
 use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
 use crate::secrets::MasterKey;
@@ -56,6 +57,7 @@ pub struct Engine {
     recording: tokio::sync::Mutex<()>,
     keys: crate::auth::KeyCache,
     run_slots: RunSlots,
+    pacer: Pacer,
     /// The matcher's position in the event log, once read (this process is its only writer).
     cursor: Mutex<Option<i64>>,
     /// Set when this process changed automations; otherwise the epoch is checked at most
@@ -93,6 +95,7 @@ impl Engine {
             recording: tokio::sync::Mutex::new(()),
             keys: crate::auth::KeyCache::default(),
             run_slots: RunSlots::default(),
+            pacer: Pacer::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
             index_checked: Mutex::new(None),
@@ -114,6 +117,23 @@ impl Engine {
     /// The user an API key belongs to (cached briefly).
     pub async fn authenticate(&self, key: &str) -> Result<herald_domain::catalog::User> {
         self.keys.authenticate(&*self.store, key).await
+    }
+
+    /// Sends a test payload (or message) through `integration` now.
+    pub async fn test_integration(
+        &self,
+        integration: &herald_domain::automation::Integration,
+        payload: Option<Value>,
+    ) -> Result<crate::delivery::TestOutcome> {
+        let d = Deliverer {
+            store: &*self.store,
+            key: &self.key,
+            sender: &self.sender,
+            policy: &self.config.retry,
+            slack: &self.config.slack,
+            pacer: &self.pacer,
+        };
+        crate::delivery::test_send(&d, integration, payload).await
     }
 
     /// Tells the matcher that new events may be waiting.
@@ -408,14 +428,15 @@ impl Engine {
     /// Delivers `x`, then, keeping its slots, whatever is queued for the same destination.
     async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
         loop {
-            let done = deliver(
-                &*self.store,
-                &self.key,
-                &self.sender,
-                &self.config.retry,
-                &x,
-            )
-            .await;
+            let d = Deliverer {
+                store: &*self.store,
+                key: &self.key,
+                sender: &self.sender,
+                policy: &self.config.retry,
+                slack: &self.config.slack,
+                pacer: &self.pacer,
+            };
+            let done = deliver(&d, &x).await;
             self.record(done).await;
             let next = {
                 let mut guard = self.in_flight.lock().expect("in-flight lock");

@@ -64,7 +64,7 @@ impl App {
         }
         let master_key = load_master_key(config)?;
         let dyn_store: Arc<dyn Store> = store.clone();
-        let engine = Engine::new(dyn_store, master_key, config.delivery.to_engine()?);
+        let engine = Engine::new(dyn_store, master_key, config.delivery_config()?);
         let address = listener.local_addr()?;
         Ok(Self {
             listener,

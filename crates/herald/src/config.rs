@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use herald_engine::delivery::retry::{parse_duration, RetryPolicy};
+use herald_engine::delivery::slack::SlackSettings;
 use herald_engine::delivery::ssrf::AllowList;
 use herald_engine::delivery::DeliveryConfig;
 use herald_engine::secrets::MasterKey;
@@ -46,6 +47,10 @@ pub struct Config {
     pub log: LogConfig,
     pub storage: StorageConfig,
     pub delivery: DeliverySettings,
+    pub slack: SlackSettingsFile,
+    /// The herald server's public base URL, for links in Slack messages; empty means
+    /// `http://<listen>`.                                                   (HERALD_PUBLIC_URL)
+    pub public_url: String,
     /// The key that seals team secrets, from `HERALD_MASTER_KEY` (64 hex characters or base64 of
     /// 32 bytes). Without it herald keeps one in `<data_dir>/master-key`, created 0600.
     #[serde(default)]
@@ -74,6 +79,13 @@ pub enum LogFormat {
 pub struct StorageConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettingsFile {
+    pub base_url: String,
+    pub min_interval: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +138,7 @@ impl DeliverySettings {
             retention: std::time::Duration::from_secs(
                 u64::from(self.retention_days.max(1)) * 24 * 3600,
             ),
+            slack: SlackSettings::default(),
         })
     }
 }
@@ -162,6 +175,8 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
         &["delivery", "allowed_destinations"],
     ),
     ("HERALD_DELIVERY_TIMEOUT", &["delivery", "timeout"]),
+    ("HERALD_SLACK_BASE_URL", &["slack", "base_url"]),
+    ("HERALD_PUBLIC_URL", &["public_url"]),
 ];
 
 impl Config {
@@ -216,6 +231,35 @@ impl Config {
         Ok(config)
     }
 
+    /// The engine's delivery configuration, Slack settings included.
+    pub fn delivery_config(&self) -> anyhow::Result<DeliveryConfig> {
+        let mut d = self.delivery.to_engine()?;
+        let base = self.slack.base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("invalid configuration: slack.base_url {base:?} must be an http(s) URL");
+        }
+        let min_interval = parse_duration(&self.slack.min_interval).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid configuration: slack.min_interval {:?} is not a duration like 1s",
+                self.slack.min_interval
+            )
+        })?;
+        let public = if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.clone()
+        };
+        if !(public.starts_with("http://") || public.starts_with("https://")) {
+            bail!("invalid configuration: public_url {public:?} must be an http(s) URL");
+        }
+        d.slack = SlackSettings {
+            base_url: base.to_string(),
+            public_url: Some(public),
+            min_interval,
+        };
+        Ok(d)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
         if self.storage.max_connections == 0 || self.storage.max_connections > 1000 {
@@ -231,7 +275,7 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             anyhow::anyhow!("invalid configuration: log.level {:?}: {e}", self.log.level)
         })?;
-        self.delivery.to_engine()?;
+        self.delivery_config()?;
         if let Some(k) = &self.master_key {
             MasterKey::parse(k.expose())
                 .map_err(|e| anyhow::anyhow!("invalid configuration: HERALD_MASTER_KEY: {e}"))?;

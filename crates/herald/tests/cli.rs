@@ -22,37 +22,41 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(data: &Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+/// Starts `herald serve` on a port the OS picks (so parallel tests never collide) with
+/// `env`, and reads the address it prints once it is listening.
+fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
+    use std::io::BufRead as _;
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("HERALD_LOG", "warn")
         .env_remove("DATABASE_URL")
         .env_remove("HERALD_BOOTSTRAP_API_KEY")
-        .stdout(Stdio::null())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "herald serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("herald listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("herald serve did not start");
     Server { child, url }
+}
+
+fn start(data: &Path) -> Server {
+    start_with(data, &[])
 }
 
 /// Runs a CLI command against `server` with `key`; returns stdout, panicking on failure.
@@ -96,8 +100,7 @@ fn event_types(server: &Server, key: &str, entity: &str) -> Vec<String> {
 #[test]
 fn readme_flow_survives_kill_and_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port);
+    let mut server = start(dir.path());
     let key_file = dir.path().join("admin-api-key");
     let key = std::fs::read_to_string(&key_file)
         .unwrap()
@@ -228,7 +231,7 @@ fn readme_flow_survives_kill_and_restart() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop(server);
-    let server = start(dir.path(), port);
+    let server = start(dir.path());
     assert_eq!(
         std::fs::read_to_string(&key_file).unwrap().trim(),
         key,
@@ -258,7 +261,7 @@ fn readme_flow_survives_kill_and_restart() {
 #[test]
 fn sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path(), free_port());
+    let mut server = start(dir.path());
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -316,31 +319,10 @@ fn readme_automation_example_delivers_a_signed_webhook() {
     rt.spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("HERALD_LOG", "warn")
-        .env("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "herald serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = start_with(
+        dir.path(),
+        &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")],
+    );
     let key = std::fs::read_to_string(dir.path().join("admin-api-key"))
         .unwrap()
         .trim()

@@ -66,6 +66,7 @@ pub struct NewIntegration {
     pub url: String,
     pub access_token_secret: Option<String>,
     pub signing_secret: Option<String>,
+    pub slack: Option<herald_domain::automation::SlackTarget>,
     pub enabled: bool,
 }
 
@@ -76,6 +77,7 @@ pub struct IntegrationPatch {
     pub url: Option<String>,
     pub access_token_secret: Option<Option<String>>,
     pub signing_secret: Option<Option<String>>,
+    pub slack: Option<herald_domain::automation::SlackTarget>,
     pub enabled: Option<bool>,
 }
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_domain::automation::{
     check_integration_name, check_secret_name, check_webhook_url, Integration, IntegrationKind,
-    SecretMeta, MAX_SECRET_VALUE,
+    SecretMeta, SlackTarget, MAX_SECRET_VALUE,
 };
 use herald_domain::catalog::Role;
 use herald_domain::ids::IntegrationId;
@@ -92,11 +92,21 @@ pub async fn delete_secret(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
+    /// `webhook` or `slack`.
     pub kind: IntegrationKind,
     /// ≤ 64 characters: words of letters, digits, `-` and `_` separated by spaces.
     pub name: String,
-    /// http(s) URL deliveries are POSTed to.
-    pub url: String,
+    /// Webhooks: the http(s) URL deliveries are POSTed to.
+    pub url: Option<String>,
+    /// Slack: the channel's name (for display).
+    pub channel_name: Option<String>,
+    /// Slack: the workspace's name (for display).
+    pub workspace_name: Option<String>,
+    /// Slack: a secret holding an incoming-webhook URL…
+    pub webhook_url_secret: Option<String>,
+    /// …or a secret holding a bot token, with `channel_id`, for `chat.postMessage`.
+    pub bot_token_secret: Option<String>,
+    pub channel_id: Option<String>,
     /// Secret sent as `Authorization: Bearer …` (and usable as `${ACCESS_TOKEN}`).
     pub access_token_secret: Option<String>,
     /// Secret that signs deliveries (`X-Wandb-Signature`, `webhook-signature`).
@@ -111,7 +121,7 @@ fn check_secret_ref(field: &str, s: &Option<String>) -> Result<(), InvalidInput>
     Ok(())
 }
 
-/// Creates a webhook integration. ADMIN only.
+/// Creates a webhook or Slack integration. ADMIN only.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/integrations", tag = "integrations", request_body = CreateIntegration,
     params(("entity" = String, Path)),
     responses((status = 201, body = Integration), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
@@ -123,15 +133,62 @@ pub async fn create_integration(
 ) -> ApiResult<(StatusCode, Json<Integration>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
     check_integration_name(&body.name)?;
-    check_webhook_url(&body.url)?;
     check_secret_ref("access_token_secret", &body.access_token_secret)?;
     check_secret_ref("signing_secret", &body.signing_secret)?;
+    check_secret_ref("webhook_url_secret", &body.webhook_url_secret)?;
+    check_secret_ref("bot_token_secret", &body.bot_token_secret)?;
+    let (url, slack) = match body.kind {
+        IntegrationKind::Webhook => {
+            let url = body
+                .url
+                .ok_or_else(|| InvalidInput::new("url", "a webhook integration needs a url"))?;
+            check_webhook_url(&url)?;
+            for (field, given) in [
+                ("channel_name", body.channel_name.is_some()),
+                ("webhook_url_secret", body.webhook_url_secret.is_some()),
+                ("bot_token_secret", body.bot_token_secret.is_some()),
+            ] {
+                if given {
+                    return Err(InvalidInput::new(
+                        field,
+                        format!("{field} is for Slack integrations"),
+                    )
+                    .into());
+                }
+            }
+            (url, None)
+        }
+        IntegrationKind::Slack => {
+            if body.url.is_some()
+                || body.access_token_secret.is_some()
+                || body.signing_secret.is_some()
+            {
+                return Err(InvalidInput::new(
+                    "url",
+                    "Slack integrations post through webhook_url_secret or bot_token_secret, not url or webhook secrets",
+                )
+                .into());
+            }
+            let target = SlackTarget {
+                channel_name: body.channel_name.ok_or_else(|| {
+                    InvalidInput::new("channel_name", "a Slack integration needs channel_name")
+                })?,
+                workspace_name: body.workspace_name,
+                webhook_url_secret: body.webhook_url_secret,
+                bot_token_secret: body.bot_token_secret,
+                channel_id: body.channel_id,
+            };
+            target.check()?;
+            (String::new(), Some(target))
+        }
+    };
     let new = NewIntegration {
         kind: body.kind,
         name: body.name,
-        url: body.url,
+        url,
         access_token_secret: body.access_token_secret,
         signing_secret: body.signing_secret,
+        slack,
         enabled: body.enabled.unwrap_or(true),
     };
     Ok((
@@ -240,6 +297,7 @@ pub async fn update_integration(
         url: body.url,
         access_token_secret: body.access_token_secret,
         signing_secret: body.signing_secret,
+        slack: None,
         enabled: body.enabled,
     };
     Ok(Json(
@@ -320,14 +378,7 @@ pub async fn test_integration(
         response,
         duration_ms,
         request_body,
-    } = herald_engine::delivery::test_send(
-        e.store(),
-        e.master_key(),
-        e.sender(),
-        &integration,
-        payload,
-    )
-    .await?;
+    } = e.test_integration(&integration, payload).await?;
     Ok(Json(TestResult {
         ok,
         status_code,

@@ -45,6 +45,8 @@ pub enum ErrorClass {
     Connect,
     /// The destination reset or closed the connection mid-exchange.
     ConnectionReset,
+    /// Slack refused the message (`ok: false`, or an error code from an incoming webhook).
+    SlackError,
     /// The SSRF guard refused the destination.
     Blocked,
     InvalidUrl,
@@ -61,6 +63,7 @@ impl ErrorClass {
             Self::Timeout => "timeout",
             Self::Connect => "connect",
             Self::ConnectionReset => "connection_reset",
+            Self::SlackError => "slack_error",
             Self::Blocked => "blocked",
             Self::InvalidUrl => "invalid_url",
             Self::Body => "body",

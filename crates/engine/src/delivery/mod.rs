@@ -5,6 +5,7 @@
 pub mod http;
 pub mod retry;
 pub mod signing;
+pub mod slack;
 pub mod ssrf;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub struct DeliveryConfig {
     pub allow: AllowList,
     /// How long finished executions are kept in history.
     pub retention: Duration,
+    pub slack: slack::SlackSettings,
 }
 
 impl Default for DeliveryConfig {
@@ -47,6 +49,7 @@ impl Default for DeliveryConfig {
             lease: Duration::from_secs(120),
             allow: AllowList::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
+            slack: slack::SlackSettings::default(),
         }
     }
 }
@@ -210,13 +213,11 @@ pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolic
 /// Runs one attempt of a claimed execution, disables its integration if the destination said
 /// it is gone, and returns what to record (the caller batches the recording).
 pub async fn deliver(
-    store: &dyn Store,
-    key: &MasterKey,
-    sender: &Sender,
-    policy: &RetryPolicy,
+    d: &Deliverer<'_>,
     x: &ClaimedExecution,
 ) -> (herald_domain::ids::ExecutionId, NewAttempt, AttemptOutcome) {
-    let mut verdict = attempt(store, key, sender, policy, x).await;
+    let store = d.store;
+    let mut verdict = attempt(d, x).await;
     verdict.attempt.number = x.attempt_count + 1;
     if let (Some(reason), Some(id)) = (&verdict.disable, x.integration_id) {
         if let Err(e) = store.disable_integration(x.entity_id, id, reason).await {
@@ -228,13 +229,8 @@ pub async fn deliver(
     (x.id, verdict.attempt, verdict.outcome)
 }
 
-async fn attempt(
-    store: &dyn Store,
-    key: &MasterKey,
-    sender: &Sender,
-    policy: &RetryPolicy,
-    x: &ClaimedExecution,
-) -> Verdict {
+async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
+    let (store, key) = (d.store, d.key);
     let fail = |class: &str, why: String| Verdict {
         attempt: NewAttempt {
             number: 0,
@@ -257,11 +253,8 @@ async fn attempt(
             )
         }
     };
-    let Action::GenericWebhook {
-        integration_id,
-        payload,
-    } = action
-    else {
+    let Some(integration_id) = action.integration_id() else {
+        // NO_OP: nothing to deliver.
         return Verdict {
             attempt: NewAttempt {
                 number: 0,
@@ -304,7 +297,12 @@ async fn attempt(
             format!("integration {:?} is disabled: {why}", integration.name),
         );
     }
-    let template = match Template::parse(&payload) {
+    let payload = match &action {
+        Action::GenericWebhook { payload, .. } => payload,
+        Action::Notification { .. } => return deliver_slack(d, x, &action, &integration).await,
+        Action::NoOp => unreachable!("NO_OP has no integration"),
+    };
+    let template = match Template::parse(payload) {
         Ok(t) => t,
         Err(e) => {
             return fail(
@@ -324,11 +322,72 @@ async fn attempt(
         &secrets,
         &webhook_id(x.id),
     );
-    let observed = sender.send(&out).await;
+    let observed = d.sender.send(&out).await;
     if observed.error_class == Some(ErrorClass::Blocked) {
         tracing::warn!(execution = x.id.0, url = %integration.url, "destination refused by the SSRF guard");
     }
-    judge(observed, x.round_attempts, policy)
+    judge(observed, x.round_attempts, d.policy)
+}
+
+/// Posts a NOTIFICATION's message to its Slack channel, paced per channel, and judges Slack's answer.
+async fn deliver_slack(
+    d: &Deliverer<'_>,
+    x: &ClaimedExecution,
+    action: &Action,
+    integration: &Integration,
+) -> Verdict {
+    let failed = |class: &str, why: String| Verdict {
+        attempt: NewAttempt {
+            number: 0,
+            started_at: Utc::now(),
+            duration: Duration::ZERO,
+            status_code: None,
+            error_class: Some(class.to_string()),
+            error: Some(why.clone()),
+            response: None,
+        },
+        outcome: AttemptOutcome::Failed(why),
+        disable: None,
+    };
+    let credential = match slack::open_credential(d.store, d.key, integration).await {
+        Ok(c) => c,
+        Err(why) => return failed("secret", why),
+    };
+    let message = slack::message(action, &x.variables, d.slack);
+    let out = slack::request(d.slack, integration, &credential, &message);
+    let channel = format!("{}", integration.id.0);
+    let observed = d
+        .pacer
+        .paced(&channel, d.slack.min_interval, d.sender.send(&out))
+        .await;
+    let code = slack::slack_error(&observed);
+    let permanent = slack::is_permanent(code.as_deref(), observed.status);
+    let observed = match &code {
+        Some(c) => slack::as_failure(observed, c),
+        None => observed,
+    };
+    if permanent {
+        let why = observed
+            .error
+            .clone()
+            .unwrap_or_else(|| "Slack refused the message".into());
+        let mut v = judge(observed, x.round_attempts, d.policy);
+        v.outcome = AttemptOutcome::Failed(why.clone());
+        v.disable = Some(why);
+        return v;
+    }
+    judge(observed, x.round_attempts, d.policy)
+}
+
+/// What delivering needs: the store, the master key, the HTTP client and retry policy, and
+/// Slack's settings and pacing.
+pub struct Deliverer<'a> {
+    pub store: &'a dyn Store,
+    pub key: &'a MasterKey,
+    pub sender: &'a Sender,
+    pub policy: &'a RetryPolicy,
+    pub slack: &'a slack::SlackSettings,
+    pub pacer: &'a slack::Pacer,
 }
 
 /// What an integration test sent and what came back.
@@ -350,12 +409,37 @@ pub struct TestOutcome {
 /// signatures, and reports the destination's answer. Placeholders may name the integration's
 /// secrets and `ACCESS_TOKEN`; event variables render empty.
 pub async fn test_send(
-    store: &dyn Store,
-    key: &MasterKey,
-    sender: &Sender,
+    d: &Deliverer<'_>,
     integration: &Integration,
     payload: Option<Value>,
 ) -> Result<TestOutcome, crate::Error> {
+    let (store, key, sender) = (d.store, d.key, d.sender);
+    if integration.kind == herald_domain::automation::IntegrationKind::Slack {
+        let credential = slack::open_credential(store, key, integration)
+            .await
+            .map_err(crate::Error::Conflict)?;
+        let message = payload.unwrap_or_else(|| slack::test_message(integration));
+        let out = slack::request(d.slack, integration, &credential, &message);
+        let channel = format!("{}", integration.id.0);
+        let o = d
+            .pacer
+            .paced(&channel, d.slack.min_interval, sender.send(&out))
+            .await;
+        let code = slack::slack_error(&o);
+        let o = match &code {
+            Some(c) => slack::as_failure(o, c),
+            None => o,
+        };
+        return Ok(TestOutcome {
+            ok: o.error_class.is_none(),
+            status_code: o.status,
+            error_class: o.error_class.map(|c| c.as_str().to_string()),
+            error: o.error,
+            response: o.response,
+            duration_ms: o.duration.as_secs_f64() * 1000.0,
+            request_body: message,
+        });
+    }
     let payload = payload.unwrap_or_else(|| {
         serde_json::json!({
             "event_type": "TEST",

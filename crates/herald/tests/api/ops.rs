@@ -132,9 +132,12 @@ async fn health_and_readiness_answer_without_credentials() {
         expect(anon.get("/healthz").await, StatusCode::OK),
         json!({"status": "ok"})
     );
-    assert_eq!(
-        expect(anon.get("/readyz").await, StatusCode::OK),
-        json!({"status": "ready"})
+    let ready = expect(anon.get("/readyz").await, StatusCode::OK);
+    assert_eq!(ready["status"], "ready");
+    // The matcher's backlog: events written but not yet matched against automations.
+    assert!(
+        ready["matcher_lag"].as_i64().is_some_and(|n| n >= 0),
+        "{ready}"
     );
 }
 

@@ -18,7 +18,7 @@ use crate::{
 };
 
 const INTEGRATION_SELECT: &str = "SELECT i.id, i.entity_id, e.name AS entity_name, i.kind, i.name, i.url, \
-     i.access_token_secret, i.signing_secret, i.enabled, i.disabled_reason, i.created_at, i.updated_at \
+     i.access_token_secret, i.signing_secret, i.slack, i.enabled, i.disabled_reason, i.created_at, i.updated_at \
      FROM integrations i JOIN entities e ON e.id = i.entity_id";
 
 const AUTOMATION_SELECT: &str = "SELECT a.id, a.entity_id, e.name AS entity_name, a.name, a.description, a.enabled, \
@@ -30,7 +30,11 @@ fn integration_from_row(row: &AnyRow) -> Result<Integration, sqlx::Error> {
         id: IntegrationId(row.try_get("id")?),
         entity_id: EntityId(row.try_get("entity_id")?),
         entity: row.try_get("entity_name")?,
-        kind: IntegrationKind::Webhook,
+        kind: IntegrationKind::from_db(&row.try_get::<String, _>("kind")?)
+            .unwrap_or(IntegrationKind::Webhook),
+        slack: row
+            .try_get::<Option<String>, _>("slack")?
+            .and_then(|s| serde_json::from_str(&s).ok()),
         name: row.try_get("name")?,
         url: row.try_get("url")?,
         access_token_secret: row.try_get("access_token_secret")?,
@@ -240,18 +244,20 @@ impl AutomationStore for SqlStore {
 
     async fn delete_secret(&self, entity: &Entity, name: &str) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        let user = sqlx::query(
-            "SELECT name FROM integrations WHERE entity_id = $1 AND (access_token_secret = $2 OR signing_secret = $2) LIMIT 1",
-        )
+        let rows = sqlx::query(&format!(
+            "{INTEGRATION_SELECT} WHERE i.entity_id = $1 ORDER BY i.id"
+        ))
         .bind(entity.id.0)
-        .bind(name)
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        if let Some(row) = user {
-            return Err(StoreError::conflict(format!(
-                "secret {name:?} is used by integration {:?}; change or delete the integration first",
-                row.try_get::<String, _>("name")?
-            )));
+        for row in &rows {
+            let integration = integration_from_row(row)?;
+            if integration.all_secret_names().contains(&name) {
+                return Err(StoreError::conflict(format!(
+                    "secret {name:?} is used by integration {:?}; change or delete the integration first",
+                    integration.name
+                )));
+            }
         }
         let n = sqlx::query("DELETE FROM secrets WHERE entity_id = $1 AND name = $2")
             .bind(entity.id.0)
@@ -282,24 +288,39 @@ impl AutomationStore for SqlStore {
     ) -> StoreResult<Integration> {
         let now = now_us();
         let mut tx = self.write.begin().await?;
+        let slack_webhook = new
+            .slack
+            .as_ref()
+            .and_then(|s| s.webhook_url_secret.clone());
+        let slack_token = new.slack.as_ref().and_then(|s| s.bot_token_secret.clone());
         check_secrets_exist(
             &mut tx,
             entity,
-            &[&new.access_token_secret, &new.signing_secret],
+            &[
+                &new.access_token_secret,
+                &new.signing_secret,
+                &slack_webhook,
+                &slack_token,
+            ],
         )
         .await?;
+        let slack = new
+            .slack
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default());
         let id: i64 = sqlx::query(
             "INSERT INTO integrations (entity_id, kind, name, url, access_token_secret, signing_secret, enabled, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+             created_at, updated_at, slack) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
         )
         .bind(entity.id.0)
-        .bind("webhook")
+        .bind(new.kind.as_str())
         .bind(&new.name)
         .bind(&new.url)
         .bind(&new.access_token_secret)
         .bind(&new.signing_secret)
         .bind(new.enabled as i64)
         .bind(now)
+        .bind(slack)
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict_on_unique(|| format!("{:?} already has an integration named {:?}", entity.name.as_str(), new.name)))?
@@ -367,7 +388,15 @@ impl AutomationStore for SqlStore {
             .unwrap_or(current.access_token_secret);
         let signing = patch.signing_secret.unwrap_or(current.signing_secret);
         let enabled = patch.enabled.unwrap_or(current.enabled);
-        check_secrets_exist(&mut tx, entity, &[&access, &signing]).await?;
+        let slack = patch.slack.or(current.slack);
+        let slack_webhook = slack.as_ref().and_then(|s| s.webhook_url_secret.clone());
+        let slack_token = slack.as_ref().and_then(|s| s.bot_token_secret.clone());
+        check_secrets_exist(
+            &mut tx,
+            entity,
+            &[&access, &signing, &slack_webhook, &slack_token],
+        )
+        .await?;
         // Re-enabling clears the reason herald disabled it for.
         let reason = if enabled {
             None
@@ -376,7 +405,7 @@ impl AutomationStore for SqlStore {
         };
         sqlx::query(
             "UPDATE integrations SET name = $1, url = $2, access_token_secret = $3, signing_secret = $4, enabled = $5, \
-             disabled_reason = $6, updated_at = $7 WHERE entity_id = $8 AND id = $9",
+             disabled_reason = $6, updated_at = $7, slack = $10 WHERE entity_id = $8 AND id = $9",
         )
         .bind(&name)
         .bind(&url)
@@ -387,6 +416,7 @@ impl AutomationStore for SqlStore {
         .bind(now)
         .bind(entity.id.0)
         .bind(id.0)
+        .bind(slack.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()))
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(|| format!("{:?} already has an integration named {name:?}", entity.name.as_str())))?;

@@ -83,6 +83,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "run_triggers",
         sql: include_str!("../../migrations/sqlite/0003_run_triggers.sql"),
     },
+    Migration {
+        version: 4,
+        name: "slack",
+        sql: include_str!("../../migrations/sqlite/0004_slack.sql"),
+    },
 ];
 
 impl SqlStore {
