@@ -366,13 +366,29 @@ pub enum IntegrationCmd {
     /// Create a webhook integration in ENTITY.
     Create {
         entity: String,
-        /// Kind of integration (only webhook for now).
-        #[arg(long, default_value = "webhook", value_parser = ["webhook"])]
+        /// webhook or slack.
+        #[arg(long, default_value = "webhook", value_parser = ["webhook", "slack"])]
         kind: String,
         #[arg(long)]
         name: String,
+        /// Webhooks: where deliveries are POSTed.
         #[arg(long)]
-        url: String,
+        url: Option<String>,
+        /// Slack: the channel's name, for display.
+        #[arg(long)]
+        channel_name: Option<String>,
+        /// Slack: the workspace's name, for display.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Slack: a secret holding an incoming-webhook URL.
+        #[arg(long)]
+        webhook_url_secret: Option<String>,
+        /// Slack: a secret holding a bot token (with --channel-id).
+        #[arg(long)]
+        bot_token_secret: Option<String>,
+        /// Slack: the channel's id, for chat.postMessage.
+        #[arg(long)]
+        channel_id: Option<String>,
         /// Secret sent as `Authorization: Bearer …`.
         #[arg(long)]
         access_token_secret: Option<String>,
@@ -486,8 +502,20 @@ pub struct AutomationArgs {
     #[arg(long, requires = "webhook")]
     pub payload: Option<String>,
     /// Record executions and do nothing (for trying an automation out).
-    #[arg(long, conflicts_with = "webhook")]
+    #[arg(long, conflicts_with_all = ["webhook", "slack"])]
     pub no_op: bool,
+    /// Post to this Slack integration (its id).
+    #[arg(long, conflicts_with = "webhook")]
+    pub slack: Option<i64>,
+    /// The Slack message's title (may use ${variables}).
+    #[arg(long, requires = "slack")]
+    pub title: Option<String>,
+    /// The Slack message's text (may use ${variables}).
+    #[arg(long, requires = "slack")]
+    pub message: Option<String>,
+    /// INFO, WARN or ERROR.
+    #[arg(long, requires = "slack")]
+    pub severity: Option<String>,
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,

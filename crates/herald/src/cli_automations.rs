@@ -61,8 +61,10 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
 
 const INTEGRATION_COLUMNS: &[&[&str]] = &[
     &["id"],
+    &["kind"],
     &["name"],
     &["url"],
+    &["slack", "channel_name"],
     &["access_token_secret"],
     &["signing_secret"],
     &["enabled"],
@@ -70,8 +72,10 @@ const INTEGRATION_COLUMNS: &[&[&str]] = &[
 ];
 const INTEGRATION_HEADERS: &[&str] = &[
     "ID",
+    "KIND",
     "NAME",
     "URL",
+    "CHANNEL",
     "TOKEN SECRET",
     "SIGNING SECRET",
     "ENABLED",
@@ -87,12 +91,29 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
             url,
             access_token_secret,
             signing_secret,
+            channel_name,
+            workspace,
+            webhook_url_secret,
+            bot_token_secret,
+            channel_id,
             opts,
         } => {
-            let body = json!({
-                "kind": kind, "name": name, "url": url,
-                "access_token_secret": access_token_secret, "signing_secret": signing_secret,
-            });
+            let mut body = json!({"kind": kind, "name": name});
+            let fields = [
+                ("url", url),
+                ("access_token_secret", access_token_secret),
+                ("signing_secret", signing_secret),
+                ("channel_name", channel_name),
+                ("workspace_name", workspace),
+                ("webhook_url_secret", webhook_url_secret),
+                ("bot_token_secret", bot_token_secret),
+                ("channel_id", channel_id),
+            ];
+            for (k, v) in fields {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
             let out = client(&opts)
                 .post(
                     &format!("/api/v1/entities/{}/integrations", seg(&entity)),
@@ -272,6 +293,13 @@ fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
         json!({ "$or": [{ "$and": conds }] })
     };
     let action = match (a.webhook, a.no_op) {
+        (None, false) if a.slack.is_some() => json!({
+            "type": "NOTIFICATION",
+            "integration_id": a.slack,
+            "title": a.title,
+            "message": a.message,
+            "severity": a.severity.as_deref().map(str::to_ascii_uppercase),
+        }),
         (Some(id), _) => json!({
             "type": "GENERIC_WEBHOOK",
             "integration_id": id,
@@ -282,7 +310,7 @@ fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
             })),
         }),
         (None, true) => json!({ "type": "NO_OP" }),
-        (None, false) => bail!("say what the automation does: --webhook INTEGRATION_ID or --no-op"),
+        (None, false) => bail!("say what the automation does: --webhook ID, --slack ID or --no-op"),
     };
     Ok(json!({
         "name": a.name, "description": a.description, "enabled": !a.disabled,
@@ -544,6 +572,79 @@ mod tests {
             filter["run_state_filter"]["states"],
             json!(["FAILED", "FINISHED"])
         );
+    }
+
+    fn create_args(args: &[&str]) -> AutomationArgs {
+        use clap::Parser as _;
+        let argv = ["herald", "automation", "create"]
+            .iter()
+            .chain(args)
+            .copied();
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Automation(cmd) = cli.command else {
+            panic!("not an automation command")
+        };
+        let AutomationCmd::Create(a) = *cmd else {
+            panic!("not create")
+        };
+        *a
+    }
+
+    #[test]
+    fn actions_from_flags() {
+        let slack = create_args(&[
+            "--name",
+            "n",
+            "--scope",
+            "t/p",
+            "--event",
+            "ADD_ARTIFACT_ALIAS",
+            "--slack",
+            "3",
+            "--title",
+            "Hi ${alias}",
+            "--severity",
+            "warn",
+        ]);
+        let body = automation_body(&slack).unwrap();
+        assert_eq!(
+            body["action"],
+            json!({"type": "NOTIFICATION", "integration_id": 3, "title": "Hi ${alias}", "message": null, "severity": "WARN"})
+        );
+        assert_eq!(body["scope"], json!({"type": "PROJECT", "path": "t/p"}));
+        let run = create_args(&[
+            "--name",
+            "n",
+            "--scope",
+            "t",
+            "--metric",
+            "loss",
+            "--lt",
+            "-1",
+            "--no-op",
+            "--cooldown",
+            "60",
+        ]);
+        let body = automation_body(&run).unwrap();
+        assert_eq!(body["event"]["type"], "RUN_METRIC");
+        assert_eq!(body["scope"]["type"], "ENTITY");
+        assert_eq!(body["cooldown_seconds"], 60);
+        assert_eq!(
+            body["event"]["filter"]["run_metric_filter"]["threshold_filter"]["threshold"],
+            -1.0
+        );
+        let none = create_args(&[
+            "--name",
+            "n",
+            "--scope",
+            "t/p",
+            "--event",
+            "CREATE_ARTIFACT",
+        ]);
+        assert!(automation_body(&none)
+            .unwrap_err()
+            .to_string()
+            .contains("--slack"));
     }
 
     #[test]
