@@ -67,31 +67,62 @@ impl Compiled {
 #[derive(Default)]
 pub struct Index {
     by_key: HashMap<(EventType, EntityId), Vec<Arc<Compiled>>>,
+    /// Run-metric automations by (entity, metric), so a history batch touches only those
+    /// watching a metric it holds.
+    by_metric: HashMap<(EntityId, String), Vec<Arc<Compiled>>>,
     pub epoch: i64,
 }
 
 impl Index {
     pub fn build(automations: Vec<Automation>, epoch: i64) -> Self {
         let mut by_key: HashMap<(EventType, EntityId), Vec<Arc<Compiled>>> = HashMap::new();
+        let mut by_metric: HashMap<(EntityId, String), Vec<Arc<Compiled>>> = HashMap::new();
         for a in automations {
             let key = (trigger(a.event.event_type), a.entity_id);
             if let Some(c) = Compiled::new(a) {
-                by_key.entry(key).or_default().push(Arc::new(c));
+                let c = Arc::new(c);
+                if let Rule::Run(r) = &c.rule {
+                    if let Some(m) = r.condition.metric() {
+                        by_metric
+                            .entry((key.1, m.as_str().to_string()))
+                            .or_default()
+                            .push(c.clone());
+                        continue;
+                    }
+                }
+                by_key.entry(key).or_default().push(c);
             }
         }
-        Self { by_key, epoch }
+        Self {
+            by_key,
+            by_metric,
+            epoch,
+        }
     }
 
     /// An index that is stale by construction, so the first refresh rebuilds it.
     pub fn stale() -> Self {
         Self {
             by_key: HashMap::new(),
+            by_metric: HashMap::new(),
             epoch: -1,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.values().map(Vec::len).sum()
+        self.by_key
+            .values()
+            .chain(self.by_metric.values())
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// The run-metric automations of `entity` watching `metric`.
+    pub fn watching(&self, entity: EntityId, metric: &str) -> &[Arc<Compiled>] {
+        self.by_metric
+            .get(&(entity, metric.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     pub fn is_empty(&self) -> bool {

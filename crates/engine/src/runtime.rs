@@ -247,19 +247,14 @@ impl Engine {
             .as_array()
             .map(|m| m.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let relevant: Vec<(&Arc<Compiled>, &RunEventFilter)> = index
-            .candidates(e)
+        // Only automations watching a metric this batch holds are touched.
+        let relevant: Vec<(&Arc<Compiled>, &RunEventFilter)> = metrics
             .iter()
+            .flat_map(|m| index.watching(e.entity_id, m))
             .filter(|c| c.in_scope(e))
             .filter_map(|c| match &c.rule {
-                Rule::Run(r)
-                    if r.condition
-                        .metric()
-                        .is_some_and(|m| metrics.contains(&m.as_str())) =>
-                {
-                    Some((c, r))
-                }
-                _ => None,
+                Rule::Run(r) => Some((c, r)),
+                Rule::Artifact(_) => None,
             })
             .collect();
         if relevant.is_empty() {
