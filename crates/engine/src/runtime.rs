@@ -389,7 +389,10 @@ impl Engine {
         }
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
-        let claimed = self.store.claim_due(now, lease, room as u32, &busy).await?;
+        let mut claimed = self.store.claim_due(now, lease, room as u32, &busy).await?;
+        // Oldest first (the database returns claimed rows in no set order), so that a
+        // destination served one at a time gets its messages in the order of their events.
+        claimed.sort_by_key(|x| x.id.0);
         let n = claimed.len();
         let mut start = Vec::new();
         {
@@ -403,9 +406,16 @@ impl Engine {
                 };
                 *f.by_destination.entry(d).or_default() += 1;
                 let active = f.active.entry(d).or_default();
+                // A Slack channel takes one message at a time anyway (the pacer), so its
+                // messages go one by one, in order, instead of racing for the channel.
+                let limit = if x.action["type"] == "NOTIFICATION" {
+                    1
+                } else {
+                    self.config.per_destination
+                };
                 // A batch may hold more for one destination than it has free slots; the extra
                 // wait in its queue, holding nothing that other destinations need.
-                if *active < self.config.per_destination {
+                if *active < limit {
                     *active += 1;
                     f.total += 1;
                     start.push(x);

@@ -21,6 +21,8 @@ pub fn event_variables(e: &Event, automation: &str) -> Map<String, Value> {
     put("alias", e.alias.clone());
     put("tag", e.tag.clone());
     put("artifact_collection_name", e.collection.clone());
+    // Not a template variable (W&B has none); Slack messages show it.
+    put("artifact_type", e.artifact_type.clone());
     put(
         "artifact_version",
         e.version_id

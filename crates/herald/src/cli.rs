@@ -362,6 +362,7 @@ pub enum SecretCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum IntegrationCmd {
     /// Create a webhook integration in ENTITY.
     Create {

@@ -132,7 +132,7 @@ impl Sender {
         let mut res = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let (class, msg) = classify(&e);
+                let (class, msg) = classify(&e.without_url());
                 return failed(class, msg);
             }
         };
@@ -155,7 +155,7 @@ impl Sender {
                     .extend_from_slice(&chunk[..chunk.len().min(RESPONSE_SNIPPET - snippet.len())]),
                 Ok(None) => break,
                 Err(e) => {
-                    body_error = Some(classify(&e));
+                    body_error = Some(classify(&e.without_url()));
                     break;
                 }
             }
@@ -194,6 +194,8 @@ impl Sender {
     }
 }
 
+/// The class and text of a failed exchange. Callers pass the error without its URL: a Slack
+/// incoming-webhook URL is a credential, and the text goes to execution history and API answers.
 fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {

@@ -262,6 +262,7 @@ pub fn message(
     input.author = var("event_author");
     input.link = link.as_deref();
     input.collection = var("artifact_collection_name");
+    input.artifact_type = var("artifact_type");
     input.version = var("artifact_version_string");
     input.alias = var("alias");
     input.tag = var("tag");
