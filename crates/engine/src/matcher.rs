@@ -285,28 +285,49 @@ pub struct RunFiring {
     pub fired_run: Option<herald_domain::ids::RunId>,
 }
 
-/// Per-batch view of each automation's executions in the last minute, for rate limiting.
+/// Each automation's admitted executions in the last minute, kept across matcher steps (the
+/// matcher is the only writer of executions) and seeded from the store when an automation is
+/// first seen, so the limit costs O(1) per firing however high it is set.
 #[derive(Default)]
-pub struct RateWindow {
-    counts: HashMap<AutomationId, i64>,
+pub struct RateLimiter {
+    admitted: std::sync::Mutex<HashMap<AutomationId, std::collections::VecDeque<i64>>>,
 }
 
-impl RateWindow {
-    /// Whether `a` may run once more; counts the run if so.
-    pub async fn admit(&mut self, store: &dyn Store, a: &Automation) -> bool {
-        let n = match self.counts.get(&a.id) {
-            Some(n) => *n,
-            None => store
-                .recent_executions(
-                    a.id,
-                    Utc::now() - chrono::Duration::seconds(60),
-                    a.rate_limit_per_minute as i64,
-                )
+impl RateLimiter {
+    const WINDOW_MS: i64 = 60_000;
+
+    /// Whether `a` may run once more at `now_ms`; counts the run if so.
+    pub async fn admit(&self, store: &dyn Store, a: &Automation, now_ms: i64) -> bool {
+        let seen = self.admitted.lock().expect("rate lock").contains_key(&a.id);
+        if !seen {
+            let since = Utc::now() - chrono::Duration::milliseconds(Self::WINDOW_MS);
+            let n = store
+                .recent_executions(a.id, since, a.rate_limit_per_minute as i64)
                 .await
-                .unwrap_or(0),
-        };
-        let admitted = n < a.rate_limit_per_minute as i64;
-        self.counts.insert(a.id, if admitted { n + 1 } else { n });
-        admitted
+                .unwrap_or(0);
+            // Their exact times are unknown: count them as just now, which errs on the safe side.
+            let seeded = std::iter::repeat_n(now_ms, n.max(0) as usize).collect();
+            self.admitted
+                .lock()
+                .expect("rate lock")
+                .entry(a.id)
+                .or_insert(seeded);
+        }
+        let mut map = self.admitted.lock().expect("rate lock");
+        let q = map.entry(a.id).or_default();
+        while q.front().is_some_and(|t| *t <= now_ms - Self::WINDOW_MS) {
+            q.pop_front();
+        }
+        if q.len() < a.rate_limit_per_minute as usize {
+            q.push_back(now_ms);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets everything (a batch failed to commit: its admissions never happened).
+    pub fn clear(&self) {
+        self.admitted.lock().expect("rate lock").clear();
     }
 }

@@ -25,7 +25,7 @@ use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::slack::Pacer;
 use crate::delivery::{deliver, Deliverer, DeliveryConfig};
-use crate::matcher::{execution_for, Compiled, Index, RateWindow, RunFiring};
+use crate::matcher::{execution_for, Compiled, Index, RateLimiter, RunFiring};
 use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
 use crate::secrets::MasterKey;
 use crate::Result;
@@ -38,6 +38,8 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 const INDEX_CHECK: Duration = Duration::from_millis(250);
 /// How long the matcher lets events accumulate after draining the log.
 const COALESCE: Duration = Duration::from_millis(2);
+/// Least time between two claims that must skip a busy destination's backlog.
+const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(25);
 /// How many times its concurrency limit a destination may have claimed (delivering or waiting).
 const CLAIM_AHEAD: usize = 4;
 /// How long shutdown waits for deliveries in flight.
@@ -57,6 +59,8 @@ pub struct Engine {
     recording: tokio::sync::Mutex<()>,
     keys: crate::auth::KeyCache,
     run_slots: RunSlots,
+    rates: RateLimiter,
+    busy_claim_at: Mutex<Option<std::time::Instant>>,
     pacer: Pacer,
     /// The matcher's position in the event log, once read (this process is its only writer).
     cursor: Mutex<Option<i64>>,
@@ -95,6 +99,8 @@ impl Engine {
             recording: tokio::sync::Mutex::new(()),
             keys: crate::auth::KeyCache::default(),
             run_slots: RunSlots::default(),
+            rates: RateLimiter::default(),
+            busy_claim_at: Mutex::new(None),
             pacer: Pacer::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
@@ -196,7 +202,7 @@ impl Engine {
         // be matched against an index from before it, and the firing would be lost.)
         let index = self.refresh_index().await?;
         let mut executions = Vec::new();
-        let mut window = RateWindow::default();
+        let now_ms = Utc::now().timestamp_millis();
         // Milliseconds: in whole seconds a 1 s cooldown could end a few ms after it began.
         let now = Utc::now().timestamp_millis();
         for e in &events {
@@ -206,23 +212,26 @@ impl Engine {
                 _ => index.matching(e).map(|c| (c.clone(), None)).collect(),
             };
             for (c, run) in fired {
-                let (status, reason) = if window.admit(&*self.store, &c.automation).await {
-                    (ExecutionStatus::Pending, None)
-                } else {
-                    (
-                        ExecutionStatus::Skipped,
-                        Some(format!(
-                            "rate limit: more than {} executions in a minute",
-                            c.automation.rate_limit_per_minute
-                        )),
-                    )
-                };
+                let (status, reason) =
+                    if self.rates.admit(&*self.store, &c.automation, now_ms).await {
+                        (ExecutionStatus::Pending, None)
+                    } else {
+                        (
+                            ExecutionStatus::Skipped,
+                            Some(format!(
+                                "rate limit: more than {} executions in a minute",
+                                c.automation.rate_limit_per_minute
+                            )),
+                        )
+                    };
                 executions.push(execution_for(&*self.store, &c, e, status, reason, run).await);
             }
         }
         if let Err(e) = self.store.record_matches(last, &executions).await {
-            // The batch will be matched again: its evaluators must start from stored history.
+            // The batch will be matched again: its evaluators must start from stored history,
+            // and its admissions under the rate limit never happened.
             self.run_slots.clear();
+            self.rates.clear();
             return Err(e.into());
         }
         *self.cursor.lock().expect("cursor lock") = Some(last);
@@ -386,6 +395,22 @@ impl Engine {
         };
         if room == 0 {
             return Ok(0);
+        }
+        if !busy.is_empty() {
+            // Skipping a busy destination's backlog means reading past it, which costs in
+            // proportion to the backlog; such claims are spaced so a deep backlog cannot turn
+            // every finished delivery into a scan. Other destinations wait at most this long.
+            let wait = {
+                let mut last = self.busy_claim_at.lock().expect("claim clock lock");
+                let wait = last
+                    .map(|t| BUSY_CLAIM_SPACING.saturating_sub(t.elapsed()))
+                    .unwrap_or_default();
+                *last = Some(std::time::Instant::now() + wait);
+                wait
+            };
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();

@@ -287,6 +287,10 @@ impl EntityStore for SqlStore {
     }
 
     async fn project(&self, entity: &Entity, name: &str) -> StoreResult<Project> {
+        let key = (entity.id.0, name.to_string());
+        if let Some(p) = self.projects.lock().expect("project cache lock").get(&key) {
+            return Ok(p.clone());
+        }
         let row = sqlx::query(&format!(
             "{PROJECT_SELECT} WHERE p.entity_id = $1 AND p.name = $2"
         ))
@@ -301,7 +305,13 @@ impl EntityStore for SqlStore {
                 entity.name.as_str()
             ))
         })?;
-        Ok(project_from_row(&row)?)
+        let project = project_from_row(&row)?;
+        let mut cache = self.projects.lock().expect("project cache lock");
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, project.clone());
+        Ok(project)
     }
 
     async fn list_projects(&self, entity: &Entity) -> StoreResult<Vec<Project>> {

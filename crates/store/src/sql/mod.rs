@@ -59,6 +59,11 @@ pub struct SqlStore {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// Projects never change once created (no rename, move or delete), so every request
+    /// need not read its project again.
+    projects: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<(i64, String), herald_domain::catalog::Project>>,
+    >,
 }
 
 struct Migration {
@@ -142,6 +147,7 @@ impl SqlStore {
             write,
             read,
             backend: Backend::Sqlite,
+            projects: Default::default(),
         })
     }
 
@@ -215,8 +221,6 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, sync: &str) -> Result<()
         .await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
     conn.execute("PRAGMA busy_timeout = 10000").await?;
-    // Readers map the file instead of copying pages in after every write elsewhere.
-    conn.execute("PRAGMA mmap_size = 268435456").await?;
     conn.execute("PRAGMA cache_size = -16384").await?;
     Ok(())
 }
