@@ -61,6 +61,9 @@ pub struct Engine {
     run_slots: RunSlots,
     rates: RateLimiter,
     busy_claim_at: Mutex<Option<std::time::Instant>>,
+    /// Attempts handed to the recorder and not yet stored.
+    records_pending: std::sync::atomic::AtomicUsize,
+    records_done: Notify,
     pacer: Pacer,
     /// The matcher's position in the event log, once read (this process is its only writer).
     cursor: Mutex<Option<i64>>,
@@ -101,6 +104,8 @@ impl Engine {
             run_slots: RunSlots::default(),
             rates: RateLimiter::default(),
             busy_claim_at: Mutex::new(None),
+            records_pending: std::sync::atomic::AtomicUsize::new(0),
+            records_done: Notify::new(),
             pacer: Pacer::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
@@ -377,6 +382,7 @@ impl Engine {
         let mut set = JoinSet::new();
         let n = self.claim_and_spawn(&mut set).await?;
         while set.join_next().await.is_some() {}
+        self.wait_recorded().await;
         Ok(n)
     }
 
@@ -467,17 +473,34 @@ impl Engine {
                 pacer: &self.pacer,
             };
             let done = deliver(&d, &x).await;
-            self.record(done).await;
-            let next = {
-                let mut guard = self.in_flight.lock().expect("in-flight lock");
-                let f = &mut *guard;
-                let next = x.integration_id.and_then(|d| {
+            // The attempt is recorded on the side: the destination's next delivery need not
+            // wait for the database. Until it is recorded, the execution still counts as
+            // claimed for its destination, so claims stay bounded.
+            self.records_pending
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let engine = self.clone();
+            let dest = x.integration_id;
+            tokio::spawn(async move {
+                engine.record(done).await;
+                if let Some(d) = dest {
+                    let mut f = engine.in_flight.lock().expect("in-flight lock");
                     if let Some(c) = f.by_destination.get_mut(&d) {
                         *c -= 1;
                         if *c == 0 {
                             f.by_destination.remove(&d);
                         }
                     }
+                }
+                engine
+                    .records_pending
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                engine.records_done.notify_waiters();
+                engine.work_ready.notify_one();
+            });
+            let next = {
+                let mut guard = self.in_flight.lock().expect("in-flight lock");
+                let f = &mut *guard;
+                let next = x.integration_id.and_then(|d| {
                     let next = f.queued.get_mut(&d).and_then(VecDeque::pop_front);
                     if f.queued.get(&d).is_some_and(VecDeque::is_empty) {
                         f.queued.remove(&d);
@@ -502,6 +525,21 @@ impl Engine {
                 Some(queued) => x = queued,
                 None => return,
             }
+        }
+    }
+
+    /// Waits until every attempt handed to the recorder is stored.
+    async fn wait_recorded(&self) {
+        loop {
+            let done = self.records_done.notified();
+            if self
+                .records_pending
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
+                return;
+            }
+            done.await;
         }
     }
 
@@ -618,8 +656,11 @@ impl Engine {
                 _ = shutdown.cancelled() => {}
             }
         }
-        let drained =
-            tokio::time::timeout(DRAIN, async { while set.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(DRAIN, async {
+            while set.join_next().await.is_some() {}
+            self.wait_recorded().await;
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!("shutdown: some deliveries were still in flight; they will be retried at the next start");
         }
