@@ -21,6 +21,8 @@ use crate::variables::{event_variables, filter_document, metadata_text, METADATA
 pub struct Compiled {
     pub automation: Automation,
     pub rule: Rule,
+    /// The action as stored with each execution, serialised once.
+    action_json: Value,
     project: Option<String>,
     collection: Option<String>,
     template: Option<Template>,
@@ -48,6 +50,7 @@ impl Compiled {
             Action::NoOp => None,
         };
         Some(Self {
+            action_json: serde_json::to_value(&a.action).unwrap_or(Value::Null),
             rule,
             project: path.project,
             collection: path.collection,
@@ -138,12 +141,12 @@ impl Index {
     }
 
     /// The artifact automations `e` fires (scope and filter match).
-    pub fn matching<'a>(&'a self, e: &Event) -> impl Iterator<Item = &'a Arc<Compiled>> + 'a {
+    pub fn matching<'a>(&'a self, e: &'a Event) -> impl Iterator<Item = &'a Arc<Compiled>> + 'a {
         let candidates = self.candidates(e);
+        // Built only when some automation could match, and once for all of them.
         let doc = (!candidates.is_empty()).then(|| filter_document(e));
-        let e = e.clone();
         candidates.iter().filter(move |c| {
-            c.in_scope(&e)
+            c.in_scope(e)
                 && match (&c.rule, &doc) {
                     (Rule::Artifact(f), Some(d)) => f.matches(d),
                     _ => false,
@@ -270,7 +273,7 @@ pub async fn execution_for(
         integration_id,
         status,
         reason,
-        action: serde_json::to_value(&a.action).unwrap_or(Value::Null),
+        action: c.action_json.clone(),
         variables: Value::Object(vars),
         request,
         next_attempt_at: (status == ExecutionStatus::Pending).then(Utc::now),
