@@ -75,6 +75,8 @@ pub struct Engine {
 
 #[derive(Default)]
 struct InFlight {
+    /// Every execution this process has claimed and not yet recorded: their leases are renewed.
+    leased: std::collections::HashSet<ExecutionId>,
     /// Deliveries under way, each holding one of `max_in_flight` slots.
     total: usize,
     /// Claimed executions per destination, under way or queued.
@@ -430,6 +432,7 @@ impl Engine {
             let mut guard = self.in_flight.lock().expect("in-flight lock");
             let f = &mut *guard;
             for x in claimed {
+                f.leased.insert(x.id);
                 let Some(d) = x.integration_id else {
                     f.total += 1;
                     start.push(x);
@@ -481,7 +484,14 @@ impl Engine {
             let engine = self.clone();
             let dest = x.integration_id;
             tokio::spawn(async move {
+                let id = done.0;
                 engine.record(done).await;
+                engine
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .leased
+                    .remove(&id);
                 if let Some(d) = dest {
                     let mut f = engine.in_flight.lock().expect("in-flight lock");
                     if let Some(c) = f.by_destination.get_mut(&d) {
@@ -571,9 +581,41 @@ impl Engine {
         }
         let matcher = tokio::spawn(self.clone().matcher_loop(shutdown.clone()));
         let sweeper = tokio::spawn(self.clone().retention_loop(shutdown.clone()));
+        let heart = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
         self.clone().delivery_loop(shutdown).await;
         let _ = matcher.await;
         let _ = sweeper.await;
+        heart.abort();
+    }
+
+    /// Renews the leases of everything this process holds, three times per lease, so a live
+    /// process keeps its work however long it takes, and a dead one's expires soon.
+    async fn heartbeat_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = (self.config.lease / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            let ids: Vec<ExecutionId> = self
+                .in_flight
+                .lock()
+                .expect("in-flight lock")
+                .leased
+                .iter()
+                .copied()
+                .collect();
+            if !ids.is_empty() {
+                let until =
+                    Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+                if let Err(e) = self.store.renew_leases(&ids, until).await {
+                    tracing::error!(error = %e, "could not renew delivery leases");
+                }
+            }
+            if shutdown.is_cancelled() && ids.is_empty() {
+                return;
+            }
+        }
     }
 
     /// Deletes history older than the retention period, hourly.

@@ -175,6 +175,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
         &["delivery", "allowed_destinations"],
     ),
     ("HERALD_DELIVERY_TIMEOUT", &["delivery", "timeout"]),
+    ("HERALD_DELIVERY_LEASE", &["delivery", "lease"]),
     ("HERALD_SLACK_BASE_URL", &["slack", "base_url"]),
     ("HERALD_PUBLIC_URL", &["public_url"]),
 ];

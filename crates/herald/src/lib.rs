@@ -11,3 +11,4 @@ mod cli_automations;
 pub mod client;
 pub mod config;
 pub mod telemetry;
+pub mod testing;

@@ -33,6 +33,7 @@ fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
         .env_remove("DATABASE_URL")
         .env_remove("HERALD_BOOTSTRAP_API_KEY")
         .envs(env.iter().copied())
+        .envs(backend_env(data))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -53,6 +54,13 @@ fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
         .recv_timeout(Duration::from_secs(30))
         .expect("herald serve did not start");
     Server { child, url }
+}
+
+/// The database a child uses besides SQLite, when the suite runs on PostgreSQL.
+fn backend_env(data: &Path) -> Vec<(String, String)> {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(herald::testing::child_env(data))
 }
 
 fn start(data: &Path) -> Server {

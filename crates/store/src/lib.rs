@@ -335,6 +335,8 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     ) -> StoreResult<()>;
+    /// Extends the leases of executions still RUNNING (a live worker's heartbeat).
+    async fn renew_leases(&self, ids: &[ExecutionId], until: DateTime<Utc>) -> StoreResult<()>;
     /// Returns executions a dead process left RUNNING to PENDING (single-node start-up).
     async fn release_running(&self) -> StoreResult<u64>;
     async fn list_executions(

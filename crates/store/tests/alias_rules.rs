@@ -14,9 +14,11 @@ use herald_domain::names::{
     AliasName, ArtifactType, CollectionName, EntityName, ProjectName, RegistryName, Username,
     VersionRef,
 };
-use herald_store::sql::{SqlOptions, SqlStore};
+use herald_store::sql::SqlStore;
 use herald_store::{ArtifactStore, EntityStore, NewUser, NewVersion, Store, StoreError, UserStore};
 use proptest::prelude::*;
+
+mod common;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -105,15 +107,11 @@ struct World {
     user: User,
     project: Project,
     registry: Project,
-    _dir: tempfile::TempDir,
+    _db: common::TestDb,
 }
 
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqlStore::connect(&url, &SqlOptions::default())
-        .await
-        .unwrap();
+async fn world(db: common::TestDb) -> World {
+    let store = db.store.clone();
     let user = store
         .create_user(NewUser {
             username: Username::parse("u").unwrap(),
@@ -148,7 +146,7 @@ async fn world() -> World {
         user,
         project,
         registry,
-        _dir: dir,
+        _db: db,
     }
 }
 
@@ -164,7 +162,15 @@ async fn observed(store: &SqlStore, project: &Project, coll: &str) -> Vec<(i64, 
 }
 
 async fn check(ops: Vec<Op>) {
-    let w = world().await;
+    // The same operations on every backend must leave the same, rule-abiding state.
+    for db in common::databases().await {
+        check_on(db, ops.clone()).await;
+    }
+}
+
+async fn check_on(db: common::TestDb, ops: Vec<Op>) {
+    let backend = db.name;
+    let w = world(db).await;
     let mut colls = [Coll::default(), Coll::default()];
     let mut portfolio = Coll::default();
     let portfolio_name = CollectionName::parse("registered").unwrap();
@@ -278,14 +284,14 @@ async fn check(ops: Vec<Op>) {
             assert_eq!(
                 observed(&w.store, &w.project, COLLS[c]).await,
                 model.view(),
-                "collection {}",
+                "collection {} on {backend}",
                 COLLS[c]
             );
         }
         assert_eq!(
             observed(&w.store, &w.registry, "registered").await,
             portfolio.view(),
-            "registry collection"
+            "registry collection on {backend}"
         );
     }
     w.store.close().await;

@@ -7,21 +7,23 @@ use herald_domain::catalog::EntityKind;
 use herald_domain::event::{EventType, PageRequest};
 use herald_domain::ids::EventId;
 use herald_domain::names::{ArtifactType, CollectionName, EntityName, ProjectName, Username};
-use herald_store::sql::{SqlOptions, SqlStore};
+use herald_store::sql::SqlStore;
 use herald_store::{
     ArtifactStore, AttemptOutcome, AutomationStore, EntityStore, ExecutionQuery, ExecutionStore,
     NewAttempt, NewAutomation, NewExecution, NewUser, NewVersion, UserStore,
 };
 
+mod common;
+
 #[tokio::test]
 async fn queue_lifecycle_and_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqlStore::connect(
-        &format!("sqlite://{}", dir.path().join("t.db").display()),
-        &SqlOptions::default(),
-    )
-    .await
-    .unwrap();
+    for db in common::databases().await {
+        println!("backend: {}", db.name);
+        queue_lifecycle(&db.store).await;
+    }
+}
+
+async fn queue_lifecycle(store: &SqlStore) {
     let user = store
         .create_user(NewUser {
             username: Username::parse("u").unwrap(),

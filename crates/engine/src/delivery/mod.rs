@@ -46,7 +46,7 @@ impl Default for DeliveryConfig {
             retry: RetryPolicy::default(),
             max_in_flight: 64,
             per_destination: 8,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(30),
             allow: AllowList::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             slack: slack::SlackSettings::default(),

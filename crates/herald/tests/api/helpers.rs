@@ -40,6 +40,7 @@ pub async fn spawn_app() -> TestApp {
     let overrides = Overrides {
         data_dir: Some(data.path().join("data")),
         listen: Some("127.0.0.1:0".to_string()),
+        database_url: herald::testing::database_url_for(data.path()).await,
         ..Default::default()
     };
     // A fake environment: only the bootstrap key, nothing from the real process environment.

@@ -176,7 +176,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         config_file: Some(config_file),
         data_dir: Some(data_dir.clone()),
         listen: Some("127.0.0.1:0".into()),
-        ..Default::default()
+        database_url: herald::testing::database_url_for(&data_dir).await,
     };
     let env: HashMap<String, String> = options.env().into_iter().collect();
     let config = Config::load_from(&overrides, |k| env.get(k).cloned()).expect("test config");
@@ -240,6 +240,7 @@ impl ChildServer {
             .arg("--config")
             .arg(&config_file)
             .env_remove("DATABASE_URL")
+            .envs(herald::testing::child_env(data_dir).await)
             .env_remove("HERALD_MASTER_KEY")
             .env_remove("HERALD_ALLOWED_DESTINATIONS")
             .env_remove("HERALD_LOG_FORMAT")

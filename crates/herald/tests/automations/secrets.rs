@@ -144,10 +144,24 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
         assert_no_secret(&path, &text);
     }
 
-    // Nothing on disk holds a plaintext value: the database, its WAL, the key files.
+    // On PostgreSQL, no stored row holds a plaintext value.
+    let dump = herald::testing::database_dump(&app.data_dir).await;
+    if let Some(dump) = &dump {
+        assert!(
+            dump.contains("acme/proj/clf"),
+            "the dump holds the stored rows"
+        );
+        for v in [TOKEN_VALUE, SIGNING_VALUE, UNUSED_VALUE] {
+            assert!(
+                !dump.contains(v),
+                "the database holds the plaintext secret {v:?}"
+            );
+        }
+    }
+    // Nothing on disk holds a plaintext value: the database (on SQLite), its WAL, the key files.
     let all = files(&app.data_dir);
     assert!(
-        all.iter().any(|f| f.file_name().unwrap() == "herald.db"),
+        dump.is_some() || all.iter().any(|f| f.file_name().unwrap() == "herald.db"),
         "{all:?}"
     );
     for f in all {

@@ -64,6 +64,7 @@ pub async fn spawn_app() -> TestApp {
     let overrides = Overrides {
         data_dir: Some(dir.path().join("data")),
         listen: Some("127.0.0.1:0".into()),
+        database_url: herald::testing::database_url_for(dir.path()).await,
         ..Default::default()
     };
     // A fake environment: nothing from the real process environment.
@@ -185,6 +186,7 @@ impl ChildServer {
         ] {
             cmd.env_remove(k);
         }
+        cmd.envs(herald::testing::child_env(data_dir).await);
         cmd.env("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")
             .env("HERALD_LOG", "warn")
             .stdin(std::process::Stdio::null())

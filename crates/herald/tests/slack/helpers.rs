@@ -93,7 +93,7 @@ pub async fn spawn_app(slack: &FakeSlack, options: Options) -> TestApp {
         config_file: Some(config_file),
         data_dir: Some(dir.path().join("data")),
         listen: Some("127.0.0.1:0".into()),
-        ..Default::default()
+        database_url: herald::testing::database_url_for(dir.path()).await,
     };
     // A fake environment: nothing from the real process environment.
     let env: HashMap<&str, String> = [

@@ -418,7 +418,7 @@ impl ArtifactStore for SqlStore {
             ));
         }
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(run) = &new.run {
             let exists = sqlx::query("SELECT 1 FROM runs WHERE project_id = $1 AND name = $2")
                 .bind(project.id.0)
@@ -629,7 +629,7 @@ impl ArtifactStore for SqlStore {
         alias: &AliasName,
     ) -> StoreResult<ArtifactVersion> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, project, collection).await?;
         let mem = resolve(&mut tx, project, &coll, r).await?;
         add_aliases(
@@ -656,7 +656,7 @@ impl ArtifactStore for SqlStore {
         alias: &AliasName,
     ) -> StoreResult<ArtifactVersion> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, project, collection).await?;
         let mem = resolve(&mut tx, project, &coll, r).await?;
         let deleted = sqlx::query(
@@ -701,7 +701,7 @@ impl ArtifactStore for SqlStore {
         tag: &TagName,
     ) -> StoreResult<ArtifactVersion> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, project, collection).await?;
         let mem = resolve(&mut tx, project, &coll, r).await?;
         tag_version(&mut tx, project, &coll, &mem, tag, author, now).await?;
@@ -719,7 +719,7 @@ impl ArtifactStore for SqlStore {
         tag: &TagName,
     ) -> StoreResult<ArtifactVersion> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, project, collection).await?;
         let mem = resolve(&mut tx, project, &coll, r).await?;
         let deleted = sqlx::query("DELETE FROM version_tags WHERE version_id = $1 AND tag = $2")
@@ -760,7 +760,7 @@ impl ArtifactStore for SqlStore {
         tag: &TagName,
     ) -> StoreResult<Collection> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, project, collection).await?;
         let added = sqlx::query(
             "INSERT INTO collection_tags (collection_id, tag, created_at) VALUES ($1, $2, $3) \
@@ -790,7 +790,7 @@ impl ArtifactStore for SqlStore {
         tag: &TagName,
     ) -> StoreResult<Collection> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, project, collection).await?;
         let deleted =
             sqlx::query("DELETE FROM collection_tags WHERE collection_id = $1 AND tag = $2")
@@ -836,7 +836,7 @@ impl ArtifactStore for SqlStore {
             ));
         }
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let source_coll = collection_or_404(&mut tx, project, collection).await?;
         let source = resolve(&mut tx, project, &source_coll, r).await?;
         let source_version = load_version(&mut tx, project, &source_coll, source.id).await?;
@@ -917,7 +917,7 @@ impl ArtifactStore for SqlStore {
         r: &VersionRef,
     ) -> StoreResult<()> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let coll = collection_or_404(&mut tx, registry, collection).await?;
         if coll.kind != CollectionKind::Portfolio {
             return Err(StoreError::invalid(

@@ -186,7 +186,7 @@ impl AutomationStore for SqlStore {
         sealed: &str,
     ) -> StoreResult<(SecretMeta, bool)> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing =
             sqlx::query("SELECT created_at FROM secrets WHERE entity_id = $1 AND name = $2")
                 .bind(entity.id.0)
@@ -243,7 +243,7 @@ impl AutomationStore for SqlStore {
     }
 
     async fn delete_secret(&self, entity: &Entity, name: &str) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
             "{INTEGRATION_SELECT} WHERE i.entity_id = $1 ORDER BY i.id"
         ))
@@ -287,7 +287,7 @@ impl AutomationStore for SqlStore {
         new: NewIntegration,
     ) -> StoreResult<Integration> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let slack_webhook = new
             .slack
             .as_ref()
@@ -379,7 +379,7 @@ impl AutomationStore for SqlStore {
         patch: IntegrationPatch,
     ) -> StoreResult<Integration> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let current = find_integration(&mut tx, entity, id).await?;
         let name = patch.name.unwrap_or(current.name);
         let url = patch.url.unwrap_or(current.url);
@@ -426,7 +426,7 @@ impl AutomationStore for SqlStore {
     }
 
     async fn delete_integration(&self, entity: &Entity, id: IntegrationId) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         find_integration(&mut tx, entity, id).await?;
         let user = sqlx::query(
             "SELECT name FROM automations WHERE entity_id = $1 AND integration_id = $2 LIMIT 1",
@@ -474,7 +474,7 @@ impl AutomationStore for SqlStore {
         new: NewAutomation,
     ) -> StoreResult<Automation> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         check_action_integration(&mut tx, entity, &new.action).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO automations (entity_id, name, description, enabled, scope_type, scope_path, event_type, filter, \
@@ -556,7 +556,7 @@ impl AutomationStore for SqlStore {
         new: NewAutomation,
     ) -> StoreResult<Automation> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         find_automation(&mut tx, entity, id).await?;
         check_action_integration(&mut tx, entity, &new.action).await?;
         sqlx::query(
@@ -588,7 +588,7 @@ impl AutomationStore for SqlStore {
     }
 
     async fn delete_automation(&self, entity: &Entity, id: AutomationId) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM automations WHERE entity_id = $1 AND id = $2")
             .bind(entity.id.0)
             .bind(id.0)

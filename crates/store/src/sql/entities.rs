@@ -50,7 +50,7 @@ impl EntityStore for SqlStore {
         creator: &User,
     ) -> StoreResult<Entity> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO entities (name, kind, created_at) VALUES ($1, $2, $3) RETURNING id",
         )
@@ -172,7 +172,7 @@ impl EntityStore for SqlStore {
         username: &Username,
         role: Role,
     ) -> StoreResult<Member> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let user_id: i64 = sqlx::query("SELECT id FROM users WHERE username = $1")
             .bind(username.as_str())
             .fetch_optional(&mut *tx)
@@ -220,7 +220,7 @@ impl EntityStore for SqlStore {
     }
 
     async fn remove_member(&self, entity: &Entity, username: &Username) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT m.user_id, m.role FROM members m JOIN users u ON u.id = m.user_id \
              WHERE m.entity_id = $1 AND u.username = $2",

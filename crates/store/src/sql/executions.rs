@@ -77,7 +77,7 @@ impl ExecutionStore for SqlStore {
     async fn purge_executions(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         const FINAL: &str =
             "status IN ('FINISHED', 'FAILED', 'SKIPPED', 'CANCELLED') AND updated_at < $1";
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "DELETE FROM attempts WHERE execution_id IN (SELECT id FROM executions WHERE {FINAL})"
         ))
@@ -106,7 +106,7 @@ impl ExecutionStore for SqlStore {
 
     async fn record_matches(&self, up_to: i64, executions: &[NewExecution]) -> StoreResult<()> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         for x in executions {
             // The unique (automation, event) pair makes a replayed batch harmless.
             sqlx::query(
@@ -191,12 +191,19 @@ impl ExecutionStore for SqlStore {
         }
         // Two index range scans (due PENDING rows, expired RUNNING leases) rather than one OR,
         // which would make the database scan every execution ever recorded.
+        // On PostgreSQL, rows another replica is claiming right now are skipped, not waited for.
+        let lock = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE executions SET status = 'RUNNING', lease_until = $1, updated_at = $2 WHERE id IN (\
              SELECT id FROM (SELECT id FROM executions WHERE status = 'PENDING' AND next_attempt_at <= $3{busy_clause} \
-             ORDER BY next_attempt_at LIMIT $4) \
+             ORDER BY next_attempt_at LIMIT $4{lock}) AS due \
              UNION ALL \
-             SELECT id FROM (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_until < $3{busy_clause} LIMIT $4) \
+             SELECT id FROM (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_until < $3{busy_clause} \
+             LIMIT $4{lock}) AS expired \
              LIMIT $4) \
              RETURNING id, entity_id, automation_id, integration_id, action, variables, attempt_count, round_attempts"
         );
@@ -242,7 +249,7 @@ impl ExecutionStore for SqlStore {
         done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     ) -> StoreResult<()> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (id, attempt, outcome) in done {
             sqlx::query(
                 "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
@@ -283,7 +290,28 @@ impl ExecutionStore for SqlStore {
         Ok(())
     }
 
+    async fn renew_leases(&self, ids: &[ExecutionId], until: DateTime<Utc>) -> StoreResult<()> {
+        for chunk in ids.chunks(500) {
+            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE executions SET lease_until = $1 WHERE status = 'RUNNING' AND id IN ({})",
+                params.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(until.timestamp_micros());
+            for id in chunk {
+                q = q.bind(id.0);
+            }
+            q.execute(&self.write).await?;
+        }
+        Ok(())
+    }
+
     async fn release_running(&self) -> StoreResult<u64> {
+        // With PostgreSQL several replicas may share the database: another one's RUNNING rows
+        // are not orphans. Their leases bring them back if their replica died.
+        if self.backend == super::Backend::Postgres {
+            return Ok(0);
+        }
         Ok(sqlx::query(
             "UPDATE executions SET status = 'PENDING', lease_until = NULL WHERE status = 'RUNNING'",
         )

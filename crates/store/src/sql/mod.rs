@@ -95,6 +95,29 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     },
 ];
 
+const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog",
+        sql: include_str!("../../migrations/postgres/0001_catalog.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "automations",
+        sql: include_str!("../../migrations/postgres/0002_automations.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "run_triggers",
+        sql: include_str!("../../migrations/postgres/0003_run_triggers.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "slack",
+        sql: include_str!("../../migrations/postgres/0004_slack.sql"),
+    },
+];
+
 impl SqlStore {
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file if needed,
     /// and applies pending migrations.
@@ -103,18 +126,34 @@ impl SqlStore {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            anyhow::bail!(
-                "PostgreSQL is not supported yet by this version of herald; use a sqlite:// URL"
-            );
+            Backend::Postgres
         } else {
             anyhow::bail!("database URL must start with sqlite:// or postgres://, got {url:?}");
         };
         let store = match backend {
             Backend::Sqlite => Self::connect_sqlite(url, options).await?,
-            Backend::Postgres => unreachable!("refused above"),
+            Backend::Postgres => Self::connect_postgres(url, options).await?,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// PostgreSQL: one pool for reads and writes (the server handles concurrency).
+    async fn connect_postgres(url: &str, options: &SqlOptions) -> anyhow::Result<Self> {
+        let connect = AnyConnectOptions::from_str(url)
+            .with_context(|| "invalid PostgreSQL URL".to_string())?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Self {
+            write: pool.clone(),
+            read: pool,
+            backend: Backend::Postgres,
+            projects: Default::default(),
+        })
     }
 
     async fn connect_sqlite(url: &str, options: &SqlOptions) -> anyhow::Result<Self> {
@@ -155,11 +194,26 @@ impl SqlStore {
         self.backend
     }
 
+    /// Begins a write transaction. On PostgreSQL, writers take one advisory lock, so commits
+    /// happen in the order event ids were assigned and the matcher's cursor can never pass an
+    /// event that commits later (SQLite's single writer gives the same for free).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7243)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Applies every migration newer than the database, each in its own transaction.
     async fn migrate(&self) -> anyhow::Result<()> {
         let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => &[],
+            Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         self.write
             .execute(
@@ -181,7 +235,7 @@ impl SqlStore {
             );
         }
         for m in migrations.iter().filter(|m| m.version > current) {
-            let mut tx = self.write.begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::raw_sql(m.sql)
                 .execute(&mut *tx)
                 .await
@@ -211,6 +265,57 @@ impl crate::Store for SqlStore {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// Creates schema `schema` in the PostgreSQL at `base` if needed and returns a URL whose
+/// connections use it, for giving each test (or test server) a database of its own.
+pub async fn postgres_schema_url(base: &str, schema: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        !schema.is_empty()
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "schema name {schema:?} must be letters, digits and '_'"
+    );
+    sqlx::any::install_default_drivers();
+    let admin = AnyPool::connect(base)
+        .await
+        .with_context(|| format!("connecting to {base}"))?;
+    admin
+        .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+        .await?;
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// Every row of every table of `schema`, as text (for tests that check what is stored).
+pub async fn dump_postgres_schema(base: &str, schema: &str) -> anyhow::Result<String> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPool::connect(base).await?;
+    let tables: Vec<String> = sqlx::query(
+        "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(schema)
+    .fetch_all(&pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>("t"))
+    .collect::<Result<_, _>>()?;
+    let mut out = String::new();
+    for t in tables {
+        let rows = sqlx::query(&format!(
+            "SELECT row_to_json(x)::text AS j FROM {schema}.{t} x"
+        ))
+        .fetch_all(&pool)
+        .await?;
+        for r in rows {
+            out.push_str(&r.try_get::<String, _>("j")?);
+            out.push('\n');
+        }
+    }
+    pool.close().await;
+    Ok(out)
 }
 
 /// Per-connection SQLite settings: WAL so readers never wait for the writer, the chosen

@@ -83,7 +83,7 @@ impl RunStore for SqlStore {
             .display_name
             .clone()
             .unwrap_or_else(|| new.id.to_string());
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO runs (project_id, name, display_name, user_id, state, tags, config, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -137,7 +137,7 @@ impl RunStore for SqlStore {
         state: RunState,
     ) -> StoreResult<Run> {
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
         let (from, to) = match run.state.transition(state) {
             Ok(Transition::Unchanged) => return Ok(run),
@@ -172,7 +172,7 @@ impl RunStore for SqlStore {
             ));
         };
         let now = now_us();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
         if run.state.is_final() {
             return Err(StoreError::conflict(format!(

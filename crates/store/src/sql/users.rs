@@ -28,7 +28,7 @@ impl UserStore for SqlStore {
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         let now = now_us();
         let name = new.username.as_str().to_string();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO users (username, email, is_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )

@@ -1,0 +1,78 @@
+//! Test databases: every test gets a fresh SQLite file, and a fresh PostgreSQL schema when
+//! PostgreSQL answers at `HERALD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! `HERALD_TEST_POSTGRES=off` skips PostgreSQL.
+
+use herald_store::sql::{SqlOptions, SqlStore};
+
+/// A store under test and what keeps its database alive.
+pub struct TestDb {
+    pub name: &'static str,
+    pub store: SqlStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn postgres_base() -> Option<String> {
+    match std::env::var("HERALD_TEST_POSTGRES") {
+        Ok(v) if v == "off" => None,
+        Ok(v) => Some(v),
+        Err(_) => Some("postgres://postgres@127.0.0.1:5432/test".to_string()),
+    }
+}
+
+/// A fresh SQLite store, and a fresh PostgreSQL one when PostgreSQL is reachable.
+pub async fn databases() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut out = vec![TestDb {
+        name: "sqlite",
+        store: SqlStore::connect(&url, &SqlOptions::default())
+            .await
+            .unwrap(),
+        _dir: Some(dir),
+    }];
+    if let Some(base) = postgres_base() {
+        if let Some(store) = fresh_schema(&base).await {
+            out.push(TestDb {
+                name: "postgres",
+                store,
+                _dir: None,
+            });
+        }
+    }
+    out
+}
+
+/// A store on a new schema of the PostgreSQL at `base` (left behind; schemas are cheap and
+/// named uniquely), or `None` if PostgreSQL does not answer.
+async fn fresh_schema(base: &str) -> Option<SqlStore> {
+    use sqlx::Executor as _;
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(base).await.ok()?;
+    let schema = format!("herald_test_{}_{}", std::process::id(), rand_suffix());
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .ok()?;
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Some(
+        SqlStore::connect(&url, &SqlOptions::default())
+            .await
+            .expect("connecting to the test schema"),
+    )
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}",
+        t % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
