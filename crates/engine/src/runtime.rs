@@ -65,7 +65,8 @@ pub struct Engine {
     records_pending: std::sync::atomic::AtomicUsize,
     records_done: Notify,
     pacer: Pacer,
-    /// The matcher's position in the event log, once read (this process is its only writer).
+    /// Where this process last moved the matcher's cursor; another value in the store means
+    /// another process matched in between.
     cursor: Mutex<Option<i64>>,
     /// Set when this process changed automations; otherwise the epoch is checked at most
     /// every INDEX_CHECK, which bounds how stale another replica's changes can be.
@@ -195,11 +196,14 @@ impl Engine {
     /// One matcher step: matches the next batch of events and records their executions
     /// together with the cursor. Returns how many events it handled.
     pub async fn match_once(&self) -> Result<usize> {
-        let cached = *self.cursor.lock().expect("cursor lock");
-        let cursor = match cached {
-            Some(c) => c,
-            None => self.store.matcher_cursor().await?,
-        };
+        let cursor = self.store.matcher_cursor().await?;
+        // The cursor is not where this process left it: another process sharing the store
+        // matched events since, which this process's evaluators and rate windows never saw.
+        let mine = *self.cursor.lock().expect("cursor lock");
+        if mine.is_some_and(|m| m != cursor) {
+            self.run_slots.clear();
+            self.rates.clear();
+        }
         let events = self.store.events_after(cursor, MATCH_BATCH).await?;
         let Some(last) = events.last().map(|e| e.id.0) else {
             return Ok(0);
@@ -234,12 +238,19 @@ impl Engine {
                 executions.push(execution_for(&*self.store, &c, e, status, reason, run).await);
             }
         }
-        if let Err(e) = self.store.record_matches(last, &executions).await {
-            // The batch will be matched again: its evaluators must start from stored history,
-            // and its admissions under the rate limit never happened.
-            self.run_slots.clear();
-            self.rates.clear();
-            return Err(e.into());
+        match self.store.record_matches(cursor, last, &executions).await {
+            Ok(true) => {}
+            outcome => {
+                // Not recorded (an error, or another process matched these events first): the
+                // evaluators and rate windows saw a batch that did not happen here.
+                self.run_slots.clear();
+                self.rates.clear();
+                *self.cursor.lock().expect("cursor lock") = None;
+                return match outcome {
+                    Err(e) => Err(e.into()),
+                    _ => Ok(events.len()),
+                };
+            }
         }
         *self.cursor.lock().expect("cursor lock") = Some(last);
         if executions

@@ -309,7 +309,15 @@ pub trait ExecutionStore: Send + Sync {
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>>;
     /// Stores `executions` and moves the matcher cursor to `up_to` in one transaction, so an
     /// event is never matched twice nor skipped.
-    async fn record_matches(&self, up_to: i64, executions: &[NewExecution]) -> StoreResult<()>;
+    /// Only if the cursor still stands at `from` (else another process matched these events
+    /// first: nothing is stored and `false` is returned), so each event is matched exactly
+    /// once however many processes share the store.
+    async fn record_matches(
+        &self,
+        from: i64,
+        up_to: i64,
+        executions: &[NewExecution],
+    ) -> StoreResult<bool>;
     /// Executions of `automation` created (not skipped) since `since`, counted up to `cap`,
     /// for its rate limit.
     async fn recent_executions(

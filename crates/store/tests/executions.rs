@@ -104,9 +104,18 @@ async fn queue_lifecycle(store: &SqlStore) {
         exec(events[0].id, ExecutionStatus::Pending),
         exec(events[1].id, ExecutionStatus::Pending),
     ];
-    store.record_matches(events[1].id.0, &batch).await.unwrap();
-    // Recording the same matches again (a replay after a crash) adds nothing.
-    store.record_matches(events[1].id.0, &batch).await.unwrap();
+    assert!(store
+        .record_matches(0, events[1].id.0, &batch)
+        .await
+        .unwrap());
+    // A matcher that read the same events but comes second stores nothing.
+    assert!(
+        !store
+            .record_matches(0, events[1].id.0, &batch)
+            .await
+            .unwrap(),
+        "the cursor moved: a second matcher's batch is refused"
+    );
     assert_eq!(store.matcher_cursor().await.unwrap(), events[1].id.0);
     assert_eq!(store.matcher_lag().await.unwrap(), 0);
 

@@ -104,9 +104,25 @@ impl ExecutionStore for SqlStore {
         Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn record_matches(&self, up_to: i64, executions: &[NewExecution]) -> StoreResult<()> {
+    async fn record_matches(
+        &self,
+        from: i64,
+        up_to: i64,
+        executions: &[NewExecution],
+    ) -> StoreResult<bool> {
         let now = now_us();
         let mut tx = self.begin_write().await?;
+        let moved = sqlx::query(
+            "UPDATE matcher_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id = $2",
+        )
+        .bind(up_to)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(false); // dropping `tx` rolls back
+        }
         for x in executions {
             // The unique (automation, event) pair makes a replayed batch harmless.
             sqlx::query(
@@ -145,14 +161,8 @@ impl ExecutionStore for SqlStore {
                 .await?;
             }
         }
-        sqlx::query(
-            "UPDATE matcher_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id < $1",
-        )
-        .bind(up_to)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn recent_executions(
