@@ -110,10 +110,13 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        server.admin_key =
-            std::fs::read_to_string(server._dir.path().join(crate::app::ADMIN_KEY_FILE))?
+        // A replica joining a database that already has users writes no key file.
+        server.admin_key = match env.iter().find(|(k, _)| *k == "HERALD_BOOTSTRAP_API_KEY") {
+            Some((_, k)) => k.to_string(),
+            None => std::fs::read_to_string(server._dir.path().join(crate::app::ADMIN_KEY_FILE))?
                 .trim()
-                .to_string();
+                .to_string(),
+        };
         Ok(server)
     }
 

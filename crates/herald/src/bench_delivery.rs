@@ -35,6 +35,12 @@ pub struct DeliveryArgs {
     /// Length of the latency run, in seconds.
     #[arg(long, default_value_t = 3)]
     pub seconds: u64,
+    /// A PostgreSQL URL (`postgres://…`): the benchmark uses a fresh schema there instead of SQLite.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// `herald serve` replicas sharing the database (PostgreSQL only); events are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
 }
 
 /// What the receiver saw: arrival time per payload key.
@@ -99,9 +105,42 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     let (hook, received) = receiver().await?;
-    let server =
-        ServerProcess::start_with(&[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")]).await?;
-    let c = Client::new(&server.url, Some(server.admin_key.clone()));
+    let n = args.replicas.max(1);
+    let backend = match &args.database_url {
+        Some(url) => {
+            let schema = format!("herald_bench_{}", std::process::id());
+            Some(herald_store::sql::postgres_schema_url(url, &schema).await?)
+        }
+        None if n > 1 => {
+            bail!("--replicas needs --database-url postgres://…: SQLite is one process")
+        }
+        None => None,
+    };
+    let mut env = vec![
+        ("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8".to_string()),
+        (
+            "HERALD_BOOTSTRAP_API_KEY",
+            "bench-admin-key-0123456789abcdef".to_string(),
+        ),
+        (
+            "HERALD_MASTER_KEY",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".to_string(),
+        ),
+    ];
+    if let Some(url) = &backend {
+        env.push(("DATABASE_URL", url.clone()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        servers.push(ServerProcess::start_with(&env).await?);
+    }
+    let clients: Vec<Client> = servers
+        .iter()
+        .map(|s| Client::new(&s.url, Some(s.admin_key.clone())))
+        .collect();
+    let c = clients[0].clone();
+    let server = &servers[0];
     c.post(
         "/api/v1/entities",
         &json!({"name": "bench", "kind": "team"}),
@@ -126,7 +165,12 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     c.post("/api/v1/entities/bench/automations", &automation)
         .await?;
     println!(
-        "herald bench delivery: herald serve (SQLite) → webhook receiver on {hook}; {} cores",
+        "herald bench delivery: {n} herald serve ({}) → webhook receiver on {hook}; {} cores",
+        if backend.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         num_cpus()
     );
 
@@ -160,14 +204,14 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     // 2. Sustained deliveries: events as fast as the API accepts them, until all are delivered.
     let base = received.at.lock().expect("receiver lock").len();
     let start = Instant::now();
-    let cc = c.clone();
+    let cc = clients.clone();
     drive(
         "events accepted (API)",
         args.events,
         args.concurrency,
         ("events", 1.0),
         move |i| {
-            let c = cc.clone();
+            let c = cc[i % cc.len()].clone();
             async move {
                 c.post(
                     "/api/v1/entities/bench/projects/p/artifacts",
@@ -199,7 +243,7 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     for i in 0..total {
         tick.tick().await;
-        let (c, acc) = (c.clone(), accepted.clone());
+        let (c, acc) = (clients[i % clients.len()].clone(), accepted.clone());
         tasks.push(tokio::spawn(async move {
             let out = c
                 .post(
