@@ -94,7 +94,7 @@ pub struct ServeArgs {
     /// Data directory (SQLite database, bootstrap admin key).
     #[arg(long, env = "HERALD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (sqlite://PATH); SQLite in the data directory when absent.
+    /// Database URL: sqlite://PATH or postgres://…; SQLite in the data directory when absent.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// TOML configuration file (see the README for its keys).
