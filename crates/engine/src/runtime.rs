@@ -76,6 +76,8 @@ pub struct Engine {
 
 #[derive(Default)]
 struct InFlight {
+    /// Deliveries sent but not yet recorded, per destination.
+    unrecorded: HashMap<IntegrationId, usize>,
     /// Every execution this process has claimed and not yet recorded: their leases are renewed.
     leased: std::collections::HashSet<ExecutionId>,
     /// Deliveries under way, each holding one of `max_in_flight` slots.
@@ -478,6 +480,25 @@ impl Engine {
     /// Delivers `x`, then, keeping its slots, whatever is queued for the same destination.
     async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
         loop {
+            // Sent but unrecorded deliveries are the ones a crash would send again, so each
+            // destination may have at most `per_destination` of them waiting for the database.
+            if let Some(dest) = x.integration_id {
+                loop {
+                    let recorded = self.records_done.notified();
+                    let waiting = self
+                        .in_flight
+                        .lock()
+                        .expect("in-flight lock")
+                        .unrecorded
+                        .get(&dest)
+                        .copied()
+                        .unwrap_or(0);
+                    if waiting < self.config.per_destination {
+                        break;
+                    }
+                    recorded.await;
+                }
+            }
             let d = Deliverer {
                 store: &*self.store,
                 key: &self.key,
@@ -492,8 +513,17 @@ impl Engine {
             // claimed for its destination, so claims stay bounded.
             self.records_pending
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let engine = self.clone();
             let dest = x.integration_id;
+            if let Some(d) = dest {
+                *self
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .unrecorded
+                    .entry(d)
+                    .or_default() += 1;
+            }
+            let engine = self.clone();
             tokio::spawn(async move {
                 let id = done.0;
                 engine.record(done).await;
@@ -509,6 +539,12 @@ impl Engine {
                         *c -= 1;
                         if *c == 0 {
                             f.by_destination.remove(&d);
+                        }
+                    }
+                    if let Some(c) = f.unrecorded.get_mut(&d) {
+                        *c -= 1;
+                        if *c == 0 {
+                            f.unrecorded.remove(&d);
                         }
                     }
                 }

@@ -235,8 +235,9 @@ async fn three_replicas_share_the_work_and_a_killed_one_loses_nothing() {
         );
     }
     assert!(
-        duplicated.len() <= 8,
-        "{} duplicates: more than the victim's slots to one destination",
+        // The victim's 8 sends to the destination, and its 8 sent but not yet recorded.
+        duplicated.len() <= 16,
+        "{} duplicates: more than the victim could have had in flight to one destination",
         duplicated.len()
     );
     println!(

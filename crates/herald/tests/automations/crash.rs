@@ -71,10 +71,14 @@ async fn kill_9_mid_delivery_loses_nothing_and_duplicates_only_what_was_in_fligh
     assert_eq!(by_id.len(), EVENTS, "deliveries of unknown executions");
     let duplicated: Vec<(&String, &Vec<Instant>)> =
         by_id.iter().filter(|(_, at)| at.len() > 1).collect();
+    // In flight at the kill: up to PER_DESTINATION being sent, and up to PER_DESTINATION sent
+    // whose attempts were still on their way to the database (recording is off the delivery
+    // path, and bounded per destination so that a crash repeats only that much).
     assert!(
-        duplicated.len() <= PER_DESTINATION,
-        "{} executions delivered twice; at most {PER_DESTINATION} were in flight at the kill",
-        duplicated.len()
+        duplicated.len() <= 2 * PER_DESTINATION,
+        "{} executions delivered twice; at most {} were in flight at the kill",
+        duplicated.len(),
+        2 * PER_DESTINATION
     );
     for (id, at) in &duplicated {
         assert_eq!(at.len(), 2, "{id} delivered {} times", at.len());
