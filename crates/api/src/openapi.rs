@@ -9,7 +9,7 @@ use crate::routes::{artifacts, automations, entities, events, integrations, ops,
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "herald", description = "Automations for ML teams: catalog, events, and (soon) automations."),
+    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history."),
     paths(
         ops::healthz, ops::readyz, ops::openapi,
         users::create_user, users::viewer,
