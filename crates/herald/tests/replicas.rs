@@ -328,3 +328,82 @@ async fn run_metrics_logged_through_two_replicas_fire_exactly_once() {
         "exactly one firing per run per cooldown: {fired:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automation_saved_on_one_replica_fires_on_another_within_a_second() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let http = reqwest::Client::new();
+    let mut a = replica(&shared, &dir.path().join("a")).await;
+    let b = replica(&shared, &dir.path().join("b")).await;
+    let post = reqwest::Method::POST;
+    call(
+        &http,
+        &a,
+        post.clone(),
+        "/api/v1/entities",
+        Some(json!({"name": "acme", "kind": "team"})),
+    )
+    .await;
+    call(
+        &http,
+        &a,
+        post.clone(),
+        "/api/v1/entities/acme/projects",
+        Some(json!({"name": "p"})),
+    )
+    .await;
+    // B matches something first, so its index of automations is built before the new one exists.
+    call(
+        &http,
+        &b,
+        post.clone(),
+        "/api/v1/entities/acme/projects/p/artifacts",
+        Some(json!({"collection": "m", "type": "model"})),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call(
+        &http,
+        &a,
+        post.clone(),
+        "/api/v1/entities/acme/automations",
+        Some(
+            json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
+                    "event": {"type": "CREATE_ARTIFACT"}, "action": {"type": "NO_OP"}}),
+        ),
+    )
+    .await;
+    // Only B is left to match, one second after the automation was saved on A.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    call(
+        &http,
+        &b,
+        post.clone(),
+        "/api/v1/entities/acme/projects/p/artifacts",
+        Some(json!({"collection": "m", "type": "model"})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let xs = executions(&http, &b).await;
+        if xs.len() == 1 {
+            assert_eq!(xs[0]["status"], "FINISHED");
+            break;
+        }
+        assert!(
+            xs.is_empty(),
+            "only the second version is after the automation: {xs:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "replica B never saw the automation saved on A"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
