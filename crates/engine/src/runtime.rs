@@ -118,16 +118,8 @@ impl Engine {
         })
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &*self.store
-    }
-
     pub fn master_key(&self) -> &MasterKey {
         &self.key
-    }
-
-    pub fn sender(&self) -> &Sender {
-        &self.sender
     }
 
     /// The user an API key belongs to (cached briefly).

@@ -156,6 +156,43 @@ pub struct Verdict {
     pub disable: Option<String>,
 }
 
+impl Verdict {
+    /// An attempt that failed before anything was sent (no integration, no secret, …): the
+    /// execution fails, since retrying would meet the same problem.
+    fn failed_before_sending(class: &str, why: String) -> Self {
+        Verdict {
+            attempt: NewAttempt {
+                number: 0,
+                started_at: Utc::now(),
+                duration: Duration::ZERO,
+                status_code: None,
+                error_class: Some(class.to_string()),
+                error: Some(why.clone()),
+                response: None,
+            },
+            outcome: AttemptOutcome::Failed(why),
+            disable: None,
+        }
+    }
+
+    /// An action with nothing to send finishes at once.
+    fn nothing_to_send() -> Self {
+        Verdict {
+            attempt: NewAttempt {
+                number: 0,
+                started_at: Utc::now(),
+                duration: Duration::ZERO,
+                status_code: None,
+                error_class: None,
+                error: None,
+                response: None,
+            },
+            outcome: AttemptOutcome::Finished,
+            disable: None,
+        }
+    }
+}
+
 /// Judges an observed attempt: 2xx finishes; 410 fails and disables; blocked or invalid
 /// destinations fail; anything else retries by the policy (honouring `Retry-After` on 429/503).
 pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolicy) -> Verdict {
@@ -231,19 +268,7 @@ pub async fn deliver(
 
 async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     let (store, key) = (d.store, d.key);
-    let fail = |class: &str, why: String| Verdict {
-        attempt: NewAttempt {
-            number: 0,
-            started_at: Utc::now(),
-            duration: Duration::ZERO,
-            status_code: None,
-            error_class: Some(class.to_string()),
-            error: Some(why.clone()),
-            response: None,
-        },
-        outcome: AttemptOutcome::Failed(why),
-        disable: None,
-    };
+    let fail = Verdict::failed_before_sending;
     let action: Action = match serde_json::from_value(x.action.clone()) {
         Ok(a) => a,
         Err(e) => {
@@ -255,19 +280,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     };
     let Some(integration_id) = action.integration_id() else {
         // NO_OP: nothing to deliver.
-        return Verdict {
-            attempt: NewAttempt {
-                number: 0,
-                started_at: Utc::now(),
-                duration: Duration::ZERO,
-                status_code: None,
-                error_class: None,
-                error: None,
-                response: None,
-            },
-            outcome: AttemptOutcome::Finished,
-            disable: None,
-        };
+        return Verdict::nothing_to_send();
     };
     let integration = match store
         .integration_for_delivery(x.entity_id, integration_id)
@@ -336,19 +349,7 @@ async fn deliver_slack(
     action: &Action,
     integration: &Integration,
 ) -> Verdict {
-    let failed = |class: &str, why: String| Verdict {
-        attempt: NewAttempt {
-            number: 0,
-            started_at: Utc::now(),
-            duration: Duration::ZERO,
-            status_code: None,
-            error_class: Some(class.to_string()),
-            error: Some(why.clone()),
-            response: None,
-        },
-        outcome: AttemptOutcome::Failed(why),
-        disable: None,
-    };
+    let failed = Verdict::failed_before_sending;
     let credential = match slack::open_credential(d.store, d.key, integration).await {
         Ok(c) => c,
         Err(why) => return failed("secret", why),

@@ -45,17 +45,10 @@ pub async fn databases() -> Vec<TestDb> {
 /// A store on a new schema of the PostgreSQL at `base` (left behind; schemas are cheap and
 /// named uniquely), or `None` if PostgreSQL does not answer.
 async fn fresh_schema(base: &str) -> Option<SqlStore> {
-    use sqlx::Executor as _;
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(base).await.ok()?;
     let schema = format!("herald_test_{}_{}", std::process::id(), rand_suffix());
-    admin
-        .execute(format!("CREATE SCHEMA {schema}").as_str())
+    let url = herald_store::sql::postgres_schema_url(base, &schema)
         .await
         .ok()?;
-    admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
     Some(
         SqlStore::connect(&url, &SqlOptions::default())
             .await
