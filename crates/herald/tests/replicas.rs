@@ -113,6 +113,27 @@ async fn receiver(delay: Duration) -> (String, Arc<Mutex<Vec<(String, Instant)>>
     (url, seen)
 }
 
+/// The team `acme` and its project `p`, created through `r`.
+async fn team_and_project(http: &reqwest::Client, r: &Replica) {
+    let post = reqwest::Method::POST;
+    call(
+        http,
+        r,
+        post.clone(),
+        "/api/v1/entities",
+        Some(json!({"name": "acme", "kind": "team"})),
+    )
+    .await;
+    call(
+        http,
+        r,
+        post,
+        "/api/v1/entities/acme/projects",
+        Some(json!({"name": "p"})),
+    )
+    .await;
+}
+
 async fn executions(http: &reqwest::Client, r: &Replica) -> Vec<Value> {
     let page = call(
         http,
@@ -141,22 +162,7 @@ async fn three_replicas_share_the_work_and_a_killed_one_loses_nothing() {
     ];
     let (hook, seen) = receiver(Duration::from_millis(400)).await;
     let post = reqwest::Method::POST;
-    call(
-        &http,
-        &replicas[0],
-        post.clone(),
-        "/api/v1/entities",
-        Some(json!({"name": "acme", "kind": "team"})),
-    )
-    .await;
-    call(
-        &http,
-        &replicas[0],
-        post.clone(),
-        "/api/v1/entities/acme/projects",
-        Some(json!({"name": "p"})),
-    )
-    .await;
+    team_and_project(&http, &replicas[0]).await;
     let integration = call(
         &http,
         &replicas[0],
@@ -257,22 +263,7 @@ async fn run_metrics_logged_through_two_replicas_fire_exactly_once() {
     let a = replica(&shared, &dir.path().join("a")).await;
     let b = replica(&shared, &dir.path().join("b")).await;
     let post = reqwest::Method::POST;
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities",
-        Some(json!({"name": "acme", "kind": "team"})),
-    )
-    .await;
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities/acme/projects",
-        Some(json!({"name": "p"})),
-    )
-    .await;
+    team_and_project(&http, &a).await;
     let filter = json!({"run_filter": "{\"$and\":[]}", "run_metric_filter": {"threshold_filter":
         {"name": "loss", "agg_op": "AVERAGE", "window_size": 4, "cmp_op": "$gt", "threshold": 0.5}}});
     call(
@@ -340,22 +331,7 @@ async fn an_automation_saved_on_one_replica_fires_on_another_within_a_second() {
     let mut a = replica(&shared, &dir.path().join("a")).await;
     let b = replica(&shared, &dir.path().join("b")).await;
     let post = reqwest::Method::POST;
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities",
-        Some(json!({"name": "acme", "kind": "team"})),
-    )
-    .await;
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities/acme/projects",
-        Some(json!({"name": "p"})),
-    )
-    .await;
+    team_and_project(&http, &a).await;
     // B matches something first, so its index of automations is built before the new one exists.
     call(
         &http,
