@@ -27,7 +27,7 @@ pub const MAX_TITLE: usize = 1_000;
 pub const MAX_MESSAGE: usize = 10_000;
 
 /// Most executions per minute an automation may be allowed.
-pub const MAX_RATE_LIMIT: u32 = 10_000;
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
 
 /// An automation as a client sends it (create, full update, and the base of a partial update).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -293,7 +293,16 @@ pub struct RunFiring {
 /// first seen, so the limit costs O(1) per firing however high it is set.
 #[derive(Default)]
 pub struct RateLimiter {
-    admitted: std::sync::Mutex<HashMap<AutomationId, std::collections::VecDeque<i64>>>,
+    admitted: std::sync::Mutex<HashMap<AutomationId, Window>>,
+}
+
+/// One automation's admissions in the last minute, as (millisecond, count) runs: a matcher
+/// batch admits all its firings at one instant, so the window holds one entry per batch, not
+/// per firing, however high the limit is.
+#[derive(Default)]
+struct Window {
+    runs: std::collections::VecDeque<(i64, u32)>,
+    total: u64,
 }
 
 impl RateLimiter {
@@ -309,7 +318,11 @@ impl RateLimiter {
                 .await
                 .unwrap_or(0);
             // Their exact times are unknown: count them as just now, which errs on the safe side.
-            let seeded = std::iter::repeat_n(now_ms, n.max(0) as usize).collect();
+            let n = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+            let seeded = Window {
+                runs: (n > 0).then_some((now_ms, n)).into_iter().collect(),
+                total: u64::from(n),
+            };
             self.admitted
                 .lock()
                 .expect("rate lock")
@@ -317,16 +330,23 @@ impl RateLimiter {
                 .or_insert(seeded);
         }
         let mut map = self.admitted.lock().expect("rate lock");
-        let q = map.entry(a.id).or_default();
-        while q.front().is_some_and(|t| *t <= now_ms - Self::WINDOW_MS) {
-            q.pop_front();
+        let w = map.entry(a.id).or_default();
+        while let Some(&(t, n)) = w.runs.front() {
+            if t > now_ms - Self::WINDOW_MS {
+                break;
+            }
+            w.runs.pop_front();
+            w.total -= u64::from(n);
         }
-        if q.len() < a.rate_limit_per_minute as usize {
-            q.push_back(now_ms);
-            true
-        } else {
-            false
+        if w.total >= u64::from(a.rate_limit_per_minute) {
+            return false;
         }
+        w.total += 1;
+        match w.runs.back_mut() {
+            Some((t, n)) if *t == now_ms => *n += 1,
+            _ => w.runs.push_back((now_ms, 1)),
+        }
+        true
     }
 
     /// Forgets everything (a batch failed to commit: its admissions never happened).

@@ -60,7 +60,8 @@ pub struct Engine {
     keys: crate::auth::KeyCache,
     run_slots: RunSlots,
     rates: RateLimiter,
-    busy_claim_at: Mutex<Option<std::time::Instant>>,
+    /// When the last claim that had to skip busy destinations ran, and which they were.
+    busy_claim: Mutex<Option<(std::time::Instant, Vec<IntegrationId>)>>,
     /// Attempts handed to the recorder and not yet stored.
     records_pending: std::sync::atomic::AtomicUsize,
     records_done: Notify,
@@ -72,6 +73,15 @@ pub struct Engine {
     /// every INDEX_CHECK, which bounds how stale another replica's changes can be.
     index_dirty: std::sync::atomic::AtomicBool,
     index_checked: Mutex<Option<std::time::Instant>>,
+}
+
+/// What a claim step did.
+enum Claim {
+    /// Claimed this many executions (0: none due, or no room).
+    Claimed(usize),
+    /// Claimed nothing: the same destinations are still busy as at the last claim, which was
+    /// less than the spacing ago. Try again after this long, or when a delivery finishes.
+    Spaced(Duration),
 }
 
 #[derive(Default)]
@@ -108,7 +118,7 @@ impl Engine {
             keys: crate::auth::KeyCache::default(),
             run_slots: RunSlots::default(),
             rates: RateLimiter::default(),
-            busy_claim_at: Mutex::new(None),
+            busy_claim: Mutex::new(None),
             records_pending: std::sync::atomic::AtomicUsize::new(0),
             records_done: Notify::new(),
             pacer: Pacer::default(),
@@ -190,6 +200,7 @@ impl Engine {
     /// One matcher step: matches the next batch of events and records their executions
     /// together with the cursor. Returns how many events it handled.
     pub async fn match_once(&self) -> Result<usize> {
+        let started = std::time::Instant::now();
         let cursor = self.store.matcher_cursor().await?;
         // The cursor is not where this process left it: another process sharing the store
         // matched events since, which this process's evaluators and rate windows never saw.
@@ -247,6 +258,12 @@ impl Engine {
             }
         }
         *self.cursor.lock().expect("cursor lock") = Some(last);
+        tracing::debug!(
+            events = events.len(),
+            executions = executions.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "matched"
+        );
         if executions
             .iter()
             .any(|x| x.status == ExecutionStatus::Pending)
@@ -387,14 +404,19 @@ impl Engine {
     /// waiting for those deliveries to finish. Returns how many it delivered.
     pub async fn deliver_once(self: &Arc<Self>) -> Result<usize> {
         let mut set = JoinSet::new();
-        let n = self.claim_and_spawn(&mut set).await?;
+        let n = loop {
+            match self.claim_and_spawn(&mut set).await? {
+                Claim::Claimed(n) => break n,
+                Claim::Spaced(left) => tokio::time::sleep(left).await,
+            }
+        };
         while set.join_next().await.is_some() {}
         self.wait_recorded().await;
         Ok(n)
     }
 
-    async fn claim_and_spawn(self: &Arc<Self>, set: &mut JoinSet<()>) -> Result<usize> {
-        let (room, busy) = {
+    async fn claim_and_spawn(self: &Arc<Self>, set: &mut JoinSet<()>) -> Result<Claim> {
+        let (room, mut busy) = {
             let f = self.in_flight.lock().expect("in-flight lock");
             let busy: Vec<IntegrationId> = f
                 .by_destination
@@ -407,27 +429,34 @@ impl Engine {
             (self.config.max_in_flight.saturating_sub(f.total), busy)
         };
         if room == 0 {
-            return Ok(0);
+            return Ok(Claim::Claimed(0));
         }
         if !busy.is_empty() {
             // Skipping a busy destination's backlog means reading past it, which costs in
             // proportion to the backlog; such claims are spaced so a deep backlog cannot turn
             // every finished delivery into a scan. Other destinations wait at most this long.
-            let wait = {
-                let mut last = self.busy_claim_at.lock().expect("claim clock lock");
-                let wait = last
-                    .map(|t| BUSY_CLAIM_SPACING.saturating_sub(t.elapsed()))
-                    .unwrap_or_default();
-                *last = Some(std::time::Instant::now() + wait);
-                wait
-            };
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+            // A destination that stops being busy is claimed for at once: the set changed.
+            busy.sort_unstable_by_key(|d| d.0);
+            let mut last = self.busy_claim.lock().expect("claim clock lock");
+            if let Some((at, set)) = &*last {
+                let left = BUSY_CLAIM_SPACING.saturating_sub(at.elapsed());
+                if *set == busy && !left.is_zero() {
+                    return Ok(Claim::Spaced(left));
+                }
             }
+            *last = Some((std::time::Instant::now(), busy.clone()));
         }
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        let started = std::time::Instant::now();
         let mut claimed = self.store.claim_due(now, lease, room as u32, &busy).await?;
+        tracing::debug!(
+            claimed = claimed.len(),
+            room,
+            busy = busy.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "claimed"
+        );
         // Oldest first (the database returns claimed rows in no set order), so that a
         // destination served one at a time gets its messages in the order of their events.
         claimed.sort_by_key(|x| x.id.0);
@@ -466,7 +495,7 @@ impl Engine {
         for x in start {
             set.spawn(self.clone().deliver_from(x));
         }
-        Ok(n)
+        Ok(Claim::Claimed(n))
     }
 
     /// Delivers `x`, then, keeping its slots, whatever is queued for the same destination.
@@ -499,7 +528,13 @@ impl Engine {
                 slack: &self.config.slack,
                 pacer: &self.pacer,
             };
+            let started = std::time::Instant::now();
             let done = deliver(&d, &x).await;
+            tracing::trace!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                sent_us = done.1.duration.as_micros() as u64,
+                "delivered"
+            );
             // The attempt is recorded on the side: the destination's next delivery need not
             // wait for the database. Until it is recorded, the execution still counts as
             // claimed for its destination, so claims stay bounded.
@@ -602,7 +637,14 @@ impl Engine {
         if batch.is_empty() {
             return; // an earlier holder wrote ours
         }
-        if let Err(e) = self.store.record_attempts(&batch).await {
+        let started = std::time::Instant::now();
+        let recorded = self.store.record_attempts(&batch).await;
+        tracing::debug!(
+            attempts = batch.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "recorded"
+        );
+        if let Err(e) = recorded {
             tracing::error!(error = %e, attempts = batch.len(), "could not record delivery attempts; they will be retried");
         }
     }
@@ -712,24 +754,25 @@ impl Engine {
         let mut set = JoinSet::new();
         while !shutdown.is_cancelled() {
             while set.try_join_next().is_some() {}
-            let claimed = match self.claim_and_spawn(&mut set).await {
-                Ok(n) => n,
+            let wait = match self.claim_and_spawn(&mut set).await {
+                Ok(Claim::Claimed(0)) => {
+                    // Something already due but not claimed waits for a destination to free up
+                    // (each finished delivery notifies); otherwise sleep until the next retry
+                    // falls due.
+                    match self.store.next_due().await {
+                        Ok(Some(t)) => match (t - Utc::now()).to_std() {
+                            Ok(d) if !d.is_zero() => d.min(IDLE_POLL),
+                            _ => IDLE_POLL,
+                        },
+                        _ => IDLE_POLL,
+                    }
+                }
+                Ok(Claim::Claimed(_)) => continue,
+                Ok(Claim::Spaced(left)) => left,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming deliveries failed; retrying");
-                    0
+                    IDLE_POLL
                 }
-            };
-            if claimed > 0 {
-                continue;
-            }
-            // Something already due but not claimed waits for a destination to free up (each
-            // finished delivery notifies); otherwise sleep until the next retry falls due.
-            let wait = match self.store.next_due().await {
-                Ok(Some(t)) => match (t - Utc::now()).to_std() {
-                    Ok(d) if !d.is_zero() => d.min(IDLE_POLL),
-                    _ => IDLE_POLL,
-                },
-                _ => IDLE_POLL,
             };
             tokio::select! {
                 _ = self.work_ready.notified() => {}

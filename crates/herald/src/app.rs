@@ -26,6 +26,7 @@ pub struct App {
     address: SocketAddr,
     store: Arc<SqlStore>,
     engine: Arc<Engine>,
+    run_engine: bool,
     admin_key: Option<String>,
 }
 
@@ -71,6 +72,7 @@ impl App {
             address,
             store,
             engine,
+            run_engine: config.engine,
             admin_key,
         })
     }
@@ -98,7 +100,14 @@ impl App {
             engine: self.engine.clone(),
         });
         tracing::info!(address = %self.address, "herald is listening");
-        let engine = tokio::spawn(self.engine.clone().run(shutdown.clone()));
+        let engine = if self.run_engine {
+            tokio::spawn(self.engine.clone().run(shutdown.clone()))
+        } else {
+            tracing::info!(
+                "engine off (engine = false): events are stored, not matched or delivered"
+            );
+            tokio::spawn(async {})
+        };
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

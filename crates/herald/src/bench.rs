@@ -79,37 +79,14 @@ impl ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let exe = std::env::current_exe()?;
-        let child = std::process::Command::new(exe)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .env("HERALD_LOG", "warn")
-            .env_remove("DATABASE_URL")
-            .env_remove("HERALD_CONFIG")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("starting herald serve")?;
-        let url = format!("http://127.0.0.1:{port}");
+        let child = spawn_serve(dir.path(), port, env)?;
         let mut server = Self {
             child,
-            url,
+            url: format!("http://127.0.0.1:{port}"),
             admin_key: String::new(),
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let probe = Client::new(&server.url, None);
-        while probe.get("/healthz").await.is_err() {
-            if Instant::now() > deadline {
-                bail!("herald serve did not answer within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        server.wait_ready().await?;
         // A replica joining a database that already has users writes no key file.
         server.admin_key = match env.iter().find(|(k, _)| *k == "HERALD_BOOTSTRAP_API_KEY") {
             Some((_, k)) => k.to_string(),
@@ -120,9 +97,70 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// Stops the server (SIGTERM, so it drains) and starts it again on the same data directory
+    /// and port with `env`.
+    pub async fn restart(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        terminate(&mut self.child)?;
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("server URL without a port")?;
+        self.child = spawn_serve(self._dir.path(), port, env)?;
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let probe = Client::new(&self.url, None);
+        while probe.get("/healthz").await.is_err() {
+            if Instant::now() > deadline {
+                bail!("herald serve did not answer within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.child.id())
     }
+}
+
+fn spawn_serve(dir: &Path, port: u16, env: &[(&str, &str)]) -> anyhow::Result<std::process::Child> {
+    std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        // HERALD_BENCH_SERVER_LOG sets the servers' log filter, to see where time goes.
+        .env(
+            "HERALD_LOG",
+            std::env::var("HERALD_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env_remove("DATABASE_URL")
+        .env_remove("HERALD_CONFIG")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting herald serve")
+}
+
+/// Sends SIGTERM and waits for the process to exit (it drains its deliveries first).
+fn terminate(child: &mut std::process::Child) -> anyhow::Result<()> {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sent {
+        child.kill()?;
+    }
+    child.wait()?;
+    Ok(())
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

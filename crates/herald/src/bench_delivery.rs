@@ -3,7 +3,12 @@
 //!
 //! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling),
 //! 2. sustained deliveries per second (events sent as fast as the API takes them), and
-//! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s).
+//! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s), and
+//! 4. the engine's own rate: a backlog of events stored by API-only servers (`engine =
+//!    false`), matched and delivered after a restart with the engine on. Each event of the
+//!    end-to-end run costs an HTTP request into herald as well as the delivery out of it, both
+//!    on the same cores as the receiver, so that run cannot reach half the raw POST rate; the
+//!    backlog run measures what herald adds after the event is stored.
 //!
 //! Both ends of every latency are timed in this process, so they share one clock.
 
@@ -35,6 +40,10 @@ pub struct DeliveryArgs {
     /// Length of the latency run, in seconds.
     #[arg(long, default_value_t = 3)]
     pub seconds: u64,
+    /// Events in the backlog drained by the engine alone (stored by an API-only server, then
+    /// matched and delivered after a restart with the engine on).
+    #[arg(long, default_value_t = 10000)]
+    pub backlog: usize,
     /// A PostgreSQL URL (`postgres://…`): the benchmark uses a fresh schema there instead of SQLite.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -131,7 +140,7 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
         env.push(("DATABASE_URL", url.clone()));
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut servers = Vec::with_capacity(n);
+    let mut servers: Vec<ServerProcess> = Vec::with_capacity(n);
     for _ in 0..n {
         servers.push(ServerProcess::start_with(&env).await?);
     }
@@ -140,7 +149,6 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
         .map(|s| Client::new(&s.url, Some(s.admin_key.clone())))
         .collect();
     let c = clients[0].clone();
-    let server = &servers[0];
     c.post(
         "/api/v1/entities",
         &json!({"name": "bench", "kind": "team"}),
@@ -160,7 +168,7 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
         "event": {"type": "CREATE_ARTIFACT", "filter": {"$or": [{"$and": []}]}},
         "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"],
                    "payload": {"key": "${artifact_version_string}", "event": "${event_type}"}},
-        "rate_limit_per_minute": 10000,
+        "rate_limit_per_minute": 1_000_000,
     });
     c.post("/api/v1/entities/bench/automations", &automation)
         .await?;
@@ -204,25 +212,7 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     // 2. Sustained deliveries: events as fast as the API accepts them, until all are delivered.
     let base = received.at.lock().expect("receiver lock").len();
     let start = Instant::now();
-    let cc = clients.clone();
-    drive(
-        "events accepted (API)",
-        args.events,
-        args.concurrency,
-        ("events", 1.0),
-        move |i| {
-            let c = cc[i % cc.len()].clone();
-            async move {
-                c.post(
-                    "/api/v1/entities/bench/projects/p/artifacts",
-                    &json!({"collection": format!("t{}", i % 32), "type": "model"}),
-                )
-                .await?;
-                Ok(())
-            }
-        },
-    )
-    .await?;
+    create_events("events accepted (API)", &clients, args.events, &args, "t").await?;
     wait_for(&received, base + args.events, Duration::from_secs(120))
         .await
         .context("throughput run")?;
@@ -271,13 +261,15 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     )
     .await
     .context("latency run")?;
-    let got = received.at.lock().expect("receiver lock");
-    let mut lat: Vec<Duration> = accepted
-        .lock()
-        .expect("accept lock")
-        .iter()
-        .filter_map(|(k, t)| got.get(k).map(|r| r.saturating_duration_since(*t)))
-        .collect();
+    let mut lat: Vec<Duration> = {
+        let got = received.at.lock().expect("receiver lock");
+        accepted
+            .lock()
+            .expect("accept lock")
+            .iter()
+            .filter_map(|(k, t)| got.get(k).map(|r| r.saturating_duration_since(*t)))
+            .collect()
+    };
     lat.sort();
     println!(
         "latency at {offered:.0} events/s ({} events): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
@@ -286,18 +278,95 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+
+    // 4. The engine alone, draining a backlog stored while it was off.
+    let off: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .chain([("HERALD_ENGINE", "false")])
+        .collect();
+    for s in servers.iter_mut() {
+        s.restart(&off).await?;
+    }
+    create_events(
+        "backlog stored (engine off)",
+        &clients,
+        args.backlog,
+        &args,
+        "d",
+    )
+    .await?;
+    let before = received.count.load(Ordering::Relaxed);
+    let restarted = Instant::now();
+    for s in servers.iter_mut() {
+        s.restart(&env).await?;
+    }
+    let want = base + args.events + total + args.backlog;
+    wait_for(&received, want, Duration::from_secs(300))
+        .await
+        .context("backlog run")?;
+    let all = restarted.elapsed().as_secs_f64();
+    let times: Vec<Instant> = received
+        .at
+        .lock()
+        .expect("receiver lock")
+        .iter()
+        .filter(|(k, _)| k.starts_with("bench/p/d"))
+        .map(|(_, t)| *t)
+        .collect();
+    let (first, last) = (
+        times.iter().min().copied().unwrap_or(restarted),
+        times.iter().max().copied().unwrap_or(restarted),
+    );
+    let engine_rate = (times.len().saturating_sub(1)) as f64
+        / last
+            .saturating_duration_since(first)
+            .as_secs_f64()
+            .max(1e-9);
     println!(
-        "ratio deliveries/s ÷ raw POST/s: {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
+        "{:<28} {:>6} deliveries in {:>6.2} s  {engine_rate:>9.0} deliveries/s  ({all:.2} s from restart; {} duplicates)",
+        "backlog drained (engine)",
+        times.len(),
+        last.saturating_duration_since(first).as_secs_f64(),
+        received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
+    );
+    println!(
+        "ratio deliveries/s ÷ raw POST/s: engine {:.2} ({engine_rate:.0} / {raw_rate:.0}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
+        engine_rate / raw_rate,
         delivery_rate / raw_rate
     );
     println!(
         "herald RSS after the runs: {}",
-        server
+        servers[0]
             .rss_kib()
             .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_else(|| "unknown".into())
     );
     Ok(())
+}
+
+/// Creates `n` artifact versions through the API, spread over `clients` and over 32
+/// collections named `<prefix>0`…`<prefix>31`, and prints the rate the API accepted them at.
+async fn create_events(
+    label: &str,
+    clients: &[Client],
+    n: usize,
+    args: &DeliveryArgs,
+    prefix: &'static str,
+) -> anyhow::Result<()> {
+    let clients = clients.to_vec();
+    drive(label, n, args.concurrency, ("events", 1.0), move |i| {
+        let c = clients[i % clients.len()].clone();
+        async move {
+            c.post(
+                "/api/v1/entities/bench/projects/p/artifacts",
+                &json!({"collection": format!("{prefix}{}", i % 32), "type": "model"}),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 fn num_cpus() -> usize {

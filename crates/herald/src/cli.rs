@@ -636,35 +636,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         println!("\n    {key}\n");
     }
-    println!("herald listening on http://{}", app.address());
     let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
+    on_shutdown_signal(shutdown.clone())?;
+    println!("herald listening on http://{}", app.address());
     app.run_until_stopped(shutdown).await
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn signal_shutdown(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Cancels `token` on SIGINT or SIGTERM. The handlers are in place when this returns, so a
+/// signal sent as soon as the server says it is listening is not lost.
+fn on_shutdown_signal(token: CancellationToken) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            token.cancel();
+        });
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested; finishing in-flight requests");
-    token.cancel();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        token.cancel();
+    });
+    Ok(())
 }
 
 /// `ENTITY/PROJECT/COLLECTION[:VERSION]`.

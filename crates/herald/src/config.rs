@@ -51,6 +51,10 @@ pub struct Config {
     /// The herald server's public base URL, for links in Slack messages; empty means
     /// `http://<listen>`.                                                   (HERALD_PUBLIC_URL)
     pub public_url: String,
+    /// Whether this process runs the matcher and the delivery workers. `false` makes an
+    /// API-only replica: it accepts and stores events, and another process sharing the
+    /// database matches and delivers them.                                    (HERALD_ENGINE)
+    pub engine: bool,
     /// The key that seals team secrets, from `HERALD_MASTER_KEY` (64 hex characters or base64 of
     /// 32 bytes). Without it herald keeps one in `<data_dir>/master-key`, created 0600.
     #[serde(default)]
@@ -178,6 +182,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
     ("HERALD_DELIVERY_LEASE", &["delivery", "lease"]),
     ("HERALD_SLACK_BASE_URL", &["slack", "base_url"]),
     ("HERALD_PUBLIC_URL", &["public_url"]),
+    ("HERALD_ENGINE", &["engine"]),
 ];
 
 impl Config {
@@ -312,11 +317,15 @@ fn sqlite_path(data_dir: &Path) -> PathBuf {
     data_dir.join("herald.db")
 }
 
-/// An environment value as TOML: a string, or an integer for the numeric keys.
+/// An environment value as TOML: a string, or an integer or boolean for the keys that take one.
+/// A value of the wrong kind stays a string, so validation names the key.
 fn env_value(key: &[&str], v: &str) -> toml::Value {
     const NUMERIC: &[&str] = &["max_connections"];
-    match v.parse::<i64>() {
-        Ok(n) if key.last().is_some_and(|k| NUMERIC.contains(k)) => toml::Value::Integer(n),
+    const BOOLEAN: &[&str] = &["engine"];
+    let last = key.last().copied().unwrap_or_default();
+    match (v.parse::<i64>(), v.parse::<bool>()) {
+        (Ok(n), _) if NUMERIC.contains(&last) => toml::Value::Integer(n),
+        (_, Ok(b)) if BOOLEAN.contains(&last) => toml::Value::Boolean(b),
         _ => toml::Value::String(v.to_string()),
     }
 }
@@ -390,6 +399,9 @@ mod tests {
         };
         let c = Config::load_from(&o, env).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9000", "file beats defaults");
+        assert!(c.engine, "the engine runs unless turned off");
+        let off = |k: &str| (k == "HERALD_ENGINE").then(|| "false".to_string());
+        assert!(!Config::load_from(&o, off).unwrap().engine);
         assert_eq!(c.log.level, "warn", "environment beats file");
         let o = Overrides {
             config_file: Some(file),
@@ -426,6 +438,8 @@ mod tests {
         .contains("database_url"));
         let env = |k: &str| (k == "HERALD_SQLITE_SYNCHRONOUS").then(|| "sometimes".to_string());
         assert!(err(Overrides::default(), &env).contains("sqlite_synchronous"));
+        let env = |k: &str| (k == "HERALD_ENGINE").then(|| "maybe".to_string());
+        assert!(err(Overrides::default(), &env).contains("engine"));
         let env = |k: &str| (k == "HERALD_BOOTSTRAP_API_KEY").then(|| "short".to_string());
         assert!(err(Overrides::default(), &env).contains("at least 16"));
         let dir = tempfile::tempdir().unwrap();

@@ -63,6 +63,14 @@ fn backend_env(data: &Path) -> Vec<(String, String)> {
         .block_on(herald::testing::child_env(data))
 }
 
+/// The bootstrap admin's key, from the file the first start wrote.
+fn admin_key(data: &Path) -> String {
+    std::fs::read_to_string(data.join("admin-api-key"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 fn start(data: &Path) -> Server {
     start_with(data, &[])
 }
@@ -306,11 +314,10 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     );
 }
 
-/// The README's automation example, through the CLI, to a receiver on loopback.
-#[test]
-fn readme_automation_example_delivers_a_signed_webhook() {
-    use std::io::Write as _;
-    let rt = tokio::runtime::Runtime::new().unwrap();
+type Received = std::sync::mpsc::Receiver<(axum::http::HeaderMap, String)>;
+
+/// A webhook receiver on loopback, served on `rt`: its URL, and what it receives.
+fn hook_receiver(rt: &tokio::runtime::Runtime) -> (String, Received) {
     let (tx, rx) = std::sync::mpsc::channel::<(axum::http::HeaderMap, String)>();
     let tx = std::sync::Arc::new(std::sync::Mutex::new(tx));
     let app = axum::Router::new().route(
@@ -325,16 +332,137 @@ fn readme_automation_example_delivers_a_signed_webhook() {
         .unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     rt.spawn(async move { axum::serve(listener, app).await });
+    (hook, rx)
+}
+
+/// `engine = false` makes an API-only server: events are stored but neither matched nor
+/// delivered, and a server with the engine on (here, the same data directory restarted)
+/// delivers them later, with nothing lost.
+#[test]
+fn api_only_server_stores_events_for_an_engine_to_deliver() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (hook, rx) = hook_receiver(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let allow = ("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8");
+    let server = start_with(dir.path(), &[allow, ("HERALD_ENGINE", "false")]);
+    let key = admin_key(dir.path());
+    herald(&server, &key, &["entity", "create", "ml-team"]);
+    herald(&server, &key, &["project", "create", "ml-team/mnist"]);
+    let integration: Value = serde_json::from_str(&herald(
+        &server,
+        &key,
+        &[
+            "integration",
+            "create",
+            "ml-team",
+            "--name",
+            "ci",
+            "--url",
+            &hook,
+            "--json",
+        ],
+    ))
+    .unwrap();
+    herald(
+        &server,
+        &key,
+        &[
+            "automation",
+            "create",
+            "--name",
+            "new versions",
+            "--scope",
+            "ml-team/mnist",
+            "--event",
+            "CREATE_ARTIFACT",
+            "--webhook",
+            &integration["id"].to_string(),
+            "--payload",
+            r#"{"version": "${artifact_version_string}"}"#,
+        ],
+    );
+    for _ in 0..3 {
+        herald(
+            &server,
+            &key,
+            &[
+                "artifact",
+                "create",
+                "ml-team/mnist/classifier",
+                "--type",
+                "model",
+            ],
+        );
+    }
+    let executions = |server: &Server| -> Vec<Value> {
+        serde_json::from_str::<Value>(&herald(
+            server,
+            &key,
+            &["execution", "list", "--entity", "ml-team", "--json"],
+        ))
+        .unwrap()["executions"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "an API-only server delivered"
+    );
+    assert_eq!(
+        executions(&server),
+        Vec::<Value>::new(),
+        "and matched nothing"
+    );
+    let ready: Value = rt.block_on(async {
+        reqwest::get(format!("{}/readyz", server.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        ready["matcher_lag"], 3,
+        "the events wait unmatched: {ready}"
+    );
+    drop(server);
+
+    let server = start_with(dir.path(), &[allow]);
+    let mut versions: Vec<String> = (0..3)
+        .map(|_| {
+            let (_, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            serde_json::from_str::<Value>(&body).unwrap()["version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(
+        versions,
+        [
+            "ml-team/mnist/classifier:v0",
+            "ml-team/mnist/classifier:v1",
+            "ml-team/mnist/classifier:v2"
+        ]
+    );
+    assert_eq!(executions(&server).len(), 3);
+}
+
+/// The README's automation example, through the CLI, to a receiver on loopback.
+#[test]
+fn readme_automation_example_delivers_a_signed_webhook() {
+    use std::io::Write as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (hook, rx) = hook_receiver(&rt);
 
     let dir = tempfile::tempdir().unwrap();
     let server = start_with(
         dir.path(),
         &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")],
     );
-    let key = std::fs::read_to_string(dir.path().join("admin-api-key"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let key = admin_key(dir.path());
 
     herald(&server, &key, &["entity", "create", "ml-team"]);
     herald(&server, &key, &["project", "create", "ml-team/mnist"]);

@@ -36,7 +36,7 @@ pub struct AutomationBody {
     /// `{"type": "GENERIC_WEBHOOK", "integration_id": 1, "payload": {...}}` or `{"type": "NO_OP"}`.
     #[schema(value_type = Object)]
     action: serde_json::Value,
-    /// Executions per minute before further ones are SKIPPED; default 60.
+    /// Executions per minute before further ones are SKIPPED; default 60, at most 1,000,000.
     rate_limit_per_minute: Option<u32>,
 }
 

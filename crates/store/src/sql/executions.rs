@@ -50,6 +50,26 @@ fn execution_from_row(row: &AnyRow) -> Result<Execution, sqlx::Error> {
     })
 }
 
+/// Rows per multi-row statement: far below both databases' limits on bound parameters.
+const RECORD_CHUNK: usize = 256;
+
+/// `($k+1, …, $k+width), ($k+width+1, …), …` for `rows` rows of `width` parameters after the
+/// first `skip`.
+fn placeholders(rows: usize, width: usize, skip: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", skip + r * width + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 const EVENT_COLUMNS: &str =
     "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
      version_id, version_index, alias, tag, run_name, author, created_at, body";
@@ -123,30 +143,34 @@ impl ExecutionStore for SqlStore {
         if moved == 0 {
             return Ok(false); // dropping `tx` rolls back
         }
-        for x in executions {
+        for chunk in executions.chunks(RECORD_CHUNK) {
             // The unique (automation, event) pair makes a replayed batch harmless.
-            sqlx::query(
+            let sql = format!(
                 "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, action_type, \
                  integration_id, status, reason, action, variables, request, next_attempt_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
-                 ON CONFLICT (automation_id, event_id) DO NOTHING",
-            )
-            .bind(x.entity_id.0)
-            .bind(x.automation_id.0)
-            .bind(&x.automation_name)
-            .bind(x.event_id.0)
-            .bind(x.event_type.as_str())
-            .bind(x.action_type.as_str())
-            .bind(x.integration_id.map(|i| i.0))
-            .bind(x.status.as_str())
-            .bind(&x.reason)
-            .bind(x.action.to_string())
-            .bind(x.variables.to_string())
-            .bind(x.request.to_string())
-            .bind(x.next_attempt_at.map(|t| t.timestamp_micros()))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                 VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING",
+                placeholders(chunk.len(), 15, 0)
+            );
+            let mut q = sqlx::query(&sql);
+            for x in chunk {
+                q = q
+                    .bind(x.entity_id.0)
+                    .bind(x.automation_id.0)
+                    .bind(&x.automation_name)
+                    .bind(x.event_id.0)
+                    .bind(x.event_type.as_str())
+                    .bind(x.action_type.as_str())
+                    .bind(x.integration_id.map(|i| i.0))
+                    .bind(x.status.as_str())
+                    .bind(&x.reason)
+                    .bind(x.action.to_string())
+                    .bind(x.variables.to_string())
+                    .bind(x.request.to_string())
+                    .bind(x.next_attempt_at.map(|t| t.timestamp_micros()))
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         for x in executions {
             if let Some(run) = x.fired_run {
@@ -260,41 +284,50 @@ impl ExecutionStore for SqlStore {
     ) -> StoreResult<()> {
         let now = now_us();
         let mut tx = self.begin_write().await?;
-        for (id, attempt, outcome) in done {
-            sqlx::query(
+        // Two statements per chunk, not two per attempt: a busy server records hundreds of
+        // attempts at once, and each statement is a round trip to the database.
+        for chunk in done.chunks(RECORD_CHUNK) {
+            let sql = format!(
                 "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id.0)
-            .bind(attempt.number)
-            .bind(attempt.started_at.timestamp_micros())
-            .bind(attempt.duration.as_micros() as i64)
-            .bind(attempt.status_code.map(i64::from))
-            .bind(&attempt.error_class)
-            .bind(&attempt.error)
-            .bind(&attempt.response)
-            .execute(&mut *tx)
-            .await?;
-            let (status, next, reason) = match outcome {
-                AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
-                AttemptOutcome::RetryAt(t) => (
-                    ExecutionStatus::Pending,
-                    Some(t.timestamp_micros()),
-                    attempt.error.clone(),
-                ),
-                AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why.clone())),
-            };
-            sqlx::query(
+                 VALUES {}",
+                placeholders(chunk.len(), 8, 0)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, attempt, _) in chunk {
+                q = q
+                    .bind(id.0)
+                    .bind(attempt.number)
+                    .bind(attempt.started_at.timestamp_micros())
+                    .bind(attempt.duration.as_micros() as i64)
+                    .bind(attempt.status_code.map(i64::from))
+                    .bind(&attempt.error_class)
+                    .bind(&attempt.error)
+                    .bind(&attempt.response);
+            }
+            q.execute(&mut *tx).await?;
+            // VALUES columns are column1, column2, … in both SQLite and PostgreSQL.
+            let sql = format!(
                 "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
-                 status = $1, next_attempt_at = $2, reason = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
-            )
-            .bind(status.as_str())
-            .bind(next)
-            .bind(reason)
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+                 status = v.column2, next_attempt_at = v.column3, reason = v.column4, lease_until = NULL, updated_at = $1 \
+                 FROM (VALUES {}) AS v WHERE executions.id = v.column1",
+                placeholders(chunk.len(), 4, 1)
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (id, attempt, outcome) in chunk {
+                let (status, next, reason) = match outcome {
+                    AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
+                    AttemptOutcome::RetryAt(t) => (
+                        ExecutionStatus::Pending,
+                        Some(t.timestamp_micros()),
+                        attempt.error.clone(),
+                    ),
+                    AttemptOutcome::Failed(why) => {
+                        (ExecutionStatus::Failed, None, Some(why.clone()))
+                    }
+                };
+                q = q.bind(id.0).bind(status.as_str()).bind(next).bind(reason);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
