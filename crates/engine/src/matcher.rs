@@ -277,6 +277,7 @@ pub async fn execution_for(
         variables: Value::Object(vars),
         request,
         next_attempt_at: (status == ExecutionStatus::Pending).then(Utc::now),
+        lease_until: None,
         fired_run,
     }
 }

@@ -54,6 +54,14 @@ pub struct Engine {
     events_written: Notify,
     work_ready: Notify,
     in_flight: Mutex<InFlight>,
+    /// Executions the matcher stored already leased to this process, for the delivery loop
+    /// to start: fresh work skips the claim, a transaction and a wake-up on its way out.
+    handoff: Mutex<Vec<ClaimedExecution>>,
+    /// Something may be due that only a claim finds: the matcher left executions pending, a
+    /// redelivery was asked for, or the last claim was cut short by room or busy destinations
+    /// (then `starved`, and every delivery that finishes asks for another claim).
+    claim_wanted: std::sync::atomic::AtomicBool,
+    starved: std::sync::atomic::AtomicBool,
     /// Attempts waiting to be recorded, and the lock whose holder records them all at once.
     unrecorded: Mutex<Vec<(ExecutionId, NewAttempt, AttemptOutcome)>>,
     recording: tokio::sync::Mutex<()>,
@@ -113,6 +121,9 @@ impl Engine {
             events_written: Notify::new(),
             work_ready: Notify::new(),
             in_flight: Mutex::new(InFlight::default()),
+            handoff: Mutex::new(Vec::new()),
+            claim_wanted: std::sync::atomic::AtomicBool::new(true),
+            starved: std::sync::atomic::AtomicBool::new(false),
             unrecorded: Mutex::new(Vec::new()),
             recording: tokio::sync::Mutex::new(()),
             keys: crate::auth::KeyCache::default(),
@@ -161,6 +172,20 @@ impl Engine {
 
     /// Tells the delivery loop that executions may have become due (e.g. a redelivery).
     pub fn notify_work(&self) {
+        self.want_claim();
+        self.work_ready.notify_one();
+    }
+
+    fn want_claim(&self) {
+        self.claim_wanted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A delivery finished: its slot is free for work a starved claim left behind.
+    fn slot_freed(&self) {
+        if self.starved.load(std::sync::atomic::Ordering::SeqCst) {
+            self.want_claim();
+        }
         self.work_ready.notify_one();
     }
 
@@ -243,8 +268,9 @@ impl Engine {
                 executions.push(execution_for(&*self.store, &c, e, status, reason, run).await);
             }
         }
-        match self.store.record_matches(cursor, last, &executions).await {
-            Ok(true) => {}
+        self.lease_for_handoff(&mut executions);
+        let ids = match self.store.record_matches(cursor, last, &executions).await {
+            Ok(Some(ids)) => ids,
             outcome => {
                 // Not recorded (an error, or another process matched these events first): the
                 // evaluators and rate windows saw a batch that did not happen here.
@@ -256,18 +282,23 @@ impl Engine {
                     _ => Ok(events.len()),
                 };
             }
-        }
+        };
         *self.cursor.lock().expect("cursor lock") = Some(last);
+        self.hand_off(&executions, &ids);
         tracing::debug!(
             events = events.len(),
             executions = executions.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
+            oldest_event_age_us = (Utc::now() - events[0].created_at).num_microseconds(),
             "matched"
         );
-        if executions
+        let pending = executions
             .iter()
-            .any(|x| x.status == ExecutionStatus::Pending)
-        {
+            .filter(|x| x.status == ExecutionStatus::Pending);
+        if pending.clone().any(|x| x.lease_until.is_none()) {
+            self.want_claim();
+        }
+        if pending.count() > 0 {
             self.work_ready.notify_one();
         }
         Ok(events.len())
@@ -400,13 +431,76 @@ impl Engine {
         Ok(out)
     }
 
+    /// Marks the pending executions this process can start soon to be stored already leased
+    /// to it: as many as a claim would take now, within each destination's claim-ahead.
+    fn lease_for_handoff(&self, executions: &mut [herald_store::NewExecution]) {
+        let until = Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        let f = self.in_flight.lock().expect("in-flight lock");
+        // What a claim would take now (the delivery loop may claim meanwhile, so the two can
+        // together start up to twice `max_in_flight` for a moment).
+        let queued = self.handoff.lock().expect("handoff lock").len();
+        let mut room = self.config.max_in_flight.saturating_sub(f.total + queued);
+        let mut taken: HashMap<IntegrationId, usize> = HashMap::new();
+        for x in executions
+            .iter_mut()
+            .filter(|x| x.status == ExecutionStatus::Pending)
+        {
+            if room == 0 {
+                break;
+            }
+            if let Some(d) = x.integration_id {
+                let n = taken.entry(d).or_default();
+                if f.by_destination.get(&d).copied().unwrap_or(0) + *n
+                    >= self.config.per_destination * CLAIM_AHEAD
+                {
+                    continue;
+                }
+                *n += 1;
+            }
+            room -= 1;
+            x.lease_until = Some(until);
+        }
+    }
+
+    /// Queues the executions stored leased to this process for the delivery loop.
+    fn hand_off(&self, executions: &[herald_store::NewExecution], ids: &[Option<ExecutionId>]) {
+        let mine: Vec<ClaimedExecution> = executions
+            .iter()
+            .zip(ids)
+            .filter(|(x, _)| x.lease_until.is_some())
+            .filter_map(|(x, id)| {
+                Some(ClaimedExecution {
+                    id: (*id)?,
+                    entity_id: x.entity_id,
+                    automation_id: x.automation_id,
+                    integration_id: x.integration_id,
+                    action: x.action.clone(),
+                    variables: x.variables.clone(),
+                    attempt_count: 0,
+                    round_attempts: 0,
+                })
+            })
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        // Leased from now on, so the heartbeat renews them even before they start.
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .leased
+            .extend(mine.iter().map(|x| x.id));
+        self.handoff.lock().expect("handoff lock").extend(mine);
+    }
+
     /// One delivery step: claims the due executions there is room for and delivers them,
     /// waiting for those deliveries to finish. Returns how many it delivered.
     pub async fn deliver_once(self: &Arc<Self>) -> Result<usize> {
         let mut set = JoinSet::new();
+        let handed = self.start_handed_off(&mut set);
         let n = loop {
             match self.claim_and_spawn(&mut set).await? {
-                Claim::Claimed(n) => break n,
+                Claim::Claimed(n) => break n + handed,
                 Claim::Spaced(left) => tokio::time::sleep(left).await,
             }
         };
@@ -429,6 +523,8 @@ impl Engine {
             (self.config.max_in_flight.saturating_sub(f.total), busy)
         };
         if room == 0 {
+            self.starved
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             return Ok(Claim::Claimed(0));
         }
         if !busy.is_empty() {
@@ -461,6 +557,29 @@ impl Engine {
         // destination served one at a time gets its messages in the order of their events.
         claimed.sort_by_key(|x| x.id.0);
         let n = claimed.len();
+        // Cut short: more may be due than this claim could take.
+        self.starved.store(
+            !busy.is_empty() || n >= room,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.start(claimed, set);
+        Ok(Claim::Claimed(n))
+    }
+
+    /// Starts the executions the matcher handed off; returns how many.
+    fn start_handed_off(self: &Arc<Self>, set: &mut JoinSet<()>) -> usize {
+        let mut mine = std::mem::take(&mut *self.handoff.lock().expect("handoff lock"));
+        // Already in `leased`; `start` adds them again, which is harmless.
+        mine.sort_by_key(|x| x.id.0);
+        let n = mine.len();
+        if n > 0 {
+            self.start(mine, set);
+        }
+        n
+    }
+
+    /// Starts leased executions within the concurrency limits, queueing the rest per destination.
+    fn start(self: &Arc<Self>, claimed: Vec<ClaimedExecution>, set: &mut JoinSet<()>) {
         let mut start = Vec::new();
         {
             let mut guard = self.in_flight.lock().expect("in-flight lock");
@@ -495,7 +614,6 @@ impl Engine {
         for x in start {
             set.spawn(self.clone().deliver_from(x));
         }
-        Ok(Claim::Claimed(n))
     }
 
     /// Delivers `x`, then, keeping its slots, whatever is queued for the same destination.
@@ -551,6 +669,8 @@ impl Engine {
                     .or_default() += 1;
             }
             let engine = self.clone();
+            // A retry's time is new to the delivery loop's timer: it reads it again.
+            let retry = matches!(done.2, AttemptOutcome::RetryAt(_));
             tokio::spawn(async move {
                 let id = done.0;
                 engine.record(done).await;
@@ -579,7 +699,10 @@ impl Engine {
                     .records_pending
                     .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 engine.records_done.notify_waiters();
-                engine.work_ready.notify_one();
+                if retry {
+                    engine.want_claim();
+                }
+                engine.slot_freed();
             });
             let next = {
                 let mut guard = self.in_flight.lock().expect("in-flight lock");
@@ -604,7 +727,7 @@ impl Engine {
                 }
                 next
             };
-            self.work_ready.notify_one();
+            self.slot_freed();
             match next {
                 Some(queued) => x = queued,
                 None => return,
@@ -752,31 +875,43 @@ impl Engine {
 
     async fn delivery_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut set = JoinSet::new();
+        // Claims run when something may be due (`claim_wanted`), and otherwise when the next
+        // retry falls due, or at least every IDLE_POLL (leases of a replica that died).
+        let mut claim_at = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             while set.try_join_next().is_some() {}
-            let wait = match self.claim_and_spawn(&mut set).await {
-                Ok(Claim::Claimed(0)) => {
-                    // Something already due but not claimed waits for a destination to free up
-                    // (each finished delivery notifies); otherwise sleep until the next retry
-                    // falls due.
-                    match self.store.next_due().await {
-                        Ok(Some(t)) => match (t - Utc::now()).to_std() {
-                            Ok(d) if !d.is_zero() => d.min(IDLE_POLL),
+            self.start_handed_off(&mut set);
+            let wanted = self
+                .claim_wanted
+                .swap(false, std::sync::atomic::Ordering::SeqCst);
+            if wanted || tokio::time::Instant::now() >= claim_at {
+                let wait = match self.claim_and_spawn(&mut set).await {
+                    Ok(Claim::Claimed(0)) => {
+                        // Sleep until the next retry falls due; something already due but not
+                        // claimed waits for a destination to free up (`starved`).
+                        match self.store.next_due().await {
+                            Ok(Some(t)) => match (t - Utc::now()).to_std() {
+                                Ok(d) if !d.is_zero() => d.min(IDLE_POLL),
+                                _ => IDLE_POLL,
+                            },
                             _ => IDLE_POLL,
-                        },
-                        _ => IDLE_POLL,
+                        }
                     }
+                    Ok(Claim::Claimed(_)) => Duration::ZERO,
+                    Ok(Claim::Spaced(left)) => left,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming deliveries failed; retrying");
+                        IDLE_POLL
+                    }
+                };
+                claim_at = tokio::time::Instant::now() + wait;
+                if wait.is_zero() {
+                    continue;
                 }
-                Ok(Claim::Claimed(_)) => continue,
-                Ok(Claim::Spaced(left)) => left,
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming deliveries failed; retrying");
-                    IDLE_POLL
-                }
-            };
+            }
             tokio::select! {
                 _ = self.work_ready.notified() => {}
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                _ = tokio::time::sleep_until(claim_at) => {}
                 _ = shutdown.cancelled() => {}
             }
         }

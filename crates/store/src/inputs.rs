@@ -112,6 +112,9 @@ pub struct NewExecution {
     pub request: serde_json::Value,
     /// When the first attempt is due (PENDING executions only).
     pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Set when the matching process delivers the execution itself: it is stored RUNNING
+    /// under a lease until then, as if claimed, and needs no separate claim.
+    pub lease_until: Option<chrono::DateTime<chrono::Utc>>,
     /// For run-metric firings: the run whose cooldown starts now (stored with the execution).
     pub fired_run: Option<herald_domain::ids::RunId>,
 }

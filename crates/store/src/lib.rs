@@ -312,12 +312,13 @@ pub trait ExecutionStore: Send + Sync {
     /// Only if the cursor still stands at `from` (else another process matched these events
     /// first: nothing is stored and `false` is returned), so each event is matched exactly
     /// once however many processes share the store.
+    /// Returns each execution's id, in the order given (`None` for one already stored).
     async fn record_matches(
         &self,
         from: i64,
         up_to: i64,
         executions: &[NewExecution],
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<Vec<Option<ExecutionId>>>>;
     /// Executions of `automation` created (not skipped) since `since`, counted up to `cap`,
     /// for its rate limit.
     async fn recent_executions(

@@ -98,22 +98,29 @@ async fn queue_lifecycle(store: &SqlStore) {
         variables: serde_json::json!({}),
         request: serde_json::json!({}),
         next_attempt_at: Some(Utc::now()),
+        lease_until: None,
         fired_run: None,
     };
-    let batch = [
-        exec(events[0].id, ExecutionStatus::Pending),
-        exec(events[1].id, ExecutionStatus::Pending),
-    ];
-    assert!(store
+    // The second is taken by the matching process itself: stored leased, as if claimed.
+    let mut handed_off = exec(events[1].id, ExecutionStatus::Pending);
+    handed_off.lease_until = Some(Utc::now() + Duration::seconds(60));
+    let batch = [exec(events[0].id, ExecutionStatus::Pending), handed_off];
+    let ids = store
         .record_matches(0, events[1].id.0, &batch)
         .await
-        .unwrap());
+        .unwrap()
+        .expect("the cursor stood where the batch began");
+    assert!(
+        ids.iter().all(Option::is_some) && ids[0] != ids[1],
+        "each execution's id comes back: {ids:?}"
+    );
     // A matcher that read the same events but comes second stores nothing.
     assert!(
-        !store
+        store
             .record_matches(0, events[1].id.0, &batch)
             .await
-            .unwrap(),
+            .unwrap()
+            .is_none(),
         "the cursor moved: a second matcher's batch is refused"
     );
     assert_eq!(store.matcher_cursor().await.unwrap(), events[1].id.0);
@@ -124,7 +131,11 @@ async fn queue_lifecycle(store: &SqlStore) {
         .claim_due(now, now + Duration::seconds(60), 10, &[])
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        claimed.iter().map(|x| Some(x.id)).collect::<Vec<_>>(),
+        vec![ids[0]],
+        "the leased one is not claimable while its lease lasts"
+    );
     assert!(
         store
             .claim_due(now, now + Duration::seconds(60), 10, &[])
@@ -146,15 +157,15 @@ async fn queue_lifecycle(store: &SqlStore) {
         .record_attempts(&[(claimed[0].id, attempt(), AttemptOutcome::Finished)])
         .await
         .unwrap();
-    // A lease that expired makes the other claimable again (its worker died).
+    // A lease that expired makes the other claimable (the process that took it died).
     let later = now + Duration::seconds(61);
     let again = store
         .claim_due(later, later + Duration::seconds(60), 10, &[])
         .await
         .unwrap();
     assert_eq!(
-        again.iter().map(|x| x.id).collect::<Vec<_>>(),
-        vec![claimed[1].id]
+        again.iter().map(|x| Some(x.id)).collect::<Vec<_>>(),
+        vec![ids[1]]
     );
 
     let page = PageRequest {

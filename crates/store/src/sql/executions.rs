@@ -129,7 +129,7 @@ impl ExecutionStore for SqlStore {
         from: i64,
         up_to: i64,
         executions: &[NewExecution],
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
         let now = now_us();
         let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
@@ -141,15 +141,16 @@ impl ExecutionStore for SqlStore {
         .await?
         .rows_affected();
         if moved == 0 {
-            return Ok(false); // dropping `tx` rolls back
+            return Ok(None); // dropping `tx` rolls back
         }
+        let mut ids = std::collections::HashMap::with_capacity(executions.len());
         for chunk in executions.chunks(RECORD_CHUNK) {
             // The unique (automation, event) pair makes a replayed batch harmless.
             let sql = format!(
                 "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, action_type, \
-                 integration_id, status, reason, action, variables, request, next_attempt_at, created_at, updated_at) \
-                 VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING",
-                placeholders(chunk.len(), 15, 0)
+                 integration_id, status, reason, action, variables, request, next_attempt_at, lease_until, created_at, updated_at) \
+                 VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id, automation_id, event_id",
+                placeholders(chunk.len(), 16, 0)
             );
             let mut q = sqlx::query(&sql);
             for x in chunk {
@@ -161,16 +162,24 @@ impl ExecutionStore for SqlStore {
                     .bind(x.event_type.as_str())
                     .bind(x.action_type.as_str())
                     .bind(x.integration_id.map(|i| i.0))
-                    .bind(x.status.as_str())
+                    .bind(if x.lease_until.is_some() {
+                        ExecutionStatus::Running.as_str()
+                    } else {
+                        x.status.as_str()
+                    })
                     .bind(&x.reason)
                     .bind(x.action.to_string())
                     .bind(x.variables.to_string())
                     .bind(x.request.to_string())
                     .bind(x.next_attempt_at.map(|t| t.timestamp_micros()))
+                    .bind(x.lease_until.map(|t| t.timestamp_micros()))
                     .bind(now)
                     .bind(now);
             }
-            q.execute(&mut *tx).await?;
+            for row in q.fetch_all(&mut *tx).await? {
+                let key: (i64, i64) = (row.try_get("automation_id")?, row.try_get("event_id")?);
+                ids.insert(key, ExecutionId(row.try_get("id")?));
+            }
         }
         for x in executions {
             if let Some(run) = x.fired_run {
@@ -186,7 +195,12 @@ impl ExecutionStore for SqlStore {
             }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(
+            executions
+                .iter()
+                .map(|x| ids.get(&(x.automation_id.0, x.event_id.0)).copied())
+                .collect(),
+        ))
     }
 
     async fn recent_executions(
