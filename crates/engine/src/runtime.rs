@@ -41,7 +41,10 @@ const COALESCE: Duration = Duration::from_millis(2);
 /// Least time between two claims that must skip a busy destination's backlog.
 const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(25);
 /// How many times its concurrency limit a destination may have claimed (delivering or waiting).
-const CLAIM_AHEAD: usize = 4;
+const CLAIM_AHEAD: usize = 8;
+/// How many times its concurrency limit a destination may have sent but not yet recorded:
+/// the most a crash can make it receive twice. More lets the recorder write bigger batches.
+const UNRECORDED_AHEAD: usize = 4;
 /// How long shutdown waits for deliveries in flight.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -620,7 +623,7 @@ impl Engine {
     async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
         loop {
             // Sent but unrecorded deliveries are the ones a crash would send again, so each
-            // destination may have at most `per_destination` of them waiting for the database.
+            // destination may have only so many waiting for the database.
             if let Some(dest) = x.integration_id {
                 loop {
                     let recorded = self.records_done.notified();
@@ -632,7 +635,7 @@ impl Engine {
                         .get(&dest)
                         .copied()
                         .unwrap_or(0);
-                    if waiting < self.config.per_destination {
+                    if waiting < self.config.per_destination * UNRECORDED_AHEAD {
                         break;
                     }
                     recorded.await;

@@ -1,7 +1,8 @@
 //! At-least-once through a crash: the real `herald serve` binary is killed with SIGKILL while a
 //! burst of deliveries is under way to a slow receiver, restarted on the same data directory,
 //! and must deliver every execution; the only duplicates allowed are deliveries that were in
-//! flight at the kill (at most the per-destination limit, each first received before it).
+//! flight at the kill (being sent, or sent and not yet recorded: a few times the
+//! per-destination limit), each first received before it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 const E: &str = "acme";
-const EVENTS: usize = 40;
+const EVENTS: usize = 60;
 const PER_DESTINATION: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,14 +72,14 @@ async fn kill_9_mid_delivery_loses_nothing_and_duplicates_only_what_was_in_fligh
     assert_eq!(by_id.len(), EVENTS, "deliveries of unknown executions");
     let duplicated: Vec<(&String, &Vec<Instant>)> =
         by_id.iter().filter(|(_, at)| at.len() > 1).collect();
-    // In flight at the kill: up to PER_DESTINATION being sent, and up to PER_DESTINATION sent
-    // whose attempts were still on their way to the database (recording is off the delivery
-    // path, and bounded per destination so that a crash repeats only that much).
+    // In flight at the kill: up to PER_DESTINATION being sent, and up to 4 × PER_DESTINATION
+    // sent whose attempts were still on their way to the database (recording is off the
+    // delivery path, and bounded per destination so that a crash repeats only that much).
     assert!(
-        duplicated.len() <= 2 * PER_DESTINATION,
+        duplicated.len() <= 5 * PER_DESTINATION,
         "{} executions delivered twice; at most {} were in flight at the kill",
         duplicated.len(),
-        2 * PER_DESTINATION
+        5 * PER_DESTINATION
     );
     for (id, at) in &duplicated {
         assert_eq!(at.len(), 2, "{id} delivered {} times", at.len());

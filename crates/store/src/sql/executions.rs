@@ -50,8 +50,9 @@ fn execution_from_row(row: &AnyRow) -> Result<Execution, sqlx::Error> {
     })
 }
 
-/// Rows per multi-row statement: far below both databases' limits on bound parameters.
-const RECORD_CHUNK: usize = 256;
+/// Rows per multi-row statement. Small: sqlx finds each SQLite parameter by its name, and
+/// SQLite looks names up in a list, so binding costs grow with the square of the parameters.
+const RECORD_CHUNK: usize = 32;
 
 /// `($k+1, …, $k+width), ($k+width+1, …), …` for `rows` rows of `width` parameters after the
 /// first `skip`.
