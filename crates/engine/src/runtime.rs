@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::slack::Pacer;
-use crate::delivery::{deliver, Deliverer, DeliveryConfig};
+use crate::delivery::{deliver, Deliverer, DeliveryConfig, IntegrationCache};
 use crate::matcher::{execution_for, Compiled, Index, RateLimiter, RunFiring};
 use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
 use crate::secrets::MasterKey;
@@ -77,6 +77,7 @@ pub struct Engine {
     records_pending: std::sync::atomic::AtomicUsize,
     records_done: Notify,
     pacer: Pacer,
+    integrations: IntegrationCache,
     /// Where this process last moved the matcher's cursor; another value in the store means
     /// another process matched in between.
     cursor: Mutex<Option<i64>>,
@@ -136,6 +137,7 @@ impl Engine {
             records_pending: std::sync::atomic::AtomicUsize::new(0),
             records_done: Notify::new(),
             pacer: Pacer::default(),
+            integrations: IntegrationCache::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
             index_checked: Mutex::new(None),
@@ -157,15 +159,24 @@ impl Engine {
         integration: &herald_domain::automation::Integration,
         payload: Option<Value>,
     ) -> Result<crate::delivery::TestOutcome> {
-        let d = Deliverer {
+        crate::delivery::test_send(&self.deliverer(), integration, payload).await
+    }
+
+    fn deliverer(&self) -> Deliverer<'_> {
+        Deliverer {
             store: &*self.store,
+            integrations: &self.integrations,
             key: &self.key,
             sender: &self.sender,
             policy: &self.config.retry,
             slack: &self.config.slack,
             pacer: &self.pacer,
-        };
-        crate::delivery::test_send(&d, integration, payload).await
+        }
+    }
+
+    /// Tells deliveries that integrations changed here, so they read them again.
+    pub fn integrations_changed(&self) {
+        self.integrations.clear();
     }
 
     /// Tells the matcher that new events may be waiting.
@@ -641,16 +652,8 @@ impl Engine {
                     recorded.await;
                 }
             }
-            let d = Deliverer {
-                store: &*self.store,
-                key: &self.key,
-                sender: &self.sender,
-                policy: &self.config.retry,
-                slack: &self.config.slack,
-                pacer: &self.pacer,
-            };
             let started = std::time::Instant::now();
-            let done = deliver(&d, &x).await;
+            let done = deliver(&self.deliverer(), &x).await;
             tracing::trace!(
                 elapsed_us = started.elapsed().as_micros() as u64,
                 sent_us = done.1.duration.as_micros() as u64,

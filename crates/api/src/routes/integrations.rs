@@ -300,12 +300,12 @@ pub async fn update_integration(
         slack: None,
         enabled: body.enabled,
     };
-    Ok(Json(
-        state
-            .store
-            .update_integration(&a.entity, IntegrationId(id), patch)
-            .await?,
-    ))
+    let updated = state
+        .store
+        .update_integration(&a.entity, IntegrationId(id), patch)
+        .await?;
+    state.engine.integrations_changed();
+    Ok(Json(updated))
 }
 
 /// Deletes an integration. ADMIN only; refused while an automation uses it.
@@ -321,6 +321,7 @@ pub async fn delete_integration(
         .store
         .delete_integration(&a.entity, IntegrationId(id))
         .await?;
+    state.engine.integrations_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use herald_domain::automation::{Action, Integration};
+use herald_domain::ids::{EntityId, IntegrationId};
 use herald_domain::template::Template;
 use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
 use serde_json::Value;
@@ -247,6 +248,52 @@ pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolic
     }
 }
 
+/// How long an integration read for delivery is used before it is read again. Changes made
+/// through this process clear the cache at once; this bounds how late another replica's are
+/// seen (as the automation index does).
+const INTEGRATION_TTL: Duration = Duration::from_millis(250);
+
+/// Integrations recently read for delivery, so that a busy destination is not read from the
+/// database for every message.
+#[derive(Default)]
+pub struct IntegrationCache {
+    read: std::sync::Mutex<
+        std::collections::HashMap<IntegrationId, (std::time::Instant, EntityId, Integration)>,
+    >,
+}
+
+impl IntegrationCache {
+    /// `entity`'s integration `id`, from the cache if read recently.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        entity: EntityId,
+        id: IntegrationId,
+    ) -> herald_store::StoreResult<Option<Integration>> {
+        if let Some((at, owner, i)) = self.read.lock().expect("integration cache lock").get(&id) {
+            if *owner == entity && at.elapsed() < INTEGRATION_TTL {
+                return Ok(Some(i.clone()));
+            }
+        }
+        let found = store.integration_for_delivery(entity, id).await?;
+        let mut read = self.read.lock().expect("integration cache lock");
+        match &found {
+            Some(i) => {
+                read.insert(id, (std::time::Instant::now(), entity, i.clone()));
+            }
+            None => {
+                read.remove(&id);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets everything: an integration changed.
+    pub fn clear(&self) {
+        self.read.lock().expect("integration cache lock").clear();
+    }
+}
+
 /// Runs one attempt of a claimed execution, disables its integration if the destination said
 /// it is gone, and returns what to record (the caller batches the recording).
 pub async fn deliver(
@@ -257,7 +304,9 @@ pub async fn deliver(
     let mut verdict = attempt(d, x).await;
     verdict.attempt.number = x.attempt_count + 1;
     if let (Some(reason), Some(id)) = (&verdict.disable, x.integration_id) {
-        if let Err(e) = store.disable_integration(x.entity_id, id, reason).await {
+        let disabled = store.disable_integration(x.entity_id, id, reason).await;
+        d.integrations.clear();
+        if let Err(e) = disabled {
             tracing::error!(execution = x.id.0, error = %e, "could not disable the integration");
         } else {
             tracing::warn!(integration = id.0, reason, "integration disabled");
@@ -282,10 +331,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
         // NO_OP: nothing to deliver.
         return Verdict::nothing_to_send();
     };
-    let integration = match store
-        .integration_for_delivery(x.entity_id, integration_id)
-        .await
-    {
+    let integration = match d.integrations.get(store, x.entity_id, integration_id).await {
         Ok(Some(i)) => i,
         Ok(None) => {
             return fail(
@@ -384,6 +430,7 @@ async fn deliver_slack(
 /// Slack's settings and pacing.
 pub struct Deliverer<'a> {
     pub store: &'a dyn Store,
+    pub integrations: &'a IntegrationCache,
     pub key: &'a MasterKey,
     pub sender: &'a Sender,
     pub policy: &'a RetryPolicy,

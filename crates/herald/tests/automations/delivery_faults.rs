@@ -263,17 +263,25 @@ async fn gone_fails_and_disables_the_integration() {
     assert_eq!(att[0]["status_code"], Value::Null);
     assert_eq!(rx.received_at("/gone").len(), 1);
 
-    // Re-enabling clears the reason.
+    // Re-enabling clears the reason, and (with a new URL) takes effect for the very next
+    // delivery: what deliveries cache of an integration is dropped when it changes.
     let i = expect(
         api.patch(
             &format!("/api/v1/integrations/{}", i["id"]),
-            json!({ "enabled": true }),
+            json!({ "enabled": true, "url": rx.url("/back") }),
         )
         .await,
         StatusCode::OK,
     );
     assert_eq!(i["enabled"], true);
     assert_eq!(i["disabled_reason"], Value::Null);
+    api.create_version(E, "proj", "clf").await;
+    let xs = api
+        .settled_executions(automation, 3, Duration::from_secs(10))
+        .await;
+    assert_eq!(xs[2]["status"], "FINISHED", "{:?}", xs[2]);
+    assert_eq!(rx.received_at("/back").len(), 1);
+    assert_eq!(rx.received_at("/gone").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
