@@ -50,25 +50,32 @@ fn execution_from_row(row: &AnyRow) -> Result<Execution, sqlx::Error> {
     })
 }
 
-/// Rows per multi-row statement. Small: sqlx finds each SQLite parameter by its name, and
-/// SQLite looks names up in a list, so binding costs grow with the square of the parameters.
-const RECORD_CHUNK: usize = 32;
+/// Rows per multi-row statement, far below both databases' limits on bound parameters.
+const RECORD_CHUNK: usize = 64;
 
-/// `($k+1, …, $k+width), ($k+width+1, …), …` for `rows` rows of `width` parameters after the
-/// first `skip`.
-fn placeholders(rows: usize, width: usize, skip: usize) -> String {
-    let mut out = String::with_capacity(rows * width * 5);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..width {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", skip + r * width + c + 1));
+impl SqlStore {
+    /// Parameter `n` (from 1) of a statement. SQLite gets anonymous `?`s, bound in order:
+    /// sqlx finds a named SQLite parameter (`$n`) by a lookup in a list, which makes binding
+    /// statements of many parameters cost the square of their number.
+    fn param(&self, n: usize) -> String {
+        match self.backend {
+            super::Backend::Sqlite => "?".to_string(),
+            super::Backend::Postgres => format!("${n}"),
         }
-        out.push(')');
     }
-    out
+
+    /// `rows` rows of `width` parameters, `(…), (…), …`, numbered after the first `skip`.
+    fn value_rows(&self, rows: usize, width: usize, skip: usize) -> String {
+        (0..rows)
+            .map(|r| {
+                let row: Vec<String> = (0..width)
+                    .map(|c| self.param(skip + r * width + c + 1))
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 const EVENT_COLUMNS: &str =
@@ -151,7 +158,7 @@ impl ExecutionStore for SqlStore {
                 "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, action_type, \
                  integration_id, status, reason, action, variables, request, next_attempt_at, lease_until, created_at, updated_at) \
                  VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id, automation_id, event_id",
-                placeholders(chunk.len(), 16, 0)
+                self.value_rows(chunk.len(), 16, 0)
             );
             let mut q = sqlx::query(&sql);
             for x in chunk {
@@ -305,7 +312,7 @@ impl ExecutionStore for SqlStore {
             let sql = format!(
                 "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
                  VALUES {}",
-                placeholders(chunk.len(), 8, 0)
+                self.value_rows(chunk.len(), 8, 0)
             );
             let mut q = sqlx::query(&sql);
             for (id, attempt, _) in chunk {
@@ -323,9 +330,10 @@ impl ExecutionStore for SqlStore {
             // VALUES columns are column1, column2, … in both SQLite and PostgreSQL.
             let sql = format!(
                 "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
-                 status = v.column2, next_attempt_at = v.column3, reason = v.column4, lease_until = NULL, updated_at = $1 \
+                 status = v.column2, next_attempt_at = v.column3, reason = v.column4, lease_until = NULL, updated_at = {} \
                  FROM (VALUES {}) AS v WHERE executions.id = v.column1",
-                placeholders(chunk.len(), 4, 1)
+                self.param(1),
+                self.value_rows(chunk.len(), 4, 1)
             );
             let mut q = sqlx::query(&sql).bind(now);
             for (id, attempt, outcome) in chunk {
@@ -350,9 +358,10 @@ impl ExecutionStore for SqlStore {
 
     async fn renew_leases(&self, ids: &[ExecutionId], until: DateTime<Utc>) -> StoreResult<()> {
         for chunk in ids.chunks(500) {
-            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let params: Vec<String> = (0..chunk.len()).map(|i| self.param(i + 2)).collect();
             let sql = format!(
-                "UPDATE executions SET lease_until = $1 WHERE status = 'RUNNING' AND id IN ({})",
+                "UPDATE executions SET lease_until = {} WHERE status = 'RUNNING' AND id IN ({})",
+                self.param(1),
                 params.join(", ")
             );
             let mut q = sqlx::query(&sql).bind(until.timestamp_micros());

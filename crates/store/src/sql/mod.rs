@@ -93,6 +93,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "slack",
         sql: include_str!("../../migrations/sqlite/0004_slack.sql"),
     },
+    Migration {
+        version: 5,
+        name: "lease_index",
+        sql: include_str!("../../migrations/sqlite/0005_lease_index.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -115,6 +120,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "slack",
         sql: include_str!("../../migrations/postgres/0004_slack.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "lease_index",
+        sql: include_str!("../../migrations/postgres/0005_lease_index.sql"),
     },
 ];
 
