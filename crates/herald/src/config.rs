@@ -180,6 +180,14 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
     ),
     ("HERALD_DELIVERY_TIMEOUT", &["delivery", "timeout"]),
     ("HERALD_DELIVERY_LEASE", &["delivery", "lease"]),
+    (
+        "HERALD_DELIVERY_MAX_IN_FLIGHT",
+        &["delivery", "max_in_flight"],
+    ),
+    (
+        "HERALD_DELIVERY_PER_DESTINATION",
+        &["delivery", "per_destination"],
+    ),
     ("HERALD_SLACK_BASE_URL", &["slack", "base_url"]),
     ("HERALD_PUBLIC_URL", &["public_url"]),
     ("HERALD_ENGINE", &["engine"]),
@@ -320,7 +328,7 @@ fn sqlite_path(data_dir: &Path) -> PathBuf {
 /// An environment value as TOML: a string, or an integer or boolean for the keys that take one.
 /// A value of the wrong kind stays a string, so validation names the key.
 fn env_value(key: &[&str], v: &str) -> toml::Value {
-    const NUMERIC: &[&str] = &["max_connections"];
+    const NUMERIC: &[&str] = &["max_connections", "max_in_flight", "per_destination"];
     const BOOLEAN: &[&str] = &["engine"];
     let last = key.last().copied().unwrap_or_default();
     match (v.parse::<i64>(), v.parse::<bool>()) {
@@ -460,11 +468,13 @@ mod tests {
         let env = |k: &str| match k {
             "HERALD_ALLOWED_DESTINATIONS" => Some("127.0.0.0/8".to_string()),
             "HERALD_DELIVERY_TIMEOUT" => Some("2s".to_string()),
+            "HERALD_DELIVERY_PER_DESTINATION" => Some("16".to_string()),
             _ => None,
         };
         let c = Config::load_from(&Overrides::default(), env).unwrap();
         let d = c.delivery.to_engine().unwrap();
         assert_eq!(d.timeout, std::time::Duration::from_secs(2));
+        assert_eq!((d.per_destination, d.max_in_flight), (16, 64));
         assert_eq!(d.retry.schedule.len(), 9);
         assert!(d.allow.permits("127.0.0.1".parse().unwrap()));
         let bad = |k: &'static str, v: &'static str| {
@@ -475,6 +485,7 @@ mod tests {
         };
         assert!(bad("HERALD_ALLOWED_DESTINATIONS", "localhost").contains("allowed_destinations"));
         assert!(bad("HERALD_DELIVERY_TIMEOUT", "soon").contains("delivery.timeout"));
+        assert!(bad("HERALD_DELIVERY_MAX_IN_FLIGHT", "many").contains("max_in_flight"));
         assert!(bad("HERALD_MASTER_KEY", "short").contains("HERALD_MASTER_KEY"));
     }
 
