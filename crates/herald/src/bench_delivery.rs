@@ -113,13 +113,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
+    let schema = format!("herald_bench_{}", std::process::id());
+    let database_url = args.database_url.clone();
+    let measured = measure(args, &schema).await;
+    // The servers are stopped by now; what they stored goes with the schema.
+    if let Some(url) = database_url {
+        if let Err(e) = herald_store::sql::drop_postgres_schema(&url, &schema).await {
+            eprintln!("could not drop the benchmark's schema {schema}: {e:#}");
+        }
+    }
+    measured
+}
+
+async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     let (hook, received) = receiver().await?;
     let n = args.replicas.max(1);
     let backend = match &args.database_url {
-        Some(url) => {
-            let schema = format!("herald_bench_{}", std::process::id());
-            Some(herald_store::sql::postgres_schema_url(url, &schema).await?)
-        }
+        Some(url) => Some(herald_store::sql::postgres_schema_url(url, schema).await?),
         None if n > 1 => {
             bail!("--replicas needs --database-url postgres://…: SQLite is one process")
         }
