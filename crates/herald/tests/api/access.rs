@@ -228,7 +228,7 @@ fn catalog_reads() -> Vec<String> {
 /// Fills the fixture: a version with an alias and tags, linked into the registry, and a run.
 async fn fill(alice: &Api) {
     alice
-        .create_version(
+        .create_version_with(
             "ml",
             "vision",
             "resnet",
@@ -459,7 +459,7 @@ async fn other_teams_are_invisible() {
     bob.create_project("teamb", "p").await;
     bob.create_org("orgb").await;
     bob.create_registry("orgb", "model").await;
-    bob.create_version("teamb", "p", "c", json!({"aliases": ["prod"]}))
+    bob.create_version_with("teamb", "p", "c", json!({"aliases": ["prod"]}))
         .await;
     expect(
         bob.post(
@@ -474,7 +474,8 @@ async fn other_teams_are_invisible() {
     let eve = app.create_user("eve").await;
     eve.create_team("teame").await;
     eve.create_project("teame", "mine").await;
-    eve.create_version("teame", "mine", "c", json!({})).await;
+    eve.create_version_with("teame", "mine", "c", json!({}))
+        .await;
     let teamb_events = bob.events("teamb").await;
     let orgb_events = bob.events("orgb").await;
 

@@ -25,7 +25,7 @@ async fn get_version(api: &Api, e: &str, p: &str, c: &str, v: &str) -> Value {
 async fn versions_are_created_listed_and_found_by_index_and_alias() {
     let Catalog { app: _app, alice } = catalog().await;
     let v0 = alice
-        .create_version(
+        .create_version_with(
             "ml",
             "vision",
             "resnet",
@@ -60,7 +60,7 @@ async fn versions_are_created_listed_and_found_by_index_and_alias() {
     );
 
     let v1 = alice
-        .create_version("ml", "vision", "resnet", json!({}))
+        .create_version_with("ml", "vision", "resnet", json!({}))
         .await;
     assert_eq!(v1["version"], "v1");
     assert_eq!(v1["metadata"], json!({}));
@@ -69,7 +69,7 @@ async fn versions_are_created_listed_and_found_by_index_and_alias() {
     assert_ne!(v1["id"], v0["id"]);
     // A second collection of another type in the same project.
     alice
-        .create_version("ml", "vision", "imagenet", json!({"type": "dataset"}))
+        .create_version_with("ml", "vision", "imagenet", json!({"type": "dataset"}))
         .await;
 
     // Collections.
@@ -146,7 +146,7 @@ async fn versions_are_created_listed_and_found_by_index_and_alias() {
 async fn aliases_and_tags_are_added_and_removed() {
     let Catalog { app: _app, alice } = catalog().await;
     alice
-        .create_version("ml", "vision", "resnet", json!({}))
+        .create_version_with("ml", "vision", "resnet", json!({}))
         .await;
     let v0 = version("ml", "vision", "resnet", "v0");
 
@@ -191,7 +191,7 @@ async fn aliases_and_tags_are_added_and_removed() {
     assert_eq!(after["tags"], json!(["reviewed"]));
     // Tags are not unique across versions.
     alice
-        .create_version("ml", "vision", "resnet", json!({"tags": ["reviewed"]}))
+        .create_version_with("ml", "vision", "resnet", json!({"tags": ["reviewed"]}))
         .await;
     let after = expect(
         alice
@@ -245,7 +245,7 @@ async fn an_alias_moves_to_the_version_it_is_added_to() {
     let Catalog { app: _app, alice } = catalog().await;
     for _ in 0..2 {
         alice
-            .create_version("ml", "vision", "resnet", json!({}))
+            .create_version_with("ml", "vision", "resnet", json!({}))
             .await;
     }
     let v = |r: &str| version("ml", "vision", "resnet", r);
@@ -287,7 +287,7 @@ async fn latest_follows_the_newest_version() {
     let Catalog { app: _app, alice } = catalog().await;
     for i in 0..3 {
         let v = alice
-            .create_version("ml", "vision", "resnet", json!({}))
+            .create_version_with("ml", "vision", "resnet", json!({}))
             .await;
         assert_eq!(aliases(&v), ["latest"]);
         assert_eq!(
@@ -305,7 +305,7 @@ async fn latest_follows_the_newest_version() {
 async fn links_put_versions_into_registry_portfolios() {
     let Catalog { app: _app, alice } = catalog().await;
     let v0 = alice
-        .create_version("ml", "vision", "resnet", json!({"digest": "d0"}))
+        .create_version_with("ml", "vision", "resnet", json!({"digest": "d0"}))
         .await;
     let link = |r: &str| format!("{}/links", version("ml", "vision", "resnet", r));
 
@@ -409,7 +409,7 @@ async fn latest_in_a_portfolio_follows_the_newest_link_and_falls_back_on_unlink(
     let Catalog { app: _app, alice } = catalog().await;
     for _ in 0..3 {
         alice
-            .create_version("ml", "vision", "resnet", json!({}))
+            .create_version_with("ml", "vision", "resnet", json!({}))
             .await;
     }
     let link = |r: &str| format!("{}/links", version("ml", "vision", "resnet", r));
@@ -477,7 +477,7 @@ async fn a_bare_registry_name_means_the_sources_own_organization() {
     let Catalog { app: _app, alice } = catalog().await;
     alice.create_project("acme", "research").await;
     alice
-        .create_version("acme", "research", "bert", json!({}))
+        .create_version_with("acme", "research", "bert", json!({}))
         .await;
     let linked = expect(
         alice
@@ -500,7 +500,7 @@ async fn versions_can_name_the_run_that_made_them() {
         .create_run("ml", "vision", json!({"id": "run-1"}))
         .await;
     let v = alice
-        .create_version("ml", "vision", "resnet", json!({"run_id": "run-1"}))
+        .create_version_with("ml", "vision", "resnet", json!({"run_id": "run-1"}))
         .await;
     assert_eq!(v["run_id"], "run-1");
     let msg = expect_error(

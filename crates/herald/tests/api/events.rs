@@ -38,7 +38,7 @@ fn assert_resnet_event(e: &Value, t: &str, version: Option<&str>) {
 async fn artifact_changes_are_recorded_once_each() {
     let Catalog { app: _app, alice } = catalog().await;
     let v0 = alice
-        .create_version(
+        .create_version_with(
             "ml",
             "vision",
             "resnet",
@@ -66,7 +66,7 @@ async fn artifact_changes_are_recorded_once_each() {
 
     // A second version: `latest` moves without an ADD_ARTIFACT_ALIAS.
     let v1 = alice
-        .create_version("ml", "vision", "resnet", json!({}))
+        .create_version_with("ml", "vision", "resnet", json!({}))
         .await;
     assert_eq!(v1["aliases"], json!(["latest"]));
     let events = alice.events("ml").await;
@@ -164,10 +164,10 @@ async fn artifact_changes_are_recorded_once_each() {
 async fn links_and_unlinks_are_recorded_in_the_registrys_organization() {
     let Catalog { app: _app, alice } = catalog().await;
     let v0 = alice
-        .create_version("ml", "vision", "resnet", json!({}))
+        .create_version_with("ml", "vision", "resnet", json!({}))
         .await;
     let v1 = alice
-        .create_version("ml", "vision", "resnet", json!({}))
+        .create_version_with("ml", "vision", "resnet", json!({}))
         .await;
     let team_events = alice.events("ml").await.len();
     let link = |r: &str| format!("{}/links", version("ml", "vision", "resnet", r));
@@ -330,7 +330,7 @@ async fn events_are_paged_with_a_cursor() {
     let Catalog { app: _app, alice } = catalog().await;
     // 11 events: an odd number, so the last page of two is a partial one.
     alice
-        .create_version("ml", "vision", "resnet", json!({}))
+        .create_version_with("ml", "vision", "resnet", json!({}))
         .await;
     let coll = collection("ml", "vision", "resnet");
     for i in 0..10 {

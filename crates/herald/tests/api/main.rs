@@ -9,4 +9,6 @@ mod events;
 mod helpers;
 mod ops;
 mod runs;
+#[path = "../support/mod.rs"]
+mod support;
 mod users_entities;

@@ -11,3 +11,5 @@ mod delivery_faults;
 mod events;
 mod helpers;
 mod secrets;
+#[path = "../support/mod.rs"]
+mod support;

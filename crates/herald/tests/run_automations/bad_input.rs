@@ -95,7 +95,7 @@ async fn bad_run_automations_are_refused_and_nothing_is_stored() {
     api.create_entity("org", "organization").await;
     api.create_registry("org", "model").await;
     let org_integration = api
-        .create_integration("org", "hook", &w.rx.url("/hook"))
+        .create_integration("org", "hook", &w.rx.url("/hook"), None, None)
         .await;
 
     let tp = "run_metric_filter.threshold_filter";

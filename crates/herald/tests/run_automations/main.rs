@@ -13,3 +13,5 @@ mod firing;
 mod helpers;
 mod kinds;
 mod restart;
+#[path = "../support/mod.rs"]
+mod support;

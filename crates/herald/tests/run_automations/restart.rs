@@ -28,7 +28,7 @@ fn filtered(name: &str, contains: &str, tf: Value, integration: i64) -> Value {
 async fn setup(api: &Api, url: &str) -> i64 {
     api.create_entity(E, "team").await;
     api.create_project(E, P).await;
-    api.create_integration(E, "hook", url).await
+    api.create_integration(E, "hook", url, None, None).await
 }
 
 async fn automation(api: &Api, body: Value) -> i64 {

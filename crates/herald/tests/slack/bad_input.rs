@@ -143,7 +143,7 @@ async fn bad_notification_actions_are_refused_and_nothing_is_stored() {
         .webhook_integration(E, "slack", "alerts", "HOOK", &slack.hook_url(HOOK_PATH))
         .await;
     let webhook_id = api
-        .create_integration(
+        .create_integration_from(
             E,
             json!({ "kind": "webhook", "name": "ci", "url": slack.hook_url("/ci") }),
         )
@@ -254,7 +254,7 @@ async fn bad_notification_actions_are_refused_and_nothing_is_stored() {
 
     // The same action with a known variable and a valid severity is taken.
     let ok = api
-        .create_automation(
+        .create_automation_id(
             E,
             notify(json!({ "type": "NOTIFICATION", "integration_id": slack_id,
                            "title": "${alias} on ${artifact_collection_name}", "severity": "warn" })),

@@ -50,10 +50,10 @@ async fn a_429_retry_after_is_honoured_for_webhooks_and_the_web_api() {
     slack.queue(HOOK_PATH, vec![Reply::RateLimited(2)]);
     slack.queue("C429", vec![Reply::RateLimited(2)]);
     let a_hook = api
-        .create_automation(E, notify_on_create("via-hook", PATH, hook, json!({})))
+        .create_automation_id(E, notify_on_create("via-hook", PATH, hook, json!({})))
         .await;
     let a_bot = api
-        .create_automation(E, notify_on_create("via-bot", PATH, bot, json!({})))
+        .create_automation_id(E, notify_on_create("via-bot", PATH, bot, json!({})))
         .await;
     api.create_version(E, "p", "m").await;
 
@@ -133,13 +133,13 @@ async fn ok_false_is_a_failure_with_slacks_code_retried_by_the_schedule() {
     // An incoming webhook's error status with a plain-text code.
     slack.queue(HOOK_PATH, vec![Reply::Plain(500, "rollup_error")]);
     let a1 = api
-        .create_automation(E, notify_on_create("transient", PATH, transient, json!({})))
+        .create_automation_id(E, notify_on_create("transient", PATH, transient, json!({})))
         .await;
     let a2 = api
-        .create_automation(E, notify_on_create("hopeless", PATH, hopeless, json!({})))
+        .create_automation_id(E, notify_on_create("hopeless", PATH, hopeless, json!({})))
         .await;
     let a3 = api
-        .create_automation(E, notify_on_create("hook", PATH, hook, json!({})))
+        .create_automation_id(E, notify_on_create("hook", PATH, hook, json!({})))
         .await;
     api.create_version(E, "p", "m").await;
 
@@ -265,7 +265,7 @@ async fn permanent_errors_fail_at_once_and_disable_the_integration() {
         };
         slack.answer(key, reply);
         let auto = api
-            .create_automation(E, notify_on_create(name, PATH, id, json!({})))
+            .create_automation_id(E, notify_on_create(name, PATH, id, json!({})))
             .await;
         set.push((name, id, key, auto, code, class));
     }

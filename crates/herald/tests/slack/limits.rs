@@ -27,7 +27,7 @@ async fn oversized_and_hostile_event_data_still_makes_a_message_slack_takes() {
     let title = "漢".repeat(1000);
     let message = format!("${{artifact_metadata.note}} {}", "😀".repeat(9000));
     let auto = api
-        .create_automation(
+        .create_automation_id(
             E,
             notify_on_create(
                 "big",

@@ -14,4 +14,6 @@ mod limits;
 mod messages;
 mod pacing;
 mod secrets;
+#[path = "../support/mod.rs"]
+mod support;
 mod test_endpoint;

@@ -109,7 +109,7 @@ async fn one_message_per_event_family_checked_field_by_field() {
         .await;
 
     let alias_auto = api
-        .create_automation(
+        .create_automation_id(
             E,
             json!({
                 "name": "prod-alias",
@@ -121,7 +121,7 @@ async fn one_message_per_event_family_checked_field_by_field() {
         )
         .await;
     let metric_auto = api
-        .create_automation(
+        .create_automation_id(
             E,
             json!({
                 "name": "loss-watch",
@@ -138,7 +138,7 @@ async fn one_message_per_event_family_checked_field_by_field() {
         )
         .await;
     let state_auto = api
-        .create_automation(
+        .create_automation_id(
             E,
             json!({
                 "name": "failed-runs",

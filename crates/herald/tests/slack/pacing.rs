@@ -47,7 +47,7 @@ async fn two_channels(api: &Api, slack: &FakeSlack, quiet_hook: &str) -> (i64, i
         )
         .await;
     let a = api
-        .create_automation(
+        .create_automation_id(
             E,
             notify_on_create(
                 "busy",
@@ -58,7 +58,7 @@ async fn two_channels(api: &Api, slack: &FakeSlack, quiet_hook: &str) -> (i64, i
         )
         .await;
     let b = api
-        .create_automation(
+        .create_automation_id(
             E,
             notify_on_create(
                 "quiet",

@@ -63,7 +63,7 @@ async fn webhook_urls_and_bot_tokens_never_appear_in_api_answers_or_history() {
     let mut autos = Vec::new();
     for (name, id) in [("via-hook", hook), ("via-bot", bot), ("via-dead", dead)] {
         autos.push(
-            api.create_automation(
+            api.create_automation_id(
                 E,
                 notify_on_create(
                     name,

@@ -39,7 +39,7 @@ pub(super) async fn fixture() -> Catalog {
     let c = catalog().await;
     c.app.create_user("bob").await;
     c.alice
-        .create_version("ml", "vision", "resnet", json!({"aliases": ["best"]}))
+        .create_version_with("ml", "vision", "resnet", json!({"aliases": ["best"]}))
         .await;
     c.alice
         .create_run("ml", "vision", json!({"id": "r1"}))

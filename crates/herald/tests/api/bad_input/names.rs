@@ -198,7 +198,7 @@ async fn names_are_1_to_128_characters_without_separators() {
     alice.create_team(&max).await;
     alice.create_project("ml", &max).await;
     let v = alice
-        .create_version(
+        .create_version_with(
             "ml",
             "vision",
             &max,

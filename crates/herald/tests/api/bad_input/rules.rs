@@ -18,7 +18,7 @@ async fn links_need_a_registry_and_happen_once() {
     );
     alice.create_project("acme", "research").await;
     alice
-        .create_version("ml", "vision", "imagenet", json!({"type": "dataset"}))
+        .create_version_with("ml", "vision", "imagenet", json!({"type": "dataset"}))
         .await;
     let before = snapshot(&alice).await;
 
