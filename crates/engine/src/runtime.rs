@@ -65,6 +65,11 @@ pub struct Engine {
     /// (then `starved`, and every delivery that finishes asks for another claim).
     claim_wanted: std::sync::atomic::AtomicBool,
     starved: std::sync::atomic::AtomicBool,
+    /// Counts the matcher batches that left pending work for claims, and the count a claim
+    /// that found everything due last saw. While work is left behind nothing is handed off,
+    /// so later events cannot overtake it (a one-at-a-time destination keeps event order).
+    left_behind: std::sync::atomic::AtomicU64,
+    caught_up: std::sync::atomic::AtomicU64,
     /// Attempts waiting to be recorded, and the lock whose holder records them all at once.
     unrecorded: Mutex<Vec<(ExecutionId, NewAttempt, AttemptOutcome)>>,
     recording: tokio::sync::Mutex<()>,
@@ -128,6 +133,8 @@ impl Engine {
             handoff: Mutex::new(Vec::new()),
             claim_wanted: std::sync::atomic::AtomicBool::new(true),
             starved: std::sync::atomic::AtomicBool::new(false),
+            left_behind: std::sync::atomic::AtomicU64::new(0),
+            caught_up: std::sync::atomic::AtomicU64::new(0),
             unrecorded: Mutex::new(Vec::new()),
             recording: tokio::sync::Mutex::new(()),
             keys: crate::auth::KeyCache::default(),
@@ -310,6 +317,8 @@ impl Engine {
             .iter()
             .filter(|x| x.status == ExecutionStatus::Pending);
         if pending.clone().any(|x| x.lease_until.is_none()) {
+            self.left_behind
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.want_claim();
         }
         if pending.count() > 0 {
@@ -448,6 +457,10 @@ impl Engine {
     /// Marks the pending executions this process can start soon to be stored already leased
     /// to it: as many as a claim would take now, within each destination's claim-ahead.
     fn lease_for_handoff(&self, executions: &mut [herald_store::NewExecution]) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.caught_up.load(SeqCst) < self.left_behind.load(SeqCst) {
+            return; // earlier work waits for a claim; this batch goes after it
+        }
         let until = Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let f = self.in_flight.lock().expect("in-flight lock");
         // What a claim would take now (the delivery loop may claim meanwhile, so the two can
@@ -558,6 +571,8 @@ impl Engine {
         }
         let now = Utc::now();
         let lease = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        // Read before the claim: left-behind work counted after it may be newer than the claim saw.
+        let behind = self.left_behind.load(std::sync::atomic::Ordering::SeqCst);
         let started = std::time::Instant::now();
         let mut claimed = self.store.claim_due(now, lease, room as u32, &busy).await?;
         tracing::debug!(
@@ -572,10 +587,13 @@ impl Engine {
         claimed.sort_by_key(|x| x.id.0);
         let n = claimed.len();
         // Cut short: more may be due than this claim could take.
-        self.starved.store(
-            !busy.is_empty() || n >= room,
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        let starved = !busy.is_empty() || n >= room;
+        self.starved
+            .store(starved, std::sync::atomic::Ordering::SeqCst);
+        if !starved {
+            self.caught_up
+                .fetch_max(behind, std::sync::atomic::Ordering::SeqCst);
+        }
         self.start(claimed, set);
         Ok(Claim::Claimed(n))
     }

@@ -44,6 +44,11 @@ pub struct TestApp {
 /// Starts the API on 127.0.0.1:0 with a fresh data directory, loopback destinations allowed,
 /// and no engine loops (see [`TestApp::step`]).
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with more variables in its environment.
+pub async fn spawn_app_with(extra: &[(&'static str, &'static str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     let overrides = Overrides {
         data_dir: Some(dir.path().join("data")),
@@ -58,6 +63,7 @@ pub async fn spawn_app() -> TestApp {
         ("HERALD_DELIVERY_TIMEOUT", "5s"),
     ]
     .into_iter()
+    .chain(extra.iter().copied())
     .collect();
     let config =
         Config::load_from(&overrides, |k| env.get(k).map(|v| v.to_string())).expect("config");
@@ -102,6 +108,11 @@ impl TestApp {
     pub async fn step(&self) {
         while self.engine.match_once().await.expect("matcher step") > 0 {}
         while self.engine.deliver_once().await.expect("delivery step") > 0 {}
+    }
+
+    /// The engine, for tests that step the matcher and deliveries one at a time.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// A client acting as `key`.

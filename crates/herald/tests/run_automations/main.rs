@@ -6,12 +6,14 @@
 //!
 //! Most tests step the in-process engine by hand (`helpers::TestApp::step`), so a batch that
 //! must not fire is checked exactly, without sleeps; the restart tests run `herald serve`.
+//! `ordering` uses the same hand-stepped engine for the order of artifact deliveries.
 #![forbid(unsafe_code)]
 
 mod bad_input;
 mod firing;
 mod helpers;
 mod kinds;
+mod ordering;
 mod restart;
 #[path = "../support/mod.rs"]
 mod support;
