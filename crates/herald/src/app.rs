@@ -100,21 +100,23 @@ impl App {
             engine: self.engine.clone(),
         });
         tracing::info!(address = %self.address, "herald is listening");
-        let engine = if self.run_engine {
-            tokio::spawn(self.engine.clone().run(shutdown.clone()))
-        } else {
+        if !self.run_engine {
             tracing::info!(
                 "engine off (engine = false): events are stored, not matched or delivered"
             );
-            tokio::spawn(async {})
-        };
+        }
+        let engine = self
+            .run_engine
+            .then(|| tokio::spawn(self.engine.clone().run(shutdown.clone())));
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("serving HTTP");
         // Stop the engine too if serving failed; then let it drain its deliveries.
         shutdown.cancel();
-        let _ = engine.await;
+        if let Some(engine) = engine {
+            let _ = engine.await;
+        }
         served?;
         self.store.close().await;
         tracing::info!("herald stopped");

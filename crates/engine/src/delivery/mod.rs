@@ -260,6 +260,8 @@ pub struct IntegrationCache {
     read: std::sync::Mutex<
         std::collections::HashMap<IntegrationId, (std::time::Instant, EntityId, Integration)>,
     >,
+    /// Bumped by every clear, so a read that began before a change is not cached after it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl IntegrationCache {
@@ -275,13 +277,14 @@ impl IntegrationCache {
                 return Ok(Some(i.clone()));
             }
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let found = store.integration_for_delivery(entity, id).await?;
         let mut read = self.read.lock().expect("integration cache lock");
         match &found {
-            Some(i) => {
+            Some(i) if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation => {
                 read.insert(id, (std::time::Instant::now(), entity, i.clone()));
             }
-            None => {
+            _ => {
                 read.remove(&id);
             }
         }
@@ -290,7 +293,10 @@ impl IntegrationCache {
 
     /// Forgets everything: an integration changed.
     pub fn clear(&self) {
-        self.read.lock().expect("integration cache lock").clear();
+        let mut read = self.read.lock().expect("integration cache lock");
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        read.clear();
     }
 }
 
