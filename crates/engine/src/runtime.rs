@@ -36,8 +36,6 @@ const MATCH_BATCH: u32 = 500;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often the matcher looks for automation changes made by other processes.
 const INDEX_CHECK: Duration = Duration::from_millis(250);
-/// How long the matcher lets events accumulate after draining the log.
-const COALESCE: Duration = Duration::from_millis(2);
 /// Least time between two claims that must skip a busy destination's backlog.
 const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(25);
 /// How many times its concurrency limit a destination may have claimed (delivering or waiting).
@@ -873,14 +871,6 @@ impl Engine {
                     tokio::select! {
                         _ = self.events_written.notified() => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-                // A part batch means the log was drained: give writers a moment to add more,
-                // so a busy server matches many events per transaction instead of one.
-                Ok(n) if n < MATCH_BATCH as usize => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(COALESCE) => {}
                         _ = shutdown.cancelled() => {}
                     }
                 }
