@@ -311,8 +311,29 @@ pub fn version_string(index: i64) -> String {
     format!("v{index}")
 }
 
+/// Percent-encodes a name as one URL path segment (aliases and tags may hold spaces and
+/// other characters; everything but unreserved characters is encoded).
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn url_segments_are_encoded() {
+        assert_eq!(super::url_segment("prod candidate"), "prod%20candidate");
+        assert_eq!(super::url_segment("v1.2-x_y"), "v1.2-x_y");
+        assert_eq!(super::url_segment("a/b"), "a%2Fb");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

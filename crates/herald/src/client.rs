@@ -28,18 +28,7 @@ pub struct Client {
     key: Option<String>,
 }
 
-/// Percent-encodes one path segment (aliases and tags may hold spaces and other characters).
-pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use herald_domain::names::url_segment as seg;
 
 impl Client {
     pub fn new(server: &str, key: Option<String>) -> Self {
@@ -126,15 +115,5 @@ impl Client {
             code: err["code"].as_str().unwrap_or("unknown").to_string(),
             message: err["message"].as_str().unwrap_or("no message").to_string(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(super::seg("prod candidate"), "prod%20candidate");
-        assert_eq!(super::seg("v1.2-x_y"), "v1.2-x_y");
-        assert_eq!(super::seg("a/b"), "a%2Fb");
     }
 }
