@@ -58,6 +58,7 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     pub url: String,
     pub admin_key: String,
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -84,6 +85,7 @@ impl ServerProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             admin_key: String::new(),
+            port,
             _dir: dir,
         };
         server.wait_ready().await?;
@@ -101,13 +103,7 @@ impl ServerProcess {
     /// and port with `env`.
     pub async fn restart(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
         terminate(&mut self.child)?;
-        let port: u16 = self
-            .url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context("server URL without a port")?;
-        self.child = spawn_serve(self._dir.path(), port, env)?;
+        self.child = spawn_serve(self._dir.path(), self.port, env)?;
         self.wait_ready().await
     }
 
