@@ -280,18 +280,18 @@ impl crate::Store for SqlStore {
 /// Creates schema `schema` in the PostgreSQL at `base` if needed and returns a URL whose
 /// connections use it, for giving each test (or test server) a database of its own.
 pub async fn postgres_schema_url(base: &str, schema: &str) -> anyhow::Result<String> {
-    on_postgres_schema(base, schema, "CREATE SCHEMA IF NOT EXISTS").await?;
+    on_postgres_schema(base, schema, "CREATE SCHEMA IF NOT EXISTS {}").await?;
     let sep = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 /// Drops schema `schema` of the PostgreSQL at `base` and everything in it.
 pub async fn drop_postgres_schema(base: &str, schema: &str) -> anyhow::Result<()> {
-    on_postgres_schema(base, schema, "DROP SCHEMA IF EXISTS").await
+    on_postgres_schema(base, schema, "DROP SCHEMA IF EXISTS {} CASCADE").await
 }
 
-/// Runs `{verb} {schema}` (plus CASCADE when dropping) on the PostgreSQL at `base`.
-async fn on_postgres_schema(base: &str, schema: &str, verb: &str) -> anyhow::Result<()> {
+/// Runs `statement`, with `{}` standing for `schema`, on the PostgreSQL at `base`.
+async fn on_postgres_schema(base: &str, schema: &str, statement: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         !schema.is_empty()
             && schema
@@ -303,13 +303,8 @@ async fn on_postgres_schema(base: &str, schema: &str, verb: &str) -> anyhow::Res
     let admin = AnyPool::connect(base)
         .await
         .with_context(|| format!("connecting to {base}"))?;
-    let cascade = if verb.starts_with("DROP") {
-        " CASCADE"
-    } else {
-        ""
-    };
     admin
-        .execute(format!("{verb} {schema}{cascade}").as_str())
+        .execute(statement.replace("{}", schema).as_str())
         .await?;
     admin.close().await;
     Ok(())
