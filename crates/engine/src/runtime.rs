@@ -36,13 +36,21 @@ const MATCH_BATCH: u32 = 500;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often the matcher looks for automation changes made by other processes.
 const INDEX_CHECK: Duration = Duration::from_millis(250);
+/// Most executions one claim takes: a larger claim holds the one SQLite writer longer.
+const CLAIM_BATCH: usize = 512;
 /// Least time between two claims that must skip a busy destination's backlog.
 const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(25);
-/// How many times its concurrency limit a destination may have claimed (delivering or waiting).
-const CLAIM_AHEAD: usize = 8;
-/// How many times its concurrency limit a destination may have sent but not yet recorded:
-/// the most a crash can make it receive twice. More lets the recorder write bigger batches.
-const UNRECORDED_AHEAD: usize = 4;
+/// How many times its concurrency limit a destination may have claimed (delivering or waiting),
+/// and how many times `max_in_flight` this process may hold leased in all. Work held ahead
+/// waits in memory for a slot (its leases renewed), so a backlog is claimed in a few large
+/// transactions instead of one small one per finished delivery.
+const CLAIM_AHEAD: usize = 64;
+/// How many times its concurrency limit a destination may have sent but not yet recorded.
+/// A crash can make a destination receive twice what was being sent or sent and unrecorded:
+/// at most `(UNRECORDED_AHEAD + 1) × per_destination`. More lets deliveries go on while the
+/// one SQLite writer is busy (a matcher batch holds it for tens of milliseconds), and lets
+/// the recorder write bigger batches.
+pub const UNRECORDED_AHEAD: usize = 16;
 /// How long shutdown waits for deliveries in flight.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -111,9 +119,57 @@ struct InFlight {
     by_destination: HashMap<IntegrationId, usize>,
     /// Deliveries under way per destination (at most `per_destination`).
     active: HashMap<IntegrationId, usize>,
-    /// Claimed executions waiting for a slot of their destination. They hold no global slot,
-    /// so a slow or dead destination's backlog never takes room that others need.
+    /// Claimed executions waiting for a slot. They hold no slot, so a slow or dead
+    /// destination's backlog never takes room that others need; freed slots go to the
+    /// destinations with work waiting in turn.
     queued: HashMap<IntegrationId, VecDeque<ClaimedExecution>>,
+}
+
+/// The concurrency limits deliveries start within.
+#[derive(Clone, Copy)]
+struct Limits {
+    total: usize,
+    per_destination: usize,
+}
+
+impl InFlight {
+    /// Takes a slot for the next queued execution that may start now, if any: destinations
+    /// take turns (in id order, starting after `after`), each up to its own limit, all
+    /// together up to the total.
+    fn next_ready(
+        &mut self,
+        after: Option<IntegrationId>,
+        limits: Limits,
+    ) -> Option<ClaimedExecution> {
+        if self.total >= limits.total {
+            return None;
+        }
+        let mut ids: Vec<IntegrationId> = self.queued.keys().copied().collect();
+        ids.sort_unstable_by_key(|d| d.0);
+        let split = after.map_or(0, |a| ids.partition_point(|d| d.0 <= a.0));
+        for d in ids[split..].iter().chain(&ids[..split]) {
+            let queue = self.queued.get_mut(d)?;
+            // A Slack channel takes one message at a time anyway (the pacer), so its messages
+            // go one by one, in order, instead of racing for the channel.
+            let limit = if queue.front()?.action["type"] == "NOTIFICATION" {
+                1
+            } else {
+                limits.per_destination
+            };
+            let active = self.active.entry(*d).or_default();
+            if *active >= limit {
+                continue;
+            }
+            *active += 1;
+            self.total += 1;
+            let x = queue.pop_front();
+            if queue.is_empty() {
+                self.queued.remove(d);
+            }
+            return x;
+        }
+        None
+    }
 }
 
 impl Engine {
@@ -198,6 +254,11 @@ impl Engine {
     fn want_claim(&self) {
         self.claim_wanted
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The most executions this process holds leased (delivering, queued or unrecorded).
+    fn hold_limit(&self) -> usize {
+        self.config.max_in_flight * CLAIM_AHEAD
     }
 
     /// A delivery finished: its slot is free for work a starved claim left behind.
@@ -462,9 +523,9 @@ impl Engine {
         let until = Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let f = self.in_flight.lock().expect("in-flight lock");
         // What a claim would take now (the delivery loop may claim meanwhile, so the two can
-        // together start up to twice `max_in_flight` for a moment).
-        let queued = self.handoff.lock().expect("handoff lock").len();
-        let mut room = self.config.max_in_flight.saturating_sub(f.total + queued);
+        // together hold a little more than the limit for a moment). `leased` counts the
+        // hand-off queue too.
+        let mut room = self.hold_limit().saturating_sub(f.leased.len());
         let mut taken: HashMap<IntegrationId, usize> = HashMap::new();
         for x in executions
             .iter_mut()
@@ -545,7 +606,8 @@ impl Engine {
                 .filter(|(_, n)| **n >= self.config.per_destination * CLAIM_AHEAD)
                 .map(|(id, _)| *id)
                 .collect();
-            (self.config.max_in_flight.saturating_sub(f.total), busy)
+            let room = self.hold_limit().saturating_sub(f.leased.len());
+            (room.min(CLAIM_BATCH), busy)
         };
         if room == 0 {
             self.starved
@@ -617,28 +679,17 @@ impl Engine {
             for x in claimed {
                 f.leased.insert(x.id);
                 let Some(d) = x.integration_id else {
-                    f.total += 1;
+                    f.total += 1; // NO_OP: nothing to send, done at once
                     start.push(x);
                     continue;
                 };
                 *f.by_destination.entry(d).or_default() += 1;
-                let active = f.active.entry(d).or_default();
-                // A Slack channel takes one message at a time anyway (the pacer), so its
-                // messages go one by one, in order, instead of racing for the channel.
-                let limit = if x.action["type"] == "NOTIFICATION" {
-                    1
-                } else {
-                    self.config.per_destination
-                };
-                // A batch may hold more for one destination than it has free slots; the extra
-                // wait in its queue, holding nothing that other destinations need.
-                if *active < limit {
-                    *active += 1;
-                    f.total += 1;
-                    start.push(x);
-                } else {
-                    f.queued.entry(d).or_default().push_back(x);
-                }
+                f.queued.entry(d).or_default().push_back(x);
+            }
+            let mut after = None;
+            while let Some(x) = f.next_ready(after, self.limits()) {
+                after = x.integration_id;
+                start.push(x);
             }
         }
         for x in start {
@@ -646,7 +697,14 @@ impl Engine {
         }
     }
 
-    /// Delivers `x`, then, keeping its slots, whatever is queued for the same destination.
+    fn limits(&self) -> Limits {
+        Limits {
+            total: self.config.max_in_flight,
+            per_destination: self.config.per_destination,
+        }
+    }
+
+    /// Delivers `x`, then, keeping its slot, the next queued execution that may start.
     async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
         loop {
             // Sent but unrecorded deliveries are the ones a crash would send again, so each
@@ -729,25 +787,17 @@ impl Engine {
             let next = {
                 let mut guard = self.in_flight.lock().expect("in-flight lock");
                 let f = &mut *guard;
-                let next = x.integration_id.and_then(|d| {
-                    let next = f.queued.get_mut(&d).and_then(VecDeque::pop_front);
-                    if f.queued.get(&d).is_some_and(VecDeque::is_empty) {
-                        f.queued.remove(&d);
-                    }
-                    if next.is_none() {
-                        if let Some(a) = f.active.get_mut(&d) {
-                            *a -= 1;
-                            if *a == 0 {
-                                f.active.remove(&d);
-                            }
+                f.total -= 1;
+                if let Some(d) = x.integration_id {
+                    if let Some(a) = f.active.get_mut(&d) {
+                        *a -= 1;
+                        if *a == 0 {
+                            f.active.remove(&d);
                         }
                     }
-                    next
-                });
-                if next.is_none() {
-                    f.total -= 1;
                 }
-                next
+                // The freed slot goes to the next destination in turn that has work waiting.
+                f.next_ready(x.integration_id, self.limits())
             };
             self.slot_freed();
             match next {
@@ -937,5 +987,95 @@ impl Engine {
         if drained.is_err() {
             tracing::warn!("shutdown: some deliveries were still in flight; they will be retried at the next start");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_domain::ids::{AutomationId, EntityId};
+
+    fn queued(f: &mut InFlight, id: i64, destination: i64, kind: &str) {
+        let d = IntegrationId(destination);
+        f.queued.entry(d).or_default().push_back(ClaimedExecution {
+            id: ExecutionId(id),
+            entity_id: EntityId(1),
+            automation_id: AutomationId(1),
+            integration_id: Some(d),
+            action: serde_json::json!({ "type": kind }),
+            variables: Value::Null,
+            attempt_count: 0,
+            round_attempts: 0,
+        });
+    }
+
+    /// Takes every execution that may start now, as `start` does, as (execution, destination)
+    /// pairs.
+    fn drain(f: &mut InFlight, after: Option<i64>, limits: Limits) -> Vec<(i64, i64)> {
+        let mut after = after.map(IntegrationId);
+        std::iter::from_fn(|| {
+            let x = f.next_ready(after, limits)?;
+            after = x.integration_id;
+            Some((x.id.0, x.integration_id?.0))
+        })
+        .collect()
+    }
+
+    const LIMITS: Limits = Limits {
+        total: 4,
+        per_destination: 2,
+    };
+
+    #[test]
+    fn slots_respect_the_destination_and_total_limits() {
+        let mut f = InFlight::default();
+        for id in 1..=5 {
+            queued(&mut f, id, 7, "GENERIC_WEBHOOK");
+        }
+        // One destination: its own limit, in queue order.
+        assert_eq!(drain(&mut f, None, LIMITS), vec![(1, 7), (2, 7)]);
+        assert_eq!((f.total, f.active[&IntegrationId(7)]), (2, 2));
+        for id in 6..=8 {
+            queued(&mut f, id, 9, "GENERIC_WEBHOOK");
+        }
+        for id in 10..=12 {
+            queued(&mut f, id, 3, "NOTIFICATION");
+        }
+        // Two slots of the total are left: destination 3 (after 9 in id order, wrapping) and
+        // 9 take one each; a Slack channel never gets a second.
+        assert_eq!(drain(&mut f, Some(7), LIMITS), vec![(6, 9), (10, 3)]);
+        assert_eq!(f.total, 4);
+        assert!(
+            drain(&mut f, None, LIMITS).is_empty(),
+            "the total is reached"
+        );
+        // Queues left: 7 holds 3, 4, 5; 9 holds 7, 8; 3 holds 11, 12.
+        assert_eq!(f.queued[&IntegrationId(7)].len(), 3);
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_next_destination_in_turn() {
+        let mut f = InFlight::default();
+        for (id, d) in [(1, 1), (2, 2), (3, 3), (4, 1), (5, 2), (6, 3)] {
+            queued(&mut f, id, d, "GENERIC_WEBHOOK");
+        }
+        let one = Limits {
+            total: 1,
+            per_destination: 2,
+        };
+        assert_eq!(drain(&mut f, None, one), vec![(1, 1)]);
+        // Each time the slot is given back, the destination after the last one served gets it.
+        let mut order = Vec::new();
+        let mut last = 1;
+        for _ in 0..5 {
+            f.total -= 1;
+            *f.active.get_mut(&IntegrationId(last)).unwrap() -= 1;
+            let next = drain(&mut f, Some(last), one);
+            assert_eq!(next.len(), 1);
+            last = next[0].1;
+            order.push(next[0]);
+        }
+        assert_eq!(order, vec![(2, 2), (3, 3), (4, 1), (5, 2), (6, 3)]);
+        assert!(f.queued.is_empty());
     }
 }

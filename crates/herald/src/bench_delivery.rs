@@ -31,7 +31,8 @@ pub struct DeliveryArgs {
     /// Events for the throughput run.
     #[arg(long, default_value_t = 3000)]
     pub events: usize,
-    /// Concurrent API clients sending events, and concurrent raw POSTs.
+    /// Concurrent API clients sending events, concurrent raw POSTs, and herald's
+    /// `per_destination` (the requests it may have open to the one receiver).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Event rate for the latency run, per second.
@@ -137,6 +138,11 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     };
     let mut env = vec![
         ("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8".to_string()),
+        // Herald may keep as many requests open to the receiver as the raw run does.
+        (
+            "HERALD_DELIVERY_PER_DESTINATION",
+            args.concurrency.to_string(),
+        ),
         (
             "HERALD_BOOTSTRAP_API_KEY",
             "bench-admin-key-0123456789abcdef".to_string(),

@@ -98,6 +98,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "lease_index",
         sql: include_str!("../../migrations/sqlite/0005_lease_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "partial_queue_indexes",
+        sql: include_str!("../../migrations/sqlite/0006_partial_queue_indexes.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -125,6 +130,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "lease_index",
         sql: include_str!("../../migrations/postgres/0005_lease_index.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "partial_queue_indexes",
+        sql: include_str!("../../migrations/postgres/0006_partial_queue_indexes.sql"),
     },
 ];
 
