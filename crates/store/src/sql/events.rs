@@ -41,32 +41,62 @@ pub(crate) async fn insert_event(
     Ok(EventId(id))
 }
 
-const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
      version_id, version_index, alias, tag, run_name, author, created_at, body";
 
-pub(crate) fn event_from_row(row: &AnyRow) -> Result<Event, sqlx::Error> {
-    let event_type: String = row.try_get("event_type")?;
-    let event_type =
-        EventType::parse(&event_type).map_err(|e| sqlx::Error::Decode(e.message.into()))?;
+/// A row of either driver, read by column name: sqlx's (any backend) or the inline SQLite
+/// connection's.
+pub(crate) trait Columns {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>>;
+    fn text(&self, name: &str) -> StoreResult<Option<String>>;
+}
+
+impl Columns for AnyRow {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(name)?)
+    }
+    fn text(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(self.get(name)?)
+    }
+    fn text(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(name)?)
+    }
+}
+
+pub(crate) fn event_from_row(row: &impl Columns) -> StoreResult<Event> {
+    let int = |name: &str| -> StoreResult<i64> {
+        row.int(name)?
+            .ok_or_else(|| anyhow::anyhow!("events.{name} is NULL").into())
+    };
+    let text = |name: &str| -> StoreResult<String> {
+        row.text(name)?
+            .ok_or_else(|| anyhow::anyhow!("events.{name} is NULL").into())
+    };
+    let event_type = EventType::parse(&text("event_type")?)
+        .map_err(|e| anyhow::anyhow!("events.event_type: {}", e.message))?;
     Ok(Event {
-        id: EventId(row.try_get("id")?),
+        id: EventId(int("id")?),
         event_type,
-        entity_id: EntityId(row.try_get("entity_id")?),
-        entity: row.try_get("entity_name")?,
-        project: row.try_get("project_name")?,
-        collection: row.try_get("collection_name")?,
-        artifact_type: row.try_get("artifact_type")?,
-        version_id: row.try_get::<Option<i64>, _>("version_id")?.map(VersionId),
-        version: row
-            .try_get::<Option<i64>, _>("version_index")?
-            .map(version_string),
-        alias: row.try_get("alias")?,
-        tag: row.try_get("tag")?,
-        run: row.try_get("run_name")?,
-        author: row.try_get("author")?,
-        created_at: ts(row.try_get("created_at")?),
-        body: json_col(&row.try_get::<String, _>("body")?),
+        entity_id: EntityId(int("entity_id")?),
+        entity: text("entity_name")?,
+        project: row.text("project_name")?,
+        collection: row.text("collection_name")?,
+        artifact_type: row.text("artifact_type")?,
+        version_id: row.int("version_id")?.map(VersionId),
+        version: row.int("version_index")?.map(version_string),
+        alias: row.text("alias")?,
+        tag: row.text("tag")?,
+        run: row.text("run_name")?,
+        author: row.text("author")?,
+        created_at: ts(int("created_at")?),
+        body: json_col(&text("body")?),
     })
 }
 
@@ -81,6 +111,6 @@ impl EventStore for SqlStore {
         .bind(page.limit as i64)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+        rows.iter().map(event_from_row).collect()
     }
 }

@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::automations::owner;
-use super::events::event_from_row;
+use super::events::{event_from_row, EVENT_COLUMNS};
 use super::{json_col, now_us, ts, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
@@ -78,13 +78,17 @@ impl SqlStore {
     }
 }
 
-const EVENT_COLUMNS: &str =
-    "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
-     version_id, version_index, alias, tag, run_name, author, created_at, body";
-
 #[async_trait]
 impl ExecutionStore for SqlStore {
     async fn matcher_cursor(&self) -> StoreResult<i64> {
+        if let Some(inline) = &self.inline {
+            return inline.read(|c| {
+                Ok(
+                    c.prepare_cached("SELECT last_event_id FROM matcher_cursor WHERE id = 1")?
+                        .query_row([], |r| r.get(0))?,
+                )
+            });
+        }
         Ok(
             sqlx::query("SELECT last_event_id FROM matcher_cursor WHERE id = 1")
                 .fetch_one(&self.read)
@@ -122,14 +126,24 @@ impl ExecutionStore for SqlStore {
     }
 
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
-        ))
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+        if let Some(inline) = &self.inline {
+            return inline.read(|c| {
+                let mut stmt = c.prepare_cached(&sql.replace('$', "?"))?;
+                let mut rows = stmt.query(rusqlite::params![after, i64::from(limit)])?;
+                let mut out = Vec::with_capacity(limit as usize);
+                while let Some(row) = rows.next()? {
+                    out.push(event_from_row(row)?);
+                }
+                Ok(out)
+            });
+        }
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn record_matches(
@@ -139,6 +153,12 @@ impl ExecutionStore for SqlStore {
         executions: &[NewExecution],
     ) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
         let now = now_us();
+        if let Some(recorded) = self
+            .write_inline(|tx| record_matches_inline(tx, from, up_to, executions, now))
+            .await
+        {
+            return recorded;
+        }
         let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
             "UPDATE matcher_cursor SET last_event_id = $1 WHERE id = 1 AND last_event_id = $2",
@@ -155,9 +175,7 @@ impl ExecutionStore for SqlStore {
         for chunk in executions.chunks(RECORD_CHUNK) {
             // The unique (automation, event) pair makes a replayed batch harmless.
             let sql = format!(
-                "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, action_type, \
-                 integration_id, status, reason, action, variables, request, next_attempt_at, lease_until, created_at, updated_at) \
-                 VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id, automation_id, event_id",
+                "{INSERT_EXECUTION} VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id, automation_id, event_id",
                 self.value_rows(chunk.len(), 16, 0)
             );
             let mut q = sqlx::query(&sql);
@@ -170,11 +188,7 @@ impl ExecutionStore for SqlStore {
                     .bind(x.event_type.as_str())
                     .bind(x.action_type.as_str())
                     .bind(x.integration_id.map(|i| i.0))
-                    .bind(if x.lease_until.is_some() {
-                        ExecutionStatus::Running.as_str()
-                    } else {
-                        x.status.as_str()
-                    })
+                    .bind(stored_status(x).as_str())
                     .bind(&x.reason)
                     .bind(x.action.to_string())
                     .bind(x.variables.to_string())
@@ -191,15 +205,12 @@ impl ExecutionStore for SqlStore {
         }
         for x in executions {
             if let Some(run) = x.fired_run {
-                sqlx::query(
-                    "INSERT INTO run_trigger_state (automation_id, run_id, last_fired_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (automation_id, run_id) DO UPDATE SET last_fired_at = excluded.last_fired_at",
-                )
-                .bind(x.automation_id.0)
-                .bind(run.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(UPSERT_FIRED)
+                    .bind(x.automation_id.0)
+                    .bind(run.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -264,6 +275,38 @@ impl ExecutionStore for SqlStore {
              RETURNING id, entity_id, automation_id, integration_id, action, variables, attempt_count, round_attempts"
         );
         let now_us = now.timestamp_micros();
+        if let Some(claimed) = self
+            .write_inline(|tx| {
+                // `$n` is a named parameter to SQLite, numbered by first appearance; `?n` is n.
+                let mut stmt = tx.prepare_cached(&sql.replace('$', "?"))?;
+                let params = [
+                    lease_until.timestamp_micros(),
+                    now_us,
+                    now_us,
+                    i64::from(limit),
+                ]
+                .into_iter()
+                .chain(busy.iter().map(|b| b.0));
+                let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                    Ok(ClaimedExecution {
+                        id: ExecutionId(r.get("id")?),
+                        entity_id: EntityId(r.get("entity_id")?),
+                        automation_id: AutomationId(r.get("automation_id")?),
+                        integration_id: r
+                            .get::<_, Option<i64>>("integration_id")?
+                            .map(IntegrationId),
+                        action: json_col(&r.get::<_, String>("action")?),
+                        variables: json_col(&r.get::<_, String>("variables")?),
+                        attempt_count: r.get("attempt_count")?,
+                        round_attempts: r.get("round_attempts")?,
+                    })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+        {
+            return claimed;
+        }
         let mut q = sqlx::query(&sql)
             .bind(lease_until.timestamp_micros())
             .bind(now_us)
@@ -305,6 +348,12 @@ impl ExecutionStore for SqlStore {
         done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     ) -> StoreResult<()> {
         let now = now_us();
+        if let Some(done) = self
+            .write_inline(|tx| record_attempts_inline(tx, done, now))
+            .await
+        {
+            return done;
+        }
         let mut tx = self.begin_write().await?;
         // Two statements per chunk, not two per attempt: a busy server records hundreds of
         // attempts at once, and each statement is a round trip to the database.
@@ -337,17 +386,7 @@ impl ExecutionStore for SqlStore {
             );
             let mut q = sqlx::query(&sql).bind(now);
             for (id, attempt, outcome) in chunk {
-                let (status, next, reason) = match outcome {
-                    AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
-                    AttemptOutcome::RetryAt(t) => (
-                        ExecutionStatus::Pending,
-                        Some(t.timestamp_micros()),
-                        attempt.error.clone(),
-                    ),
-                    AttemptOutcome::Failed(why) => {
-                        (ExecutionStatus::Failed, None, Some(why.clone()))
-                    }
-                };
+                let (status, next, reason) = after_attempt(attempt, outcome);
                 q = q.bind(id.0).bind(status.as_str()).bind(next).bind(reason);
             }
             q.execute(&mut *tx).await?;
@@ -491,4 +530,122 @@ impl ExecutionStore for SqlStore {
         }
         self.execution(entity, id).await
     }
+}
+
+/// Where an execution goes after `attempt`: its status, next attempt time and reason.
+fn after_attempt(
+    attempt: &NewAttempt,
+    outcome: &AttemptOutcome,
+) -> (ExecutionStatus, Option<i64>, Option<String>) {
+    match outcome {
+        AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
+        AttemptOutcome::RetryAt(t) => (
+            ExecutionStatus::Pending,
+            Some(t.timestamp_micros()),
+            attempt.error.clone(),
+        ),
+        AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why.clone())),
+    }
+}
+
+/// [`ExecutionStore::record_attempts`] on the inline SQLite connection: one prepared
+/// statement of each kind, executed per attempt.
+fn record_attempts_inline(
+    tx: &rusqlite::Transaction<'_>,
+    done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
+    now: i64,
+) -> StoreResult<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
+         status = ?2, next_attempt_at = ?3, reason = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
+    )?;
+    for (id, attempt, outcome) in done {
+        insert.execute(rusqlite::params![
+            id.0,
+            attempt.number,
+            attempt.started_at.timestamp_micros(),
+            attempt.duration.as_micros() as i64,
+            attempt.status_code.map(i64::from),
+            attempt.error_class,
+            attempt.error,
+            attempt.response,
+        ])?;
+        let (status, next, reason) = after_attempt(attempt, outcome);
+        update.execute(rusqlite::params![id.0, status.as_str(), next, reason, now])?;
+    }
+    Ok(())
+}
+
+const INSERT_EXECUTION: &str = "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, \
+     action_type, integration_id, status, reason, action, variables, request, next_attempt_at, lease_until, created_at, updated_at)";
+
+/// Starts (or restarts) a run-metric automation's cooldown for one run.
+const UPSERT_FIRED: &str =
+    "INSERT INTO run_trigger_state (automation_id, run_id, last_fired_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (automation_id, run_id) DO UPDATE SET last_fired_at = excluded.last_fired_at";
+
+/// The status an execution is stored with: RUNNING when the matcher leased it to itself.
+fn stored_status(x: &NewExecution) -> ExecutionStatus {
+    if x.lease_until.is_some() {
+        ExecutionStatus::Running
+    } else {
+        x.status
+    }
+}
+
+/// [`ExecutionStore::record_matches`] on the inline SQLite connection.
+fn record_matches_inline(
+    tx: &rusqlite::Transaction<'_>,
+    from: i64,
+    up_to: i64,
+    executions: &[NewExecution],
+    now: i64,
+) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
+    let moved = tx
+        .prepare_cached(
+            "UPDATE matcher_cursor SET last_event_id = ?1 WHERE id = 1 AND last_event_id = ?2",
+        )?
+        .execute(rusqlite::params![up_to, from])?;
+    if moved == 0 {
+        return Ok(None); // nothing was written: committing the empty transaction is harmless
+    }
+    let mut insert = tx.prepare_cached(&format!(
+        "{INSERT_EXECUTION} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
+         ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id"
+    ))?;
+    let mut ids = Vec::with_capacity(executions.len());
+    for x in executions {
+        let id: Option<i64> = rusqlite::OptionalExtension::optional(insert.query_row(
+            rusqlite::params![
+                x.entity_id.0,
+                x.automation_id.0,
+                x.automation_name,
+                x.event_id.0,
+                x.event_type.as_str(),
+                x.action_type.as_str(),
+                x.integration_id.map(|i| i.0),
+                stored_status(x).as_str(),
+                x.reason,
+                x.action.to_string(),
+                x.variables.to_string(),
+                x.request.to_string(),
+                x.next_attempt_at.map(|t| t.timestamp_micros()),
+                x.lease_until.map(|t| t.timestamp_micros()),
+                now,
+            ],
+            |r| r.get(0),
+        ))?;
+        ids.push(id.map(ExecutionId));
+    }
+    let mut fired = tx.prepare_cached(&UPSERT_FIRED.replace('$', "?"))?;
+    for x in executions {
+        if let Some(run) = x.fired_run {
+            fired.execute(rusqlite::params![x.automation_id.0, run.0, now])?;
+        }
+    }
+    Ok(Some(ids))
 }

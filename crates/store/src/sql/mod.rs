@@ -11,6 +11,7 @@ mod automations;
 mod entities;
 mod events;
 mod executions;
+mod inline;
 mod run_triggers;
 mod runs;
 mod users;
@@ -64,6 +65,8 @@ pub struct SqlStore {
     projects: std::sync::Arc<
         std::sync::Mutex<std::collections::HashMap<(i64, String), herald_domain::catalog::Project>>,
     >,
+    /// SQLite in a file: the connection the hot write transactions run on (see [`inline`]).
+    inline: Option<std::sync::Arc<inline::Inline>>,
 }
 
 struct Migration {
@@ -173,6 +176,7 @@ impl SqlStore {
             read: pool,
             backend: Backend::Postgres,
             projects: Default::default(),
+            inline: None,
         })
     }
 
@@ -202,11 +206,16 @@ impl SqlStore {
             .connect_with(connect)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
+        let inline = match inline::Inline::path_of(&url) {
+            Some(path) => Some(std::sync::Arc::new(inline::Inline::open(path, sync)?)),
+            None => None,
+        };
         Ok(Self {
             write,
             read,
             backend: Backend::Sqlite,
             projects: Default::default(),
+            inline,
         })
     }
 
@@ -227,6 +236,20 @@ impl SqlStore {
                 .await?;
         }
         Ok(tx)
+    }
+
+    /// Runs `f` as one write transaction on the inline SQLite connection, holding the sqlx
+    /// writer meanwhile; `None` when there is no inline connection (PostgreSQL, or SQLite in
+    /// memory), and the caller uses sqlx.
+    pub(crate) async fn write_inline<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> crate::StoreResult<T>,
+    ) -> Option<crate::StoreResult<T>> {
+        let inline = self.inline.as_ref()?;
+        Some(match self.write.acquire().await {
+            Ok(_writer) => inline.write(f),
+            Err(e) => Err(e.into()),
+        })
     }
 
     /// Applies every migration newer than the database, each in its own transaction.

@@ -1,0 +1,78 @@
+//! SQLite's busiest write transactions, run inline on the calling thread.
+//!
+//! sqlx runs every SQLite statement on a worker thread of its own, so each statement costs two
+//! thread switches; on a small virtual machine those switches cost more than the statements.
+//! The engine's hot transactions (recording delivery attempts, recording matches, claiming)
+//! run instead on a second connection to the same file, called directly from the task that
+//! needs them: one transaction, no switch. They hold the sqlx writer while they run, so there
+//! is still exactly one writer at a time and nobody meets `SQLITE_BUSY`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+
+use crate::error::{StoreError, StoreResult};
+
+pub(crate) struct Inline {
+    conn: Mutex<rusqlite::Connection>,
+    /// For the matcher's reads (its cursor and the next events): one task, so uncontended.
+    reader: Mutex<rusqlite::Connection>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+impl Inline {
+    /// The file a `sqlite://PATH[?…]` URL names; `None` for an in-memory database, which a
+    /// second connection could not share.
+    pub(crate) fn path_of(url: &str) -> Option<PathBuf> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+
+    /// Opens the second connection, with the same settings as sqlx's.
+    pub(crate) fn open(path: PathBuf, synchronous: &str) -> anyhow::Result<Self> {
+        let connect = || -> anyhow::Result<rusqlite::Connection> {
+            let conn = rusqlite::Connection::open(&path)
+                .with_context(|| format!("opening SQLite database {}", path.display()))?;
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;"
+            ))?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Ok(conn)
+        };
+        Ok(Self {
+            conn: Mutex::new(connect()?),
+            reader: Mutex::new(connect()?),
+        })
+    }
+
+    /// Runs `f` on the reading connection (each statement sees what was committed before it).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        f(&self.reader.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `f` in one immediate transaction and commits it. The caller holds the sqlx
+    /// writer, so the lock is never contended.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
