@@ -368,6 +368,11 @@ impl Engine {
         tracing::debug!(
             events = events.len(),
             executions = executions.len(),
+            // Stored pending for a claim, not handed off.
+            left = executions
+                .iter()
+                .filter(|x| x.status == ExecutionStatus::Pending && x.lease_until.is_none())
+                .count(),
             elapsed_us = started.elapsed().as_micros() as u64,
             oldest_event_age_us = (Utc::now() - events[0].created_at).num_microseconds(),
             "matched"

@@ -153,8 +153,23 @@ impl ExecutionStore for SqlStore {
         executions: &[NewExecution],
     ) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
         let now = now_us();
+        // The JSON columns are written out before the writer is taken, not while holding it.
+        let json: Vec<[String; 3]> = if self.inline.is_some() {
+            executions
+                .iter()
+                .map(|x| {
+                    [
+                        x.action.to_string(),
+                        x.variables.to_string(),
+                        x.request.to_string(),
+                    ]
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         if let Some(recorded) = self
-            .write_inline(|tx| record_matches_inline(tx, from, up_to, executions, now))
+            .write_inline(|tx| record_matches_inline(tx, from, up_to, executions, &json, now))
             .await
         {
             return recorded;
@@ -287,25 +302,38 @@ impl ExecutionStore for SqlStore {
                 ]
                 .into_iter()
                 .chain(busy.iter().map(|b| b.0));
+                // The JSON is parsed after the writer is released, not while holding it.
                 let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-                    Ok(ClaimedExecution {
-                        id: ExecutionId(r.get("id")?),
-                        entity_id: EntityId(r.get("entity_id")?),
-                        automation_id: AutomationId(r.get("automation_id")?),
-                        integration_id: r
-                            .get::<_, Option<i64>>("integration_id")?
-                            .map(IntegrationId),
-                        action: json_col(&r.get::<_, String>("action")?),
-                        variables: json_col(&r.get::<_, String>("variables")?),
-                        attempt_count: r.get("attempt_count")?,
-                        round_attempts: r.get("round_attempts")?,
-                    })
+                    Ok((
+                        ClaimedExecution {
+                            id: ExecutionId(r.get("id")?),
+                            entity_id: EntityId(r.get("entity_id")?),
+                            automation_id: AutomationId(r.get("automation_id")?),
+                            integration_id: r
+                                .get::<_, Option<i64>>("integration_id")?
+                                .map(IntegrationId),
+                            action: serde_json::Value::Null,
+                            variables: serde_json::Value::Null,
+                            attempt_count: r.get("attempt_count")?,
+                            round_attempts: r.get("round_attempts")?,
+                        },
+                        r.get::<_, String>("action")?,
+                        r.get::<_, String>("variables")?,
+                    ))
                 })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await
         {
-            return claimed;
+            return claimed.map(|rows| {
+                rows.into_iter()
+                    .map(|(mut x, action, variables)| {
+                        x.action = json_col(&action);
+                        x.variables = json_col(&variables);
+                        x
+                    })
+                    .collect()
+            });
         }
         let mut q = sqlx::query(&sql)
             .bind(lease_until.timestamp_micros())
@@ -603,6 +631,7 @@ fn record_matches_inline(
     from: i64,
     up_to: i64,
     executions: &[NewExecution],
+    json: &[[String; 3]],
     now: i64,
 ) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
     let moved = tx
@@ -618,7 +647,7 @@ fn record_matches_inline(
          ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id"
     ))?;
     let mut ids = Vec::with_capacity(executions.len());
-    for x in executions {
+    for (x, [action, variables, request]) in executions.iter().zip(json) {
         let id: Option<i64> = rusqlite::OptionalExtension::optional(insert.query_row(
             rusqlite::params![
                 x.entity_id.0,
@@ -630,9 +659,9 @@ fn record_matches_inline(
                 x.integration_id.map(|i| i.0),
                 stored_status(x).as_str(),
                 x.reason,
-                x.action.to_string(),
-                x.variables.to_string(),
-                x.request.to_string(),
+                action,
+                variables,
+                request,
                 x.next_attempt_at.map(|t| t.timestamp_micros()),
                 x.lease_until.map(|t| t.timestamp_micros()),
                 now,

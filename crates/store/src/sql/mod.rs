@@ -192,8 +192,11 @@ impl SqlStore {
             SqliteSync::Normal => "NORMAL",
             SqliteSync::Full => "FULL",
         };
+        // A local file needs no liveness check before each use (it costs a round trip to the
+        // connection's worker thread).
         let write = AnyPoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, sync)))
             .connect_with(connect.clone())
@@ -201,6 +204,7 @@ impl SqlStore {
             .with_context(|| format!("opening SQLite database {url}"))?;
         let read = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, sync)))
             .connect_with(connect)
