@@ -76,3 +76,26 @@ impl Inline {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_file_gets_a_second_connection() {
+        let path = |url| Inline::path_of(url).map(|p| p.display().to_string());
+        assert_eq!(
+            path("sqlite://./data/herald.db").as_deref(),
+            Some("./data/herald.db")
+        );
+        assert_eq!(
+            path("sqlite:///var/lib/h.db?mode=rwc").as_deref(),
+            Some("/var/lib/h.db")
+        );
+        assert_eq!(path("sqlite:h.db").as_deref(), Some("h.db"));
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("sqlite://:memory:?cache=shared"), None);
+        assert_eq!(path("sqlite://"), None);
+        assert_eq!(path("postgres://localhost/db"), None);
+    }
+}
