@@ -251,7 +251,7 @@ impl SqlStore {
     ) -> Option<crate::StoreResult<T>> {
         let inline = self.inline.as_ref()?;
         Some(match self.write.acquire().await {
-            Ok(_writer) => inline.write(f),
+            Ok(_writer) => off_the_runtime(|| inline.write(f)),
             Err(e) => Err(e.into()),
         })
     }
@@ -386,6 +386,16 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, sync: &str) -> Result<()
     conn.execute("PRAGMA busy_timeout = 10000").await?;
     conn.execute("PRAGMA cache_size = -16384").await?;
     Ok(())
+}
+
+/// Runs blocking database work `f` on this thread, first telling a multi-threaded tokio
+/// runtime to move its other tasks to another worker, so a long transaction never stalls
+/// the HTTP requests queued behind it (a current-thread runtime, as in tests, just runs it).
+pub(crate) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Now, in the store's time unit.
