@@ -122,7 +122,8 @@ struct InFlight {
     /// Claimed executions waiting for a slot. They hold no slot, so a slow or dead
     /// destination's backlog never takes room that others need; freed slots go to the
     /// destinations with work waiting in turn.
-    queued: HashMap<IntegrationId, VecDeque<ClaimedExecution>>,
+    /// Ordered by id, for the turns.
+    queued: std::collections::BTreeMap<IntegrationId, VecDeque<ClaimedExecution>>,
 }
 
 /// The concurrency limits deliveries start within.
@@ -144,31 +145,40 @@ impl InFlight {
         if self.total >= limits.total {
             return None;
         }
-        let mut ids: Vec<IntegrationId> = self.queued.keys().copied().collect();
-        ids.sort_unstable_by_key(|d| d.0);
-        let split = after.map_or(0, |a| ids.partition_point(|d| d.0 <= a.0));
-        for d in ids[split..].iter().chain(&ids[..split]) {
-            let queue = self.queued.get_mut(d)?;
-            // A Slack channel takes one message at a time anyway (the pacer), so its messages
-            // go one by one, in order, instead of racing for the channel.
-            let limit = if queue.front()?.action["type"] == "NOTIFICATION" {
-                1
-            } else {
-                limits.per_destination
-            };
-            let active = self.active.entry(*d).or_default();
-            if *active >= limit {
-                continue;
-            }
-            *active += 1;
-            self.total += 1;
-            let x = queue.pop_front();
-            if queue.is_empty() {
-                self.queued.remove(d);
-            }
-            return x;
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let (later, rest) = match after {
+            Some(a) => ((Excluded(a), Unbounded), (Unbounded, Included(a))),
+            None => (
+                (Unbounded, Unbounded),
+                (Unbounded, Excluded(IntegrationId(i64::MIN))),
+            ),
+        };
+        let d = self
+            .queued
+            .range(later)
+            .chain(self.queued.range(rest))
+            .find(|(d, queue)| {
+                // A Slack channel takes one message at a time anyway (the pacer), so its
+                // messages go one by one, in order, instead of racing for the channel.
+                let limit = if queue
+                    .front()
+                    .is_some_and(|x| x.action["type"] == "NOTIFICATION")
+                {
+                    1
+                } else {
+                    limits.per_destination
+                };
+                self.active.get(d).copied().unwrap_or(0) < limit
+            })
+            .map(|(d, _)| *d)?;
+        let queue = self.queued.get_mut(&d)?;
+        let x = queue.pop_front();
+        if queue.is_empty() {
+            self.queued.remove(&d);
         }
-        None
+        *self.active.entry(d).or_default() += 1;
+        self.total += 1;
+        x
     }
 }
 
