@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use super::automations::owner;
 use super::events::{event_from_row, EVENT_COLUMNS};
+use super::inline::numbered;
 use super::{json_col, now_us, ts, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
@@ -132,7 +133,7 @@ impl ExecutionStore for SqlStore {
         if let Some(inline) = &self.inline {
             return super::off_the_runtime(|| {
                 inline.read(|c| {
-                    let mut stmt = c.prepare_cached(&sql.replace('$', "?"))?;
+                    let mut stmt = c.prepare_cached(&numbered(&sql))?;
                     let mut rows = stmt.query(rusqlite::params![after, i64::from(limit)])?;
                     let mut out = Vec::with_capacity(limit as usize);
                     while let Some(row) = rows.next()? {
@@ -296,8 +297,7 @@ impl ExecutionStore for SqlStore {
         let now_us = now.timestamp_micros();
         if let Some(claimed) = self
             .write_inline(|tx| {
-                // `$n` is a named parameter to SQLite, numbered by first appearance; `?n` is n.
-                let mut stmt = tx.prepare_cached(&sql.replace('$', "?"))?;
+                let mut stmt = tx.prepare_cached(&numbered(&sql))?;
                 let params = [
                     lease_until.timestamp_micros(),
                     now_us,
@@ -674,7 +674,7 @@ fn record_matches_inline(
         ))?;
         ids.push(id.map(ExecutionId));
     }
-    let mut fired = tx.prepare_cached(&UPSERT_FIRED.replace('$', "?"))?;
+    let mut fired = tx.prepare_cached(&numbered(UPSERT_FIRED))?;
     for x in executions {
         if let Some(run) = x.fired_run {
             fired.execute(rusqlite::params![x.automation_id.0, run.0, now])?;

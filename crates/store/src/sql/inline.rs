@@ -14,6 +14,13 @@ use anyhow::Context as _;
 
 use crate::error::{StoreError, StoreResult};
 
+/// A query written for sqlx (`$1`, `$2`, …) with its parameters numbered for rusqlite: to
+/// SQLite `$1` is a *named* parameter, numbered by first appearance, while `?1` is number 1.
+/// The store's queries have no `$` anywhere else.
+pub(crate) fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
 pub(crate) struct Inline {
     conn: Mutex<rusqlite::Connection>,
     /// For the matcher's reads (its cursor and the next events): one task, so uncontended.
@@ -80,6 +87,19 @@ impl Inline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_keep_their_numbers() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        // Reused and out of order: as named parameters these would bind by first appearance.
+        let sql = numbered("SELECT $2 - $1, $1 + $2 + $1");
+        let row: (i64, i64) = conn
+            .query_row(&sql, rusqlite::params![10, 3], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, (3 - 10, 10 + 3 + 10));
+    }
 
     #[test]
     fn only_a_file_gets_a_second_connection() {
