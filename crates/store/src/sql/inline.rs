@@ -3,9 +3,10 @@
 //! sqlx runs every SQLite statement on a worker thread of its own, so each statement costs two
 //! thread switches; on a small virtual machine those switches cost more than the statements.
 //! The engine's hot transactions (recording delivery attempts, recording matches, claiming)
-//! run instead on a second connection to the same file, called directly from the task that
-//! needs them: one transaction, no switch. They hold the sqlx writer while they run, so there
-//! is still exactly one writer at a time and nobody meets `SQLITE_BUSY`.
+//! run instead on a rusqlite connection of their own to the same file, called directly from
+//! the task that needs them: one transaction, no switch. They hold the sqlx writer while they
+//! run, so there is still exactly one writer at a time and nobody meets `SQLITE_BUSY`. The
+//! matcher's reads use a third connection the same way.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -44,7 +45,7 @@ impl Inline {
         (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
     }
 
-    /// Opens the second connection, with the same settings as sqlx's.
+    /// Opens the writing and the reading connection, with the same settings as sqlx's.
     pub(crate) fn open(path: PathBuf, synchronous: &str) -> anyhow::Result<Self> {
         let connect = || -> anyhow::Result<rusqlite::Connection> {
             let conn = rusqlite::Connection::open(&path)
