@@ -4,10 +4,9 @@ use async_trait::async_trait;
 use herald_domain::event::{Event, EventType, NewEvent, PageRequest};
 use herald_domain::ids::{EntityId, EventId, VersionId};
 use herald_domain::names::version_string;
-use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{json_col, ts, SqlStore};
+use super::{json_col, ts, Columns, SqlStore};
 use crate::{EventStore, StoreResult};
 
 /// Appends `event` within `tx`, so it commits or rolls back with the change it describes.
@@ -45,47 +44,14 @@ pub(crate) const EVENT_COLUMNS: &str =
     "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
      version_id, version_index, alias, tag, run_name, author, created_at, body";
 
-/// A row of either driver, read by column name: sqlx's (any backend) or the inline SQLite
-/// connection's.
-pub(crate) trait Columns {
-    fn int(&self, name: &str) -> StoreResult<Option<i64>>;
-    fn text(&self, name: &str) -> StoreResult<Option<String>>;
-}
-
-impl Columns for AnyRow {
-    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(name)?)
-    }
-    fn text(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(name)?)
-    }
-}
-
-impl Columns for rusqlite::Row<'_> {
-    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
-        Ok(self.get(name)?)
-    }
-    fn text(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.get(name)?)
-    }
-}
-
 pub(crate) fn event_from_row(row: &impl Columns) -> StoreResult<Event> {
-    let int = |name: &str| -> StoreResult<i64> {
-        row.int(name)?
-            .ok_or_else(|| anyhow::anyhow!("events.{name} is NULL").into())
-    };
-    let text = |name: &str| -> StoreResult<String> {
-        row.text(name)?
-            .ok_or_else(|| anyhow::anyhow!("events.{name} is NULL").into())
-    };
-    let event_type = EventType::parse(&text("event_type")?)
+    let event_type = EventType::parse(&row.text_required("event_type")?)
         .map_err(|e| anyhow::anyhow!("events.event_type: {}", e.message))?;
     Ok(Event {
-        id: EventId(int("id")?),
+        id: EventId(row.int_required("id")?),
         event_type,
-        entity_id: EntityId(int("entity_id")?),
-        entity: text("entity_name")?,
+        entity_id: EntityId(row.int_required("entity_id")?),
+        entity: row.text_required("entity_name")?,
         project: row.text("project_name")?,
         collection: row.text("collection_name")?,
         artifact_type: row.text("artifact_type")?,
@@ -95,8 +61,8 @@ pub(crate) fn event_from_row(row: &impl Columns) -> StoreResult<Event> {
         tag: row.text("tag")?,
         run: row.text("run_name")?,
         author: row.text("author")?,
-        created_at: ts(int("created_at")?),
-        body: json_col(&text("body")?),
+        created_at: ts(row.int_required("created_at")?),
+        body: json_col(&row.text_required("body")?),
     })
 }
 

@@ -15,7 +15,7 @@ use sqlx::Row;
 use super::automations::owner;
 use super::events::{event_from_row, EVENT_COLUMNS};
 use super::inline::numbered;
-use super::{json_col, now_us, ts, SqlStore};
+use super::{json_col, now_us, ts, Columns, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
     StoreError, StoreResult,
@@ -306,38 +306,17 @@ impl ExecutionStore for SqlStore {
                 ]
                 .into_iter()
                 .chain(busy.iter().map(|b| b.0));
-                // The JSON is parsed after the writer is released, not while holding it.
-                let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-                    Ok((
-                        ClaimedExecution {
-                            id: ExecutionId(r.get("id")?),
-                            entity_id: EntityId(r.get("entity_id")?),
-                            automation_id: AutomationId(r.get("automation_id")?),
-                            integration_id: r
-                                .get::<_, Option<i64>>("integration_id")?
-                                .map(IntegrationId),
-                            action: serde_json::Value::Null,
-                            variables: serde_json::Value::Null,
-                            attempt_count: r.get("attempt_count")?,
-                            round_attempts: r.get("round_attempts")?,
-                        },
-                        r.get::<_, String>("action")?,
-                        r.get::<_, String>("variables")?,
-                    ))
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(ClaimedRow::read(row)?);
+                }
+                Ok(out)
             })
             .await
         {
-            return claimed.map(|rows| {
-                rows.into_iter()
-                    .map(|(mut x, action, variables)| {
-                        x.action = json_col(&action);
-                        x.variables = json_col(&variables);
-                        x
-                    })
-                    .collect()
-            });
+            // The JSON is parsed after the writer is released, not while holding it.
+            return claimed.map(|rows| rows.into_iter().map(ClaimedRow::parsed).collect());
         }
         let mut q = sqlx::query(&sql)
             .bind(lease_until.timestamp_micros())
@@ -349,20 +328,7 @@ impl ExecutionStore for SqlStore {
         }
         let rows = q.fetch_all(&self.write).await?;
         rows.iter()
-            .map(|r| {
-                Ok(ClaimedExecution {
-                    id: ExecutionId(r.try_get("id")?),
-                    entity_id: EntityId(r.try_get("entity_id")?),
-                    automation_id: AutomationId(r.try_get("automation_id")?),
-                    integration_id: r
-                        .try_get::<Option<i64>, _>("integration_id")?
-                        .map(IntegrationId),
-                    action: json_col(&r.try_get::<String, _>("action")?),
-                    variables: json_col(&r.try_get::<String, _>("variables")?),
-                    attempt_count: r.try_get("attempt_count")?,
-                    round_attempts: r.try_get("round_attempts")?,
-                })
-            })
+            .map(|r| Ok(ClaimedRow::read(r)?.parsed()))
             .collect()
     }
 
@@ -681,4 +647,38 @@ fn record_matches_inline(
         }
     }
     Ok(Some(ids))
+}
+
+/// A claimed execution as read from its row, the JSON columns still text.
+struct ClaimedRow {
+    claimed: ClaimedExecution,
+    action: String,
+    variables: String,
+}
+
+impl ClaimedRow {
+    fn read(r: &impl Columns) -> StoreResult<Self> {
+        Ok(Self {
+            claimed: ClaimedExecution {
+                id: ExecutionId(r.int_required("id")?),
+                entity_id: EntityId(r.int_required("entity_id")?),
+                automation_id: AutomationId(r.int_required("automation_id")?),
+                integration_id: r.int("integration_id")?.map(IntegrationId),
+                action: serde_json::Value::Null,
+                variables: serde_json::Value::Null,
+                attempt_count: r.int_required("attempt_count")?,
+                round_attempts: r.int_required("round_attempts")?,
+            },
+            action: r.text_required("action")?,
+            variables: r.text_required("variables")?,
+        })
+    }
+
+    fn parsed(self) -> ClaimedExecution {
+        ClaimedExecution {
+            action: json_col(&self.action),
+            variables: json_col(&self.variables),
+            ..self.claimed
+        }
+    }
 }

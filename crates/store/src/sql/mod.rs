@@ -24,6 +24,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::StoreResult;
+
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -395,6 +397,43 @@ pub(crate) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// A row of either driver, read by column name: sqlx's (any backend) or the inline SQLite
+/// connection's.
+pub(crate) trait Columns {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>>;
+    fn text(&self, name: &str) -> StoreResult<Option<String>>;
+
+    /// A column that is never NULL.
+    fn int_required(&self, name: &str) -> StoreResult<i64> {
+        self.int(name)?
+            .ok_or_else(|| anyhow::anyhow!("column {name} is NULL").into())
+    }
+
+    /// A column that is never NULL.
+    fn text_required(&self, name: &str) -> StoreResult<String> {
+        self.text(name)?
+            .ok_or_else(|| anyhow::anyhow!("column {name} is NULL").into())
+    }
+}
+
+impl Columns for sqlx::any::AnyRow {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(name)?)
+    }
+    fn text(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(self.get(name)?)
+    }
+    fn text(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(name)?)
     }
 }
 
