@@ -50,10 +50,7 @@ impl Inline {
         let connect = || -> anyhow::Result<rusqlite::Connection> {
             let conn = rusqlite::Connection::open(&path)
                 .with_context(|| format!("opening SQLite database {}", path.display()))?;
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;"
-            ))?;
+            conn.execute_batch(&super::sqlite_pragmas(synchronous).join(";\n"))?;
             conn.set_prepared_statement_cache_capacity(64);
             Ok(conn)
         };

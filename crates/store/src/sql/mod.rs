@@ -200,7 +200,7 @@ impl SqlStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, sync)))
+            .after_connect(move |conn, _| Box::pin(apply_sqlite_pragmas(conn, sync)))
             .connect_with(connect.clone())
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
@@ -208,7 +208,7 @@ impl SqlStore {
             .max_connections(options.max_connections.max(1))
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| Box::pin(sqlite_pragmas(conn, sync)))
+            .after_connect(move |conn, _| Box::pin(apply_sqlite_pragmas(conn, sync)))
             .connect_with(connect)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
@@ -378,15 +378,32 @@ pub async fn dump_postgres_schema(base: &str, schema: &str) -> anyhow::Result<St
     Ok(out)
 }
 
-/// Per-connection SQLite settings: WAL so readers never wait for the writer, the chosen
-/// durability, enforced foreign keys, and a busy timeout as a last resort.
-async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, sync: &str) -> Result<(), sqlx::Error> {
-    conn.execute("PRAGMA journal_mode = WAL").await?;
-    conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
-        .await?;
-    conn.execute("PRAGMA foreign_keys = ON").await?;
-    conn.execute("PRAGMA busy_timeout = 10000").await?;
-    conn.execute("PRAGMA cache_size = -16384").await?;
+/// Per-connection SQLite settings: WAL so readers never wait for the writer, enforced foreign
+/// keys, a busy timeout as a last resort, a 16 MiB page cache, and temporary storage in
+/// memory: a statement that may fail halfway (any insert with constraints, inside a larger
+/// transaction) keeps a statement journal, which otherwise spills to a temporary file and
+/// made every execution insert pay for file writes. The chosen durability comes first.
+pub(crate) fn sqlite_pragmas(synchronous: &str) -> Vec<String> {
+    [
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA cache_size = -16384",
+        "PRAGMA temp_store = MEMORY",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .chain([format!("PRAGMA synchronous = {synchronous}")])
+    .collect()
+}
+
+async fn apply_sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    sync: &str,
+) -> Result<(), sqlx::Error> {
+    for pragma in sqlite_pragmas(sync) {
+        conn.execute(pragma.as_str()).await?;
+    }
     Ok(())
 }
 
