@@ -51,6 +51,10 @@ const CLAIM_AHEAD: usize = 64;
 /// one SQLite writer is busy (a matcher batch holds it for tens of milliseconds), and lets
 /// the recorder write bigger batches.
 pub const UNRECORDED_AHEAD: usize = 16;
+/// Longest a matcher working through a backlog waits for deliveries to make room for its
+/// next batch (see [`Engine::pace`]); after that it matches anyway, storing what does not fit
+/// pending for a claim.
+const PACE_MAX: Duration = Duration::from_millis(50);
 /// How long shutdown waits for deliveries in flight.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -87,6 +91,8 @@ pub struct Engine {
     /// Attempts handed to the recorder and not yet stored.
     records_pending: std::sync::atomic::AtomicUsize,
     records_done: Notify,
+    /// A delivery was sent: its destination has room for one more hand-off.
+    sent: Notify,
     pacer: Pacer,
     integrations: IntegrationCache,
     /// Where this process last moved the matcher's cursor; another value in the store means
@@ -111,6 +117,9 @@ enum Claim {
 struct InFlight {
     /// Deliveries sent but not yet recorded, per destination.
     unrecorded: HashMap<IntegrationId, usize>,
+    /// When each destination last finished sending a delivery: one that has not for a while
+    /// (a dead receiver, timing out) does not hold back the matcher.
+    sent_at: HashMap<IntegrationId, std::time::Instant>,
     /// Every execution this process has claimed and not yet recorded: their leases are renewed.
     leased: std::collections::HashSet<ExecutionId>,
     /// Deliveries under way, each holding one of `max_in_flight` slots.
@@ -134,6 +143,42 @@ struct Limits {
 }
 
 impl InFlight {
+    /// Executions claimed for `d` and not yet sent (queued, or being sent).
+    fn unsent(&self, d: IntegrationId) -> usize {
+        let held = self.by_destination.get(&d).copied().unwrap_or(0);
+        held.saturating_sub(self.unrecorded.get(&d).copied().unwrap_or(0))
+    }
+
+    /// Whether `batch` more executions fit, unsent, within `cap` for every destination that
+    /// sent something in the last `PACE_MAX` before `now`, and within `hold` for all of them.
+    /// Destinations that are not sending (a dead receiver) are left out: waiting for them
+    /// would hold everyone back. A limit smaller than two batches needs room for only half of
+    /// itself: waiting for more could never end.
+    fn room_for(&self, batch: usize, cap: usize, hold: usize, now: std::time::Instant) -> bool {
+        let (per_destination, hold_room) = (batch.min(cap / 2), batch.min(hold / 2));
+        let mut sending = 0;
+        for d in self.by_destination.keys() {
+            let recent = self
+                .sent_at
+                .get(d)
+                .is_some_and(|t| now.saturating_duration_since(*t) < PACE_MAX);
+            if recent {
+                let unsent = self.unsent(*d);
+                if unsent + per_destination > cap {
+                    return false;
+                }
+                sending += unsent;
+            }
+        }
+        sending + hold_room <= hold
+    }
+
+    /// Everything leased and not yet sent, in all.
+    fn held_unsent(&self) -> usize {
+        let unrecorded: usize = self.unrecorded.values().sum();
+        self.leased.len().saturating_sub(unrecorded)
+    }
+
     /// Takes a slot for the next queued execution that may start now, if any: destinations
     /// take turns (in id order, starting after `after`), each up to its own limit, all
     /// together up to the total.
@@ -207,6 +252,7 @@ impl Engine {
             busy_claim: Mutex::new(None),
             records_pending: std::sync::atomic::AtomicUsize::new(0),
             records_done: Notify::new(),
+            sent: Notify::new(),
             pacer: Pacer::default(),
             integrations: IntegrationCache::default(),
             cursor: Mutex::new(None),
@@ -312,6 +358,34 @@ impl Engine {
         Ok(fresh)
     }
 
+    /// Waits, at most `PACE_MAX`, until the deliveries this process holds leave room to hand
+    /// off a whole batch of executions. A matcher working through a backlog would otherwise
+    /// run ahead of delivery and store most of it pending, and claiming that again costs a
+    /// second write of every execution. Only destinations that are sending count: a dead one
+    /// (its requests timing out) keeps its backlog pending and holds nobody back.
+    async fn pace(&self) {
+        let until = tokio::time::Instant::now() + PACE_MAX;
+        loop {
+            let sent = self.sent.notified();
+            if self.room_for_batch() {
+                return;
+            }
+            if tokio::time::timeout_at(until, sent).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether a whole batch of executions could be handed off to destinations now sending.
+    fn room_for_batch(&self) -> bool {
+        self.in_flight.lock().expect("in-flight lock").room_for(
+            MATCH_BATCH as usize,
+            self.config.per_destination * CLAIM_AHEAD,
+            self.hold_limit(),
+            std::time::Instant::now(),
+        )
+    }
+
     /// One matcher step: matches the next batch of events and records their executions
     /// together with the cursor. Returns how many events it handled.
     pub async fn match_once(&self) -> Result<usize> {
@@ -374,28 +448,30 @@ impl Engine {
             }
         };
         *self.cursor.lock().expect("cursor lock") = Some(last);
-        self.hand_off(&executions, &ids);
+        let pending = executions
+            .iter()
+            .filter(|x| x.status == ExecutionStatus::Pending)
+            .count();
+        // Stored pending for a claim, not handed off.
+        let left = executions
+            .iter()
+            .filter(|x| x.status == ExecutionStatus::Pending && x.lease_until.is_none())
+            .count();
         tracing::debug!(
             events = events.len(),
             executions = executions.len(),
-            // Stored pending for a claim, not handed off.
-            left = executions
-                .iter()
-                .filter(|x| x.status == ExecutionStatus::Pending && x.lease_until.is_none())
-                .count(),
+            left,
             elapsed_us = started.elapsed().as_micros() as u64,
             oldest_event_age_us = (Utc::now() - events[0].created_at).num_microseconds(),
             "matched"
         );
-        let pending = executions
-            .iter()
-            .filter(|x| x.status == ExecutionStatus::Pending);
-        if pending.clone().any(|x| x.lease_until.is_none()) {
+        self.hand_off(executions, &ids);
+        if left > 0 {
             self.left_behind
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.want_claim();
         }
-        if pending.count() > 0 {
+        if pending > 0 {
             self.work_ready.notify_one();
         }
         Ok(events.len())
@@ -540,7 +616,9 @@ impl Engine {
         // What a claim would take now (the delivery loop may claim meanwhile, so the two can
         // together hold a little more than the limit for a moment). `leased` counts the
         // hand-off queue too.
-        let mut room = self.hold_limit().saturating_sub(f.leased.len());
+        // Sent executions wait only for the recorder, so what is held but unsent is what
+        // still needs room.
+        let mut room = self.hold_limit().saturating_sub(f.held_unsent());
         let mut taken: HashMap<IntegrationId, usize> = HashMap::new();
         for x in executions
             .iter_mut()
@@ -551,9 +629,7 @@ impl Engine {
             }
             if let Some(d) = x.integration_id {
                 let n = taken.entry(d).or_default();
-                if f.by_destination.get(&d).copied().unwrap_or(0) + *n
-                    >= self.config.per_destination * CLAIM_AHEAD
-                {
+                if f.unsent(d) + *n >= self.config.per_destination * CLAIM_AHEAD {
                     continue;
                 }
                 *n += 1;
@@ -564,9 +640,9 @@ impl Engine {
     }
 
     /// Queues the executions stored leased to this process for the delivery loop.
-    fn hand_off(&self, executions: &[herald_store::NewExecution], ids: &[Option<ExecutionId>]) {
+    fn hand_off(&self, executions: Vec<herald_store::NewExecution>, ids: &[Option<ExecutionId>]) {
         let mine: Vec<ClaimedExecution> = executions
-            .iter()
+            .into_iter()
             .zip(ids)
             .filter(|(x, _)| x.lease_until.is_some())
             .filter_map(|(x, id)| {
@@ -575,8 +651,8 @@ impl Engine {
                     entity_id: x.entity_id,
                     automation_id: x.automation_id,
                     integration_id: x.integration_id,
-                    action: x.action.clone(),
-                    variables: x.variables.clone(),
+                    action: x.action,
+                    variables: x.variables,
                     attempt_count: 0,
                     round_attempts: 0,
                 })
@@ -755,14 +831,11 @@ impl Engine {
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let dest = x.integration_id;
             if let Some(d) = dest {
-                *self
-                    .in_flight
-                    .lock()
-                    .expect("in-flight lock")
-                    .unrecorded
-                    .entry(d)
-                    .or_default() += 1;
+                let mut f = self.in_flight.lock().expect("in-flight lock");
+                *f.unrecorded.entry(d).or_default() += 1;
+                f.sent_at.insert(d, std::time::Instant::now());
             }
+            self.sent.notify_waiters();
             let engine = self.clone();
             // A retry's time is new to the delivery loop's timer: it reads it again.
             let retry = matches!(done.2, AttemptOutcome::RetryAt(_));
@@ -781,6 +854,7 @@ impl Engine {
                         *c -= 1;
                         if *c == 0 {
                             f.by_destination.remove(&d);
+                            f.sent_at.remove(&d);
                         }
                     }
                     if let Some(c) = f.unrecorded.get_mut(&d) {
@@ -930,8 +1004,15 @@ impl Engine {
     }
 
     async fn matcher_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        // A full batch means a backlog: the next one waits for room to hand it off.
+        let mut behind = false;
         while !shutdown.is_cancelled() {
-            match self.match_once().await {
+            if behind {
+                self.pace().await;
+            }
+            let step = self.match_once().await;
+            behind = matches!(step, Ok(n) if n >= MATCH_BATCH as usize);
+            match step {
                 Ok(0) => {
                     tokio::select! {
                         _ = self.events_written.notified() => {}
@@ -1066,6 +1147,38 @@ mod tests {
         );
         // Queues left: 7 holds 3, 4, 5; 9 holds 7, 8; 3 holds 11, 12.
         assert_eq!(f.queued[&IntegrationId(7)].len(), 3);
+    }
+
+    #[test]
+    fn a_backlog_waits_only_for_destinations_that_are_sending() {
+        let mut f = InFlight::default();
+        let now = std::time::Instant::now();
+        let (live, dead) = (IntegrationId(1), IntegrationId(2));
+        // `live` holds 900 claimed, 100 of them sent and waiting to be recorded.
+        f.by_destination.insert(live, 900);
+        f.unrecorded.insert(live, 100);
+        f.sent_at.insert(live, now);
+        assert_eq!(f.unsent(live), 800);
+        assert!(f.room_for(200, 1000, 4000, now), "800 + 200 fit in 1000");
+        assert!(!f.room_for(201, 1000, 4000, now), "800 + 201 do not");
+        assert!(!f.room_for(200, 1000, 999, now), "nor in all, within 999");
+        // Recorded deliveries free room too: what is sent no longer counts.
+        *f.unrecorded.get_mut(&live).unwrap() += 300;
+        assert!(f.room_for(500, 1000, 4000, now));
+        // A destination that has sent nothing lately (its requests hang) holds nobody back,
+        // however much it holds; once it sends again, it counts.
+        f.by_destination.insert(dead, 1000);
+        f.sent_at.insert(dead, now - PACE_MAX);
+        assert!(f.room_for(500, 1000, 4000, now));
+        f.sent_at.insert(dead, now);
+        assert!(!f.room_for(1, 1000, 4000, now));
+        // Limits below two batches wait for half of themselves, not for a whole batch.
+        let mut small = InFlight::default();
+        small.by_destination.insert(live, 64);
+        small.sent_at.insert(live, now);
+        assert!(small.room_for(500, 128, 4000, now));
+        *small.by_destination.get_mut(&live).unwrap() += 1;
+        assert!(!small.room_for(500, 128, 4000, now));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! that loses nothing; secrets that never leak; and bad input refused with nothing stored.
 #![forbid(unsafe_code)]
 
+mod backlog;
 mod bad_input;
 mod crash;
 mod delivery_faults;
