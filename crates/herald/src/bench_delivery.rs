@@ -41,8 +41,9 @@ pub struct DeliveryArgs {
     #[arg(long, default_value_t = 3)]
     pub seconds: u64,
     /// Events in the backlog drained by the engine alone (stored by an API-only server, then
-    /// matched and delivered after a restart with the engine on).
-    #[arg(long, default_value_t = 10000)]
+    /// matched and delivered after a restart with the engine on). Large enough that the drain
+    /// lasts over a second, so its rate is not a fraction of a second's noise.
+    #[arg(long, default_value_t = 30000)]
     pub backlog: usize,
     /// A PostgreSQL URL (`postgres://…`): the benchmark uses a fresh schema there instead of SQLite.
     #[arg(long)]
