@@ -615,9 +615,8 @@ impl Engine {
         let f = self.in_flight.lock().expect("in-flight lock");
         // What a claim would take now (the delivery loop may claim meanwhile, so the two can
         // together hold a little more than the limit for a moment). `leased` counts the
-        // hand-off queue too.
-        // Sent executions wait only for the recorder, so what is held but unsent is what
-        // still needs room.
+        // hand-off queue too; sent executions wait only for the recorder, so only what is
+        // held and unsent takes room.
         let mut room = self.hold_limit().saturating_sub(f.held_unsent());
         let mut taken: HashMap<IntegrationId, usize> = HashMap::new();
         for x in executions

@@ -382,7 +382,7 @@ pub async fn dump_postgres_schema(base: &str, schema: &str) -> anyhow::Result<St
 /// keys, a busy timeout as a last resort, a 16 MiB page cache, and temporary storage in
 /// memory: a statement that may fail halfway (any insert with constraints, inside a larger
 /// transaction) keeps a statement journal, which otherwise spills to a temporary file and
-/// made every execution insert pay for file writes. The chosen durability comes first.
+/// made every execution insert pay for file writes; and the chosen durability.
 pub(crate) fn sqlite_pragmas(synchronous: &str) -> Vec<String> {
     [
         "PRAGMA journal_mode = WAL",
