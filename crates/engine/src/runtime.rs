@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::slack::Pacer;
-use crate::delivery::{deliver, Deliverer, DeliveryConfig, IntegrationCache};
+use crate::delivery::{deliver, Deliverer, DeliveryConfig, IntegrationCache, SecretCache};
 use crate::matcher::{execution_for, Compiled, Index, RateLimiter, RunFiring};
 use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
 use crate::secrets::MasterKey;
@@ -95,6 +95,7 @@ pub struct Engine {
     sent: Notify,
     pacer: Pacer,
     integrations: IntegrationCache,
+    secrets: SecretCache,
     /// Where this process last moved the matcher's cursor; another value in the store means
     /// another process matched in between.
     cursor: Mutex<Option<i64>>,
@@ -255,6 +256,7 @@ impl Engine {
             sent: Notify::new(),
             pacer: Pacer::default(),
             integrations: IntegrationCache::default(),
+            secrets: SecretCache::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
             index_checked: Mutex::new(None),
@@ -283,6 +285,7 @@ impl Engine {
         Deliverer {
             store: &*self.store,
             integrations: &self.integrations,
+            secrets: &self.secrets,
             key: &self.key,
             sender: &self.sender,
             policy: &self.config.retry,
@@ -294,6 +297,12 @@ impl Engine {
     /// Tells deliveries that integrations changed here, so they read them again.
     pub fn integrations_changed(&self) {
         self.integrations.clear();
+    }
+
+    /// Tells deliveries that secrets changed here (set, rotated or deleted), so they read
+    /// them again.
+    pub fn secrets_changed(&self) {
+        self.secrets.clear();
     }
 
     /// Tells the matcher that new events may be waiting.

@@ -53,6 +53,7 @@ pub async fn put_secret(
         .master_key()
         .seal(a.entity.id, &name, &body.value);
     let (meta, created) = state.store.put_secret(&a.entity, &name, &sealed).await?;
+    state.engine.secrets_changed();
     Ok((
         if created {
             StatusCode::CREATED
@@ -86,6 +87,7 @@ pub async fn delete_secret(
 ) -> ApiResult<StatusCode> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
     state.store.delete_secret(&a.entity, &name).await?;
+    state.engine.secrets_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -66,8 +66,7 @@ pub struct OpenSecrets {
 
 /// Opens the integration's secrets; a missing or unreadable one is an error naming it.
 pub async fn open_secrets(
-    store: &dyn Store,
-    key: &MasterKey,
+    d: &Deliverer<'_>,
     integration: &Integration,
 ) -> Result<OpenSecrets, String> {
     let mut out = OpenSecrets::default();
@@ -76,16 +75,7 @@ pub async fn open_secrets(
         (&integration.signing_secret, 1),
     ] {
         let Some(name) = name else { continue };
-        let sealed = store
-            .sealed_secret(integration.entity_id, name)
-            .await
-            .map_err(|e| format!("reading secret {name:?}: {e}"))?
-            .ok_or_else(|| format!("secret {name:?} no longer exists"))?;
-        let value = key
-            .open(integration.entity_id, name, &sealed)
-            .ok_or_else(|| {
-                format!("secret {name:?} cannot be decrypted with this server's master key")
-            })?;
+        let value = open_secret(d, integration.entity_id, name).await?;
         if slot == 0 {
             out.access_token = Some(value.clone());
         } else {
@@ -94,6 +84,27 @@ pub async fn open_secrets(
         out.by_name.push((name.clone(), value));
     }
     Ok(out)
+}
+
+/// `entity`'s secret `name`, read (through the cache: sealed, as stored) and decrypted; a
+/// missing or unreadable one is an error naming it.
+pub async fn open_secret(
+    d: &Deliverer<'_>,
+    entity: EntityId,
+    name: &str,
+) -> Result<String, String> {
+    let sealed = d
+        .secrets
+        .get(
+            (entity, name.to_string()),
+            d.store.sealed_secret(entity, name),
+        )
+        .await
+        .map_err(|e| format!("reading secret {name:?}: {e}"))?
+        .ok_or_else(|| format!("secret {name:?} no longer exists"))?;
+    d.key
+        .open(entity, name, &sealed)
+        .ok_or_else(|| format!("secret {name:?} cannot be decrypted with this server's master key"))
 }
 
 /// The request for one attempt: body rendered with variables and secrets, signed when the
@@ -248,52 +259,63 @@ pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolic
     }
 }
 
-/// How long an integration read for delivery is used before it is read again. Changes made
-/// through this process clear the cache at once; this bounds how late another replica's are
-/// seen (as the automation index does).
-const INTEGRATION_TTL: Duration = Duration::from_millis(250);
+/// How long a value read for delivery (an integration, a sealed secret) is used before it is
+/// read again. Changes made through this process clear the cache at once; this bounds how late
+/// another replica's are seen (as the automation index does).
+const READ_TTL: Duration = Duration::from_millis(250);
 
-/// Integrations recently read for delivery, so that a busy destination is not read from the
-/// database for every message.
-#[derive(Default)]
-pub struct IntegrationCache {
-    read: std::sync::Mutex<
-        std::collections::HashMap<IntegrationId, (std::time::Instant, EntityId, Integration)>,
-    >,
+/// Values recently read from the store for delivery, so that a busy destination's integration
+/// and secrets are not read from the database for every message.
+pub struct ReadCache<K, V> {
+    read: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, V)>>,
     /// Bumped by every clear, so a read that began before a change is not cached after it.
     generation: std::sync::atomic::AtomicU64,
 }
 
-impl IntegrationCache {
-    /// `entity`'s integration `id`, from the cache if read recently.
+/// Integrations by owner and id.
+pub type IntegrationCache = ReadCache<(EntityId, IntegrationId), Integration>;
+/// Secrets by owner and name, sealed as stored: values are decrypted only as they are used.
+pub type SecretCache = ReadCache<(EntityId, String), String>;
+
+impl<K, V> Default for ReadCache<K, V> {
+    fn default() -> Self {
+        Self {
+            read: Default::default(),
+            generation: Default::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> ReadCache<K, V> {
+    /// The value of `key`: cached if read within `READ_TTL`, else what `load` reads (cached
+    /// when found, unless the cache was cleared meanwhile).
     pub async fn get(
         &self,
-        store: &dyn Store,
-        entity: EntityId,
-        id: IntegrationId,
-    ) -> herald_store::StoreResult<Option<Integration>> {
-        if let Some((at, owner, i)) = self.read.lock().expect("integration cache lock").get(&id) {
-            if *owner == entity && at.elapsed() < INTEGRATION_TTL {
-                return Ok(Some(i.clone()));
+        key: K,
+        load: impl std::future::Future<Output = herald_store::StoreResult<Option<V>>>,
+    ) -> herald_store::StoreResult<Option<V>> {
+        if let Some((at, v)) = self.read.lock().expect("read cache lock").get(&key) {
+            if at.elapsed() < READ_TTL {
+                return Ok(Some(v.clone()));
             }
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let found = store.integration_for_delivery(entity, id).await?;
-        let mut read = self.read.lock().expect("integration cache lock");
+        let found = load.await?;
+        let mut read = self.read.lock().expect("read cache lock");
         match &found {
-            Some(i) if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation => {
-                read.insert(id, (std::time::Instant::now(), entity, i.clone()));
+            Some(v) if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation => {
+                read.insert(key, (std::time::Instant::now(), v.clone()));
             }
             _ => {
-                read.remove(&id);
+                read.remove(&key);
             }
         }
         Ok(found)
     }
 
-    /// Forgets everything: an integration changed.
+    /// Forgets everything: something cached changed.
     pub fn clear(&self) {
-        let mut read = self.read.lock().expect("integration cache lock");
+        let mut read = self.read.lock().expect("read cache lock");
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         read.clear();
@@ -322,7 +344,7 @@ pub async fn deliver(
 }
 
 async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
-    let (store, key) = (d.store, d.key);
+    let store = d.store;
     let fail = Verdict::failed_before_sending;
     let action: Action = match serde_json::from_value(x.action.clone()) {
         Ok(a) => a,
@@ -337,7 +359,12 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
         // NO_OP: nothing to deliver.
         return Verdict::nothing_to_send();
     };
-    let integration = match d.integrations.get(store, x.entity_id, integration_id).await {
+    let read = store.integration_for_delivery(x.entity_id, integration_id);
+    let integration = match d
+        .integrations
+        .get((x.entity_id, integration_id), read)
+        .await
+    {
         Ok(Some(i)) => i,
         Ok(None) => {
             return fail(
@@ -376,7 +403,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
             )
         }
     };
-    let secrets = match open_secrets(store, key, &integration).await {
+    let secrets = match open_secrets(d, &integration).await {
         Ok(s) => s,
         Err(why) => return fail("secret", why),
     };
@@ -402,7 +429,7 @@ async fn deliver_slack(
     integration: &Integration,
 ) -> Verdict {
     let failed = Verdict::failed_before_sending;
-    let credential = match slack::open_credential(d.store, d.key, integration).await {
+    let credential = match slack::open_credential(d, integration).await {
         Ok(c) => c,
         Err(why) => return failed("secret", why),
     };
@@ -437,6 +464,7 @@ async fn deliver_slack(
 pub struct Deliverer<'a> {
     pub store: &'a dyn Store,
     pub integrations: &'a IntegrationCache,
+    pub secrets: &'a SecretCache,
     pub key: &'a MasterKey,
     pub sender: &'a Sender,
     pub policy: &'a RetryPolicy,
@@ -467,9 +495,9 @@ pub async fn test_send(
     integration: &Integration,
     payload: Option<Value>,
 ) -> Result<TestOutcome, crate::Error> {
-    let (store, key, sender) = (d.store, d.key, d.sender);
+    let sender = d.sender;
     if integration.kind == herald_domain::automation::IntegrationKind::Slack {
-        let credential = slack::open_credential(store, key, integration)
+        let credential = slack::open_credential(d, integration)
             .await
             .map_err(crate::Error::Conflict)?;
         let message = payload.unwrap_or_else(|| slack::test_message(integration));
@@ -509,7 +537,7 @@ pub async fn test_send(
     template
         .check(&integration.secret_names())
         .map_err(|e| e.at("payload"))?;
-    let secrets = open_secrets(store, key, integration)
+    let secrets = open_secrets(d, integration)
         .await
         .map_err(crate::Error::Conflict)?;
     let id = format!("test_{}", crate::auth::generate_key());

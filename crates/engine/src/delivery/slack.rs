@@ -177,8 +177,7 @@ pub fn test_message(integration: &Integration) -> Value {
 
 /// Opens the secret a Slack integration posts with.
 pub async fn open_credential(
-    store: &dyn herald_store::Store,
-    key: &crate::secrets::MasterKey,
+    d: &super::Deliverer<'_>,
     integration: &Integration,
 ) -> Result<SlackCredential, String> {
     let target = integration
@@ -192,16 +191,7 @@ pub async fn open_credential(
             return Err("the Slack integration names no webhook URL or bot token secret".into())
         }
     };
-    let sealed = store
-        .sealed_secret(integration.entity_id, name)
-        .await
-        .map_err(|e| format!("reading secret {name:?}: {e}"))?
-        .ok_or_else(|| format!("secret {name:?} no longer exists"))?;
-    let value = key
-        .open(integration.entity_id, name, &sealed)
-        .ok_or_else(|| {
-            format!("secret {name:?} cannot be decrypted with this server's master key")
-        })?;
+    let value = super::open_secret(d, integration.entity_id, name).await?;
     Ok(if webhook {
         SlackCredential::WebhookUrl(value)
     } else {

@@ -235,3 +235,38 @@ async fn secrets_never_appear_in_debug_logs() {
     assert_no_secret("the debug log", &text);
     assert!(!text.contains(ADMIN_KEY), "the debug log holds an API key");
 }
+
+/// Deliveries keep secrets read for a moment (so a busy destination does not read them for
+/// every message); a secret set through the API is used from the very next delivery on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_used_by_the_next_delivery() {
+    let app = spawn_app(Options::default()).await;
+    let rx = Receiver::start().await;
+    let api = &app.admin;
+    let t = team(api, E, &rx, "/hook").await;
+    api.create_automation(E, on_create("signed", E, t.integration))
+        .await;
+
+    api.create_version(E, "proj", "clf").await;
+    let first = rx.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        first[0].header("authorization"),
+        Some(format!("Bearer {TOKEN_VALUE}").as_str())
+    );
+    verify_signatures(&first[0], SIGNING_VALUE);
+
+    // Rotated, then used at once: well within the time a read secret is kept.
+    let (token, signing) = (
+        "tok_rotated_0b6e2c",
+        "whsec_cm90YXRlZC1zaWduaW5nLXNlY3JldA==",
+    );
+    api.put_secret(E, TOKEN_SECRET, token).await;
+    api.put_secret(E, SIGNING_SECRET, signing).await;
+    api.create_version(E, "proj", "clf").await;
+    let both = rx.wait_for("/hook", 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        both[1].header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    verify_signatures(&both[1], signing);
+}
