@@ -176,10 +176,22 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     .await?;
     c.post("/api/v1/entities/bench/projects", &json!({"name": "p"}))
         .await?;
+    // Signed, with an access token, as webhooks in production usually are.
+    for (name, value) in [
+        ("BENCH_TOKEN", "bench-token"),
+        ("BENCH_SIGNING", "bench-signing"),
+    ] {
+        c.put(
+            &format!("/api/v1/entities/bench/secrets/{name}"),
+            &json!({ "value": value }),
+        )
+        .await?;
+    }
     let integration = c
         .post(
             "/api/v1/entities/bench/integrations",
-            &json!({"kind": "webhook", "name": "sink", "url": hook}),
+            &json!({"kind": "webhook", "name": "sink", "url": hook,
+                    "access_token_secret": "BENCH_TOKEN", "signing_secret": "BENCH_SIGNING"}),
         )
         .await?;
     let automation = json!({
