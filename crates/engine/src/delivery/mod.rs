@@ -86,25 +86,31 @@ pub async fn open_secrets(
     Ok(out)
 }
 
-/// `entity`'s secret `name`, read (through the cache: sealed, as stored) and decrypted; a
-/// missing or unreadable one is an error naming it.
+/// `entity`'s secret `name`, decrypted (through the cache); a missing or unreadable one is an
+/// error naming it.
 pub async fn open_secret(
     d: &Deliverer<'_>,
     entity: EntityId,
     name: &str,
 ) -> Result<String, String> {
-    let sealed = d
-        .secrets
-        .get(
-            (entity, name.to_string()),
-            d.store.sealed_secret(entity, name),
-        )
-        .await
-        .map_err(|e| format!("reading secret {name:?}: {e}"))?
-        .ok_or_else(|| format!("secret {name:?} no longer exists"))?;
-    d.key
-        .open(entity, name, &sealed)
-        .ok_or_else(|| format!("secret {name:?} cannot be decrypted with this server's master key"))
+    let read = async {
+        let sealed = d
+            .store
+            .sealed_secret(entity, name)
+            .await
+            .map_err(|e| format!("reading secret {name:?}: {e}"))?;
+        sealed
+            .map(|sealed| {
+                d.key.open(entity, name, &sealed).ok_or_else(|| {
+                    format!("secret {name:?} cannot be decrypted with this server's master key")
+                })
+            })
+            .transpose()
+    };
+    d.secrets
+        .get((entity, name.to_string()), read)
+        .await?
+        .ok_or_else(|| format!("secret {name:?} no longer exists"))
 }
 
 /// The request for one attempt: body rendered with variables and secrets, signed when the
@@ -274,7 +280,8 @@ pub struct ReadCache<K, V> {
 
 /// Integrations by owner and id.
 pub type IntegrationCache = ReadCache<(EntityId, IntegrationId), Integration>;
-/// Secrets by owner and name, sealed as stored: values are decrypted only as they are used.
+/// Secrets by owner and name, decrypted: this process holds the master key that opens them
+/// anyway, and opening them for every message cost more than the rest of signing it.
 pub type SecretCache = ReadCache<(EntityId, String), String>;
 
 impl<K, V> Default for ReadCache<K, V> {
@@ -289,11 +296,11 @@ impl<K, V> Default for ReadCache<K, V> {
 impl<K: std::hash::Hash + Eq, V: Clone> ReadCache<K, V> {
     /// The value of `key`: cached if read within `READ_TTL`, else what `load` reads (cached
     /// when found, unless the cache was cleared meanwhile).
-    pub async fn get(
+    pub async fn get<E>(
         &self,
         key: K,
-        load: impl std::future::Future<Output = herald_store::StoreResult<Option<V>>>,
-    ) -> herald_store::StoreResult<Option<V>> {
+        load: impl std::future::Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<V>, E> {
         if let Some((at, v)) = self.read.lock().expect("read cache lock").get(&key) {
             if at.elapsed() < READ_TTL {
                 return Ok(Some(v.clone()));
