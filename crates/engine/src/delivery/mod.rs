@@ -265,7 +265,7 @@ pub fn judge(observed: Observed, round_attempts_before: i64, policy: &RetryPolic
     }
 }
 
-/// How long a value read for delivery (an integration, a sealed secret) is used before it is
+/// How long a value read for delivery (an integration, an opened secret) is used before it is
 /// read again. Changes made through this process clear the cache at once; this bounds how late
 /// another replica's are seen (as the automation index does).
 const READ_TTL: Duration = Duration::from_millis(250);
