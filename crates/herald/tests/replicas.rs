@@ -33,7 +33,13 @@ impl Drop for Replica {
 
 /// Starts a replica with its own data directory on the shared database of `shared`.
 async fn replica(shared: &Path, data: &Path) -> Replica {
+    replica_with(shared, data, &[]).await
+}
+
+/// [`replica`], with `extra` environment.
+async fn replica_with(shared: &Path, data: &Path, extra: &[(&str, &str)]) -> Replica {
     let mut env = herald::testing::child_env(shared).await;
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env.push(("HERALD_BOOTSTRAP_API_KEY".into(), ADMIN_KEY.into()));
     env.push(("HERALD_MASTER_KEY".into(), MASTER_KEY.into()));
     env.push(("HERALD_ALLOWED_DESTINATIONS".into(), "127.0.0.0/8".into()));
@@ -89,6 +95,15 @@ async fn call(
 /// A webhook receiver on loopback that takes `delay` per request and records each
 /// `webhook-id` with its arrival time.
 async fn receiver(delay: Duration) -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
+    receiver_of("webhook-id", delay).await
+}
+
+/// A webhook receiver on loopback that takes `delay` per request and records its `header`
+/// with its arrival time.
+async fn receiver_of(
+    header: &'static str,
+    delay: Duration,
+) -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
     let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let s = seen.clone();
     let app = axum::Router::new().route(
@@ -97,7 +112,7 @@ async fn receiver(delay: Duration) -> (String, Arc<Mutex<Vec<(String, Instant)>>
             let s = s.clone();
             async move {
                 let id = headers
-                    .get("webhook-id")
+                    .get(header)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
@@ -382,4 +397,94 @@ async fn an_automation_saved_on_one_replica_fires_on_another_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until `seen` holds `n` requests; returns what each recorded.
+async fn wait_for_requests(seen: &Mutex<Vec<(String, Instant)>>, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<String> = seen.lock().unwrap().iter().map(|r| r.0.clone()).collect();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} deliveries never arrived: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_rotated_on_one_replica_is_used_by_another_within_a_second() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let http = reqwest::Client::new();
+    // A serves the API only; B matches and delivers everything, and keeps what it reads.
+    let a = replica_with(
+        &shared,
+        &dir.path().join("a"),
+        &[("HERALD_ENGINE", "false")],
+    )
+    .await;
+    let b = replica(&shared, &dir.path().join("b")).await;
+    let (hook, seen) = receiver_of("authorization", Duration::ZERO).await;
+    let (post, put) = (reqwest::Method::POST, reqwest::Method::PUT);
+    team_and_project(&http, &a).await;
+    let token = |value: &str| Some(json!({ "value": value }));
+    call(
+        &http,
+        &a,
+        put.clone(),
+        "/api/v1/entities/acme/secrets/TOKEN",
+        token("old-token"),
+    )
+    .await;
+    let integration = call(
+        &http,
+        &a,
+        post.clone(),
+        "/api/v1/entities/acme/integrations",
+        Some(
+            json!({"kind": "webhook", "name": "hook", "url": hook, "access_token_secret": "TOKEN"}),
+        ),
+    )
+    .await;
+    call(
+        &http,
+        &a,
+        post.clone(),
+        "/api/v1/entities/acme/automations",
+        Some(
+            json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
+                    "event": {"type": "CREATE_ARTIFACT"},
+                    "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"],
+                               "payload": {"v": "${artifact_version_string}"}}}),
+        ),
+    )
+    .await;
+    let version = Some(json!({"collection": "m", "type": "model"}));
+    let artifacts = "/api/v1/entities/acme/projects/p/artifacts";
+    call(&http, &a, post.clone(), artifacts, version.clone()).await;
+    assert_eq!(wait_for_requests(&seen, 1).await, ["Bearer old-token"]);
+
+    // Rotated on A; B read the old value a moment ago and may keep it only briefly.
+    call(
+        &http,
+        &a,
+        put,
+        "/api/v1/entities/acme/secrets/TOKEN",
+        token("new-token"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    call(&http, &a, post, artifacts, version).await;
+    assert_eq!(
+        wait_for_requests(&seen, 2).await,
+        ["Bearer old-token", "Bearer new-token"]
+    );
+    drop(b);
 }
