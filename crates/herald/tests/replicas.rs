@@ -149,6 +149,30 @@ async fn team_and_project(http: &reqwest::Client, r: &Replica) {
     .await;
 }
 
+/// Creates the webhook integration `integration` (a request body) through `r`, and an
+/// automation delivering every new version of `acme/p` through it.
+async fn deliver_every_version(http: &reqwest::Client, r: &Replica, integration: Value) {
+    let post = reqwest::Method::POST;
+    let integration = call(
+        http,
+        r,
+        post.clone(),
+        "/api/v1/entities/acme/integrations",
+        Some(integration),
+    )
+    .await;
+    call(
+        http,
+        r,
+        post,
+        "/api/v1/entities/acme/automations",
+        Some(json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
+                    "event": {"type": "CREATE_ARTIFACT"}, "rate_limit_per_minute": 10000,
+                    "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"], "payload": {"v": "${artifact_version_string}"}}})),
+    )
+    .await;
+}
+
 async fn executions(http: &reqwest::Client, r: &Replica) -> Vec<Value> {
     let page = call(
         http,
@@ -178,22 +202,10 @@ async fn three_replicas_share_the_work_and_a_killed_one_loses_nothing() {
     let (hook, seen) = receiver(Duration::from_millis(400)).await;
     let post = reqwest::Method::POST;
     team_and_project(&http, &replicas[0]).await;
-    let integration = call(
+    deliver_every_version(
         &http,
         &replicas[0],
-        post.clone(),
-        "/api/v1/entities/acme/integrations",
-        Some(json!({"kind": "webhook", "name": "sink", "url": hook})),
-    )
-    .await;
-    call(
-        &http,
-        &replicas[0],
-        post.clone(),
-        "/api/v1/entities/acme/automations",
-        Some(json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
-                    "event": {"type": "CREATE_ARTIFACT"}, "rate_limit_per_minute": 10000,
-                    "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"], "payload": {"v": "${artifact_version_string}"}}})),
+        json!({"kind": "webhook", "name": "sink", "url": hook}),
     )
     .await;
 
@@ -443,27 +455,10 @@ async fn a_secret_rotated_on_one_replica_is_used_by_another_within_a_second() {
         token("old-token"),
     )
     .await;
-    let integration = call(
+    deliver_every_version(
         &http,
         &a,
-        post.clone(),
-        "/api/v1/entities/acme/integrations",
-        Some(
-            json!({"kind": "webhook", "name": "hook", "url": hook, "access_token_secret": "TOKEN"}),
-        ),
-    )
-    .await;
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities/acme/automations",
-        Some(
-            json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
-                    "event": {"type": "CREATE_ARTIFACT"},
-                    "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"],
-                               "payload": {"v": "${artifact_version_string}"}}}),
-        ),
+        json!({"kind": "webhook", "name": "hook", "url": hook, "access_token_secret": "TOKEN"}),
     )
     .await;
     let version = Some(json!({"collection": "m", "type": "model"}));
