@@ -80,9 +80,12 @@ pub struct Engine {
     /// so later events cannot overtake it (a one-at-a-time destination keeps event order).
     left_behind: std::sync::atomic::AtomicU64,
     caught_up: std::sync::atomic::AtomicU64,
-    /// Attempts waiting to be recorded, and the lock whose holder records them all at once.
-    unrecorded: Mutex<Vec<(ExecutionId, NewAttempt, AttemptOutcome)>>,
+    /// Attempts waiting to be recorded; the recorder task (or a delivery that must wait for
+    /// it) writes all of them at once, holding `recording`.
+    unrecorded: Mutex<Vec<Sent>>,
     recording: tokio::sync::Mutex<()>,
+    /// Wakes the recorder task: an attempt is waiting.
+    record_wanted: Notify,
     keys: crate::auth::KeyCache,
     run_slots: RunSlots,
     rates: RateLimiter,
@@ -103,6 +106,12 @@ pub struct Engine {
     /// every INDEX_CHECK, which bounds how stale another replica's changes can be.
     index_dirty: std::sync::atomic::AtomicBool,
     index_checked: Mutex<Option<std::time::Instant>>,
+}
+
+/// A delivery attempt made and not yet recorded.
+struct Sent {
+    done: (ExecutionId, NewAttempt, AttemptOutcome),
+    destination: Option<IntegrationId>,
 }
 
 /// What a claim step did.
@@ -247,6 +256,7 @@ impl Engine {
             caught_up: std::sync::atomic::AtomicU64::new(0),
             unrecorded: Mutex::new(Vec::new()),
             recording: tokio::sync::Mutex::new(()),
+            record_wanted: Notify::new(),
             keys: crate::auth::KeyCache::default(),
             run_slots: RunSlots::default(),
             rates: RateLimiter::default(),
@@ -807,22 +817,18 @@ impl Engine {
     async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
         loop {
             // Sent but unrecorded deliveries are the ones a crash would send again, so each
-            // destination may have only so many waiting for the database.
+            // destination may have only so many waiting for the database. A delivery that
+            // must wait records them itself (or waits for whoever is recording).
             if let Some(dest) = x.integration_id {
-                loop {
-                    let recorded = self.records_done.notified();
-                    let waiting = self
-                        .in_flight
-                        .lock()
-                        .expect("in-flight lock")
-                        .unrecorded
-                        .get(&dest)
-                        .copied()
-                        .unwrap_or(0);
-                    if waiting < self.config.per_destination * UNRECORDED_AHEAD {
-                        break;
-                    }
-                    recorded.await;
+                while self
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .unrecorded
+                    .get(&dest)
+                    .is_some_and(|n| *n >= self.config.per_destination * UNRECORDED_AHEAD)
+                {
+                    self.flush_records().await;
                 }
             }
             let started = std::time::Instant::now();
@@ -832,55 +838,23 @@ impl Engine {
                 sent_us = done.1.duration.as_micros() as u64,
                 "delivered"
             );
-            // The attempt is recorded on the side: the destination's next delivery need not
-            // wait for the database. Until it is recorded, the execution still counts as
-            // claimed for its destination, so claims stay bounded.
+            // The attempt is recorded on the side, by the recorder task: the destination's
+            // next delivery need not wait for the database. Until it is recorded, the
+            // execution still counts as claimed for its destination, so claims stay bounded.
             self.records_pending
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let dest = x.integration_id;
-            if let Some(d) = dest {
+            let destination = x.integration_id;
+            if let Some(d) = destination {
                 let mut f = self.in_flight.lock().expect("in-flight lock");
                 *f.unrecorded.entry(d).or_default() += 1;
                 f.sent_at.insert(d, std::time::Instant::now());
             }
+            self.unrecorded
+                .lock()
+                .expect("unrecorded lock")
+                .push(Sent { done, destination });
+            self.record_wanted.notify_one();
             self.sent.notify_waiters();
-            let engine = self.clone();
-            // A retry's time is new to the delivery loop's timer: it reads it again.
-            let retry = matches!(done.2, AttemptOutcome::RetryAt(_));
-            tokio::spawn(async move {
-                let id = done.0;
-                engine.record(done).await;
-                engine
-                    .in_flight
-                    .lock()
-                    .expect("in-flight lock")
-                    .leased
-                    .remove(&id);
-                if let Some(d) = dest {
-                    let mut f = engine.in_flight.lock().expect("in-flight lock");
-                    if let Some(c) = f.by_destination.get_mut(&d) {
-                        *c -= 1;
-                        if *c == 0 {
-                            f.by_destination.remove(&d);
-                            f.sent_at.remove(&d);
-                        }
-                    }
-                    if let Some(c) = f.unrecorded.get_mut(&d) {
-                        *c -= 1;
-                        if *c == 0 {
-                            f.unrecorded.remove(&d);
-                        }
-                    }
-                }
-                engine
-                    .records_pending
-                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                engine.records_done.notify_waiters();
-                if retry {
-                    engine.want_claim();
-                }
-                engine.slot_freed();
-            });
             let next = {
                 let mut guard = self.in_flight.lock().expect("in-flight lock");
                 let f = &mut *guard;
@@ -904,10 +878,12 @@ impl Engine {
         }
     }
 
-    /// Waits until every attempt handed to the recorder is stored.
+    /// Waits until every attempt handed to the recorder is stored, recording them itself if
+    /// no one else is.
     async fn wait_recorded(&self) {
         loop {
             let done = self.records_done.notified();
+            self.flush_records().await;
             if self
                 .records_pending
                 .load(std::sync::atomic::Ordering::SeqCst)
@@ -919,26 +895,76 @@ impl Engine {
         }
     }
 
-    /// Records an attempt with group commit: whoever holds the recording lock writes every
-    /// attempt waiting at that moment in one transaction. When this returns, `done` is stored
-    /// (or the failure was logged and the lease will bring the execution back).
-    async fn record(&self, done: (ExecutionId, NewAttempt, AttemptOutcome)) {
-        self.unrecorded.lock().expect("unrecorded lock").push(done);
+    /// Records the attempts waiting, one by one as deliveries finish them, until `stop`;
+    /// then records what is left.
+    async fn recorder_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let wanted = self.record_wanted.notified();
+            self.flush_records().await;
+            if stop.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = wanted => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+
+    /// Records every attempt waiting, in one transaction (group commit: attempts made while
+    /// one batch is being written wait for the next), then frees what they held. When this
+    /// returns, everything waiting when it was called is stored (or the failure was logged,
+    /// and the lease will bring the executions back).
+    async fn flush_records(&self) {
         let _turn = self.recording.lock().await;
         let batch = std::mem::take(&mut *self.unrecorded.lock().expect("unrecorded lock"));
         if batch.is_empty() {
-            return; // an earlier holder wrote ours
+            return; // an earlier holder wrote them
         }
+        let (attempts, destinations): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|s| (s.done, s.destination)).unzip();
         let started = std::time::Instant::now();
-        let recorded = self.store.record_attempts(&batch).await;
+        let recorded = self.store.record_attempts(&attempts).await;
         tracing::debug!(
-            attempts = batch.len(),
+            attempts = attempts.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "recorded"
         );
         if let Err(e) = recorded {
-            tracing::error!(error = %e, attempts = batch.len(), "could not record delivery attempts; they will be retried");
+            tracing::error!(error = %e, attempts = attempts.len(), "could not record delivery attempts; they will be retried");
         }
+        {
+            let mut guard = self.in_flight.lock().expect("in-flight lock");
+            let f = &mut *guard;
+            for ((id, ..), destination) in attempts.iter().zip(&destinations) {
+                f.leased.remove(id);
+                let Some(d) = destination else { continue };
+                if let Some(c) = f.by_destination.get_mut(d) {
+                    *c -= 1;
+                    if *c == 0 {
+                        f.by_destination.remove(d);
+                        f.sent_at.remove(d);
+                    }
+                }
+                if let Some(c) = f.unrecorded.get_mut(d) {
+                    *c -= 1;
+                    if *c == 0 {
+                        f.unrecorded.remove(d);
+                    }
+                }
+            }
+        }
+        self.records_pending
+            .fetch_sub(attempts.len(), std::sync::atomic::Ordering::SeqCst);
+        self.records_done.notify_waiters();
+        // A retry's time is new to the delivery loop's timer: it reads it again.
+        if attempts
+            .iter()
+            .any(|(_, _, outcome)| matches!(outcome, AttemptOutcome::RetryAt(_)))
+        {
+            self.want_claim();
+        }
+        self.slot_freed();
     }
 
     /// Runs the matcher and delivery loops until `shutdown`, then waits (up to a bound) for
@@ -955,7 +981,13 @@ impl Engine {
         let matcher = tokio::spawn(self.clone().matcher_loop(shutdown.clone()));
         let sweeper = tokio::spawn(self.clone().retention_loop(shutdown.clone()));
         let heart = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
+        // The recorder outlives the delivery loop: deliveries still finishing at shutdown
+        // need their attempts recorded.
+        let recorder_stop = CancellationToken::new();
+        let recorder = tokio::spawn(self.clone().recorder_loop(recorder_stop.clone()));
         self.clone().delivery_loop(shutdown).await;
+        recorder_stop.cancel();
+        let _ = recorder.await;
         let _ = matcher.await;
         let _ = sweeper.await;
         heart.abort();
