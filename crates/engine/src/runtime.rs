@@ -51,6 +51,8 @@ const CLAIM_AHEAD: usize = 64;
 /// one SQLite writer is busy (a matcher batch holds it for tens of milliseconds), and lets
 /// the recorder write bigger batches.
 pub const UNRECORDED_AHEAD: usize = 16;
+/// Fewer attempts than this waiting make the recorder wait a millisecond for more.
+const RECORD_GATHER: usize = 64;
 /// Longest a matcher working through a backlog waits for deliveries to make room for its
 /// next batch (see [`Engine::pace`]); after that it matches anyway, storing what does not fit
 /// pending for a claim.
@@ -907,6 +909,12 @@ impl Engine {
             tokio::select! {
                 _ = wanted => {}
                 _ = stop.cancelled() => {}
+            }
+            // A busy server's attempts arrive a few at a time; gathering them for a moment
+            // makes one commit (the bulk of a small batch's cost) serve many.
+            let waiting = self.unrecorded.lock().expect("unrecorded lock").len();
+            if waiting < RECORD_GATHER {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
     }
