@@ -897,8 +897,8 @@ impl Engine {
         }
     }
 
-    /// Records the attempts waiting, one by one as deliveries finish them, until `stop`;
-    /// then records what is left.
+    /// Records attempts as deliveries make them, a batch per transaction, until `stop`; then
+    /// records what is left.
     async fn recorder_loop(self: Arc<Self>, stop: CancellationToken) {
         loop {
             let wanted = self.record_wanted.notified();
@@ -913,7 +913,7 @@ impl Engine {
             // A busy server's attempts arrive a few at a time; gathering them for a moment
             // makes one commit (the bulk of a small batch's cost) serve many.
             let waiting = self.unrecorded.lock().expect("unrecorded lock").len();
-            if waiting < RECORD_GATHER {
+            if waiting < RECORD_GATHER && !stop.is_cancelled() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
