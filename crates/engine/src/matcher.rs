@@ -21,8 +21,8 @@ use crate::variables::{event_variables, filter_document, metadata_text, METADATA
 pub struct Compiled {
     pub automation: Automation,
     pub rule: Rule,
-    /// The action as stored with each execution, serialised once.
-    action_json: Value,
+    /// The action as stored with each execution, serialised once and shared by them all.
+    action_json: Arc<Value>,
     project: Option<String>,
     collection: Option<String>,
     template: Option<Template>,
@@ -50,7 +50,7 @@ impl Compiled {
             Action::NoOp => None,
         };
         Some(Self {
-            action_json: serde_json::to_value(&a.action).unwrap_or(Value::Null),
+            action_json: Arc::new(serde_json::to_value(&a.action).unwrap_or(Value::Null)),
             rule,
             project: path.project,
             collection: path.collection,

@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::slack::Pacer;
-use crate::delivery::{deliver, Deliverer, DeliveryConfig, IntegrationCache, SecretCache};
+use crate::delivery::{
+    deliver, Deliverer, DeliveryConfig, IntegrationCache, PreparedActions, SecretCache,
+};
 use crate::matcher::{execution_for, Compiled, Index, RateLimiter, RunFiring};
 use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
 use crate::secrets::MasterKey;
@@ -100,6 +102,7 @@ pub struct Engine {
     sent: Notify,
     pacer: Pacer,
     integrations: IntegrationCache,
+    prepared: PreparedActions,
     secrets: SecretCache,
     /// Where this process last moved the matcher's cursor; another value in the store means
     /// another process matched in between.
@@ -268,6 +271,7 @@ impl Engine {
             sent: Notify::new(),
             pacer: Pacer::default(),
             integrations: IntegrationCache::default(),
+            prepared: PreparedActions::default(),
             secrets: SecretCache::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
@@ -296,6 +300,7 @@ impl Engine {
     fn deliverer(&self) -> Deliverer<'_> {
         Deliverer {
             store: &*self.store,
+            prepared: &self.prepared,
             integrations: &self.integrations,
             secrets: &self.secrets,
             key: &self.key,
@@ -1146,7 +1151,7 @@ mod tests {
             entity_id: EntityId(1),
             automation_id: AutomationId(1),
             integration_id: Some(d),
-            action: serde_json::json!({ "type": kind }),
+            action: serde_json::json!({ "type": kind }).into(),
             variables: Value::Null,
             attempt_count: 0,
             round_attempts: 0,

@@ -107,7 +107,8 @@ pub struct NewExecution {
     pub integration_id: Option<herald_domain::ids::IntegrationId>,
     pub status: herald_domain::automation::ExecutionStatus,
     pub reason: Option<String>,
-    pub action: serde_json::Value,
+    /// Shared by every execution of one automation's action (the matcher holds one copy).
+    pub action: std::sync::Arc<serde_json::Value>,
     pub variables: serde_json::Value,
     pub request: serde_json::Value,
     /// When the first attempt is due (PENDING executions only).
@@ -134,7 +135,9 @@ pub struct ClaimedExecution {
     pub entity_id: herald_domain::ids::EntityId,
     pub automation_id: herald_domain::ids::AutomationId,
     pub integration_id: Option<herald_domain::ids::IntegrationId>,
-    pub action: serde_json::Value,
+    /// Shared with the matcher's copy when the execution was handed off, so deliveries can
+    /// tell an action they have prepared before without comparing it.
+    pub action: std::sync::Arc<serde_json::Value>,
     pub variables: serde_json::Value,
     pub attempt_count: i64,
     pub round_attempts: i64,

@@ -94,7 +94,7 @@ async fn queue_lifecycle(store: &SqlStore) {
         integration_id: None,
         status,
         reason: None,
-        action: serde_json::json!({"type": "NO_OP"}),
+        action: serde_json::json!({"type": "NO_OP"}).into(),
         variables: serde_json::json!({}),
         request: serde_json::json!({}),
         next_attempt_at: Some(Utc::now()),

@@ -8,13 +8,16 @@ pub mod signing;
 pub mod slack;
 pub mod ssrf;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use herald_domain::automation::{Action, Integration};
-use herald_domain::ids::{EntityId, IntegrationId};
+use herald_domain::ids::{AutomationId, EntityId, IntegrationId};
 use herald_domain::template::Template;
 use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use self::http::{ErrorClass, Observed, Outgoing, Sender};
@@ -353,8 +356,8 @@ pub async fn deliver(
 async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     let store = d.store;
     let fail = Verdict::failed_before_sending;
-    let action: Action = match serde_json::from_value(x.action.clone()) {
-        Ok(a) => a,
+    let prepared = match d.prepared.get(x.automation_id, &x.action) {
+        Ok(p) => p,
         Err(e) => {
             return fail(
                 "invalid_action",
@@ -362,6 +365,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
             )
         }
     };
+    let action = &prepared.action;
     let Some(integration_id) = action.integration_id() else {
         // NO_OP: nothing to deliver.
         return Verdict::nothing_to_send();
@@ -396,19 +400,16 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
             format!("integration {:?} is disabled: {why}", integration.name),
         );
     }
-    let payload = match &action {
-        Action::GenericWebhook { payload, .. } => payload,
-        Action::Notification { .. } => return deliver_slack(d, x, &action, &integration).await,
-        Action::NoOp => unreachable!("NO_OP has no integration"),
-    };
-    let template = match Template::parse(payload) {
-        Ok(t) => t,
-        Err(e) => {
+    let template = match (action, &prepared.template) {
+        (Action::Notification { .. }, _) => return deliver_slack(d, x, action, &integration).await,
+        (_, Some(Ok(t))) => t,
+        (_, Some(Err(e))) => {
             return fail(
                 "invalid_payload",
                 format!("stored payload is not a valid template: {e}"),
             )
         }
+        (_, None) => unreachable!("only a webhook's action has an integration and no template"),
     };
     let secrets = match open_secrets(d, &integration).await {
         Ok(s) => s,
@@ -416,7 +417,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     };
     let out = build_request(
         &integration,
-        &template,
+        template,
         &x.variables,
         &secrets,
         &webhook_id(x.id),
@@ -466,10 +467,70 @@ async fn deliver_slack(
     judge(observed, x.round_attempts, d.policy)
 }
 
+/// An execution's action made ready to deliver: read, and its payload parsed as a template.
+pub struct Prepared {
+    pub action: Action,
+    /// A webhook's payload template, or why the stored payload is not one.
+    template: Option<Result<Template, String>>,
+}
+
+/// Prepared actions by automation. Every execution stores the action it matched with, so
+/// without this each delivery would read the action and parse its template again; with it,
+/// that happens once per automation (and again only when the automation's action changes).
+#[derive(Default)]
+pub struct PreparedActions {
+    by_automation: std::sync::Mutex<HashMap<AutomationId, PreparedFrom>>,
+}
+
+/// The action an automation's entry was prepared from, and what it gave.
+type PreparedFrom = (Arc<Value>, Arc<Prepared>);
+
+impl PreparedActions {
+    /// Entries kept at most; past it the cache starts afresh (deleted automations leave
+    /// entries behind).
+    const MAX: usize = 4096;
+
+    /// `action` of an execution of `automation`, prepared; `Err` says why it cannot be read.
+    pub fn get(
+        &self,
+        automation: AutomationId,
+        action: &Arc<Value>,
+    ) -> Result<Arc<Prepared>, String> {
+        if let Some((seen, prepared)) = self.lock().get(&automation) {
+            // Handed-off executions share the matcher's copy; claimed ones carry their own.
+            if Arc::ptr_eq(seen, action) || **seen == **action {
+                return Ok(prepared.clone());
+            }
+        }
+        let parsed = Action::deserialize(&**action).map_err(|e| e.to_string())?;
+        let template = match &parsed {
+            Action::GenericWebhook { payload, .. } => {
+                Some(Template::parse(payload).map_err(|e| e.to_string()))
+            }
+            Action::Notification { .. } | Action::NoOp => None,
+        };
+        let prepared = Arc::new(Prepared {
+            action: parsed,
+            template,
+        });
+        let mut by_automation = self.lock();
+        if by_automation.len() >= Self::MAX {
+            by_automation.clear();
+        }
+        by_automation.insert(automation, (action.clone(), prepared.clone()));
+        Ok(prepared)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AutomationId, PreparedFrom>> {
+        self.by_automation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// What delivering needs: the store, the master key, the HTTP client and retry policy, and
 /// Slack's settings and pacing.
 pub struct Deliverer<'a> {
     pub store: &'a dyn Store,
+    pub prepared: &'a PreparedActions,
     pub integrations: &'a IntegrationCache,
     pub secrets: &'a SecretCache,
     pub key: &'a MasterKey,
@@ -571,6 +632,58 @@ pub async fn test_send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn webhook(payload: Value) -> Arc<Value> {
+        Arc::new(serde_json::json!({
+            "type": "GENERIC_WEBHOOK", "integration_id": 7, "payload": payload
+        }))
+    }
+
+    fn rendered(p: &Prepared) -> Value {
+        match &p.template {
+            Some(Ok(t)) => t.render(&|name: &str| Some(format!("<{name}>"))),
+            _ => panic!("no template"),
+        }
+    }
+
+    #[test]
+    fn a_prepared_action_follows_the_action_each_execution_carries() {
+        let cache = PreparedActions::default();
+        let a = AutomationId(1);
+        let old = webhook(serde_json::json!({"v": "${artifact_version}"}));
+        let first = cache.get(a, &old).unwrap();
+        assert_eq!(
+            rendered(&first),
+            serde_json::json!({"v": "<artifact_version>"})
+        );
+        // The same action read back from a row (another copy) is the prepared one.
+        let copy = Arc::new((*old).clone());
+        assert!(Arc::ptr_eq(&first, &cache.get(a, &copy).unwrap()));
+        // The automation's action changed: executions matched since carry the new one, and
+        // those matched before still carry (and get) the old one.
+        let new = webhook(serde_json::json!({"w": "${project_name}"}));
+        assert_eq!(
+            rendered(&cache.get(a, &new).unwrap()),
+            serde_json::json!({"w": "<project_name>"})
+        );
+        assert_eq!(
+            rendered(&cache.get(a, &old).unwrap()),
+            serde_json::json!({"v": "<artifact_version>"})
+        );
+    }
+
+    #[test]
+    fn an_unreadable_action_or_payload_is_reported_not_prepared() {
+        let cache = PreparedActions::default();
+        let bad = Arc::new(serde_json::json!({"type": "NO_SUCH_ACTION"}));
+        assert!(cache.get(AutomationId(1), &bad).is_err());
+        // A payload that is no template (nested past the limit) is kept as its error.
+        let deep = (0..200).fold(serde_json::json!("${artifact_version}"), |v, _| {
+            serde_json::json!([v])
+        });
+        let p = cache.get(AutomationId(2), &webhook(deep)).unwrap();
+        assert!(matches!(&p.template, Some(Err(e)) if e.contains("deeper than")));
+    }
 
     fn observed(
         status: Option<u16>,

@@ -3,6 +3,8 @@
 //! execution's next state in one transaction. Rows, not memory, are the queue, so a crash at
 //! any point is recovered by reading them again.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_domain::automation::{ActionType, Attempt, Execution, ExecutionStatus};
@@ -159,15 +161,14 @@ impl ExecutionStore for SqlStore {
     ) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
         let now = now_us();
         // The JSON columns are written out before the writer is taken, not while holding it.
-        let json: Vec<[String; 3]> = if self.inline.is_some() {
+        let json: Vec<MatchJson> = if self.inline.is_some() {
+            let mut actions = ActionTexts::default();
             executions
                 .iter()
-                .map(|x| {
-                    [
-                        x.action.to_string(),
-                        x.variables.to_string(),
-                        x.request.to_string(),
-                    ]
+                .map(|x| MatchJson {
+                    action: actions.text(&x.action),
+                    variables: x.variables.to_string(),
+                    request: x.request.to_string(),
                 })
                 .collect()
         } else {
@@ -596,12 +597,39 @@ fn stored_status(x: &NewExecution) -> ExecutionStatus {
 }
 
 /// [`ExecutionStore::record_matches`] on the inline SQLite connection.
+/// An execution's JSON columns, as text.
+struct MatchJson {
+    action: Arc<str>,
+    variables: String,
+    request: String,
+}
+
+/// Actions as text, written out once for a run of executions sharing one action (a batch
+/// usually holds many firings of few automations).
+#[derive(Default)]
+struct ActionTexts {
+    last: Option<(Arc<serde_json::Value>, Arc<str>)>,
+}
+
+impl ActionTexts {
+    fn text(&mut self, action: &Arc<serde_json::Value>) -> Arc<str> {
+        match &self.last {
+            Some((seen, text)) if Arc::ptr_eq(seen, action) => text.clone(),
+            _ => {
+                let text: Arc<str> = action.to_string().into();
+                self.last = Some((action.clone(), text.clone()));
+                text
+            }
+        }
+    }
+}
+
 fn record_matches_inline(
     tx: &rusqlite::Transaction<'_>,
     from: i64,
     up_to: i64,
     executions: &[NewExecution],
-    json: &[[String; 3]],
+    json: &[MatchJson],
     now: i64,
 ) -> StoreResult<Option<Vec<Option<ExecutionId>>>> {
     let moved = tx
@@ -617,7 +645,7 @@ fn record_matches_inline(
          ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id"
     ))?;
     let mut ids = Vec::with_capacity(executions.len());
-    for (x, [action, variables, request]) in executions.iter().zip(json) {
+    for (x, j) in executions.iter().zip(json) {
         let id: Option<i64> = rusqlite::OptionalExtension::optional(insert.query_row(
             rusqlite::params![
                 x.entity_id.0,
@@ -629,9 +657,9 @@ fn record_matches_inline(
                 x.integration_id.map(|i| i.0),
                 stored_status(x).as_str(),
                 x.reason,
-                action,
-                variables,
-                request,
+                &*j.action,
+                j.variables,
+                j.request,
                 x.next_attempt_at.map(|t| t.timestamp_micros()),
                 x.lease_until.map(|t| t.timestamp_micros()),
                 now,
@@ -664,7 +692,7 @@ impl ClaimedRow {
                 entity_id: EntityId(r.int_required("entity_id")?),
                 automation_id: AutomationId(r.int_required("automation_id")?),
                 integration_id: r.int("integration_id")?.map(IntegrationId),
-                action: serde_json::Value::Null,
+                action: Default::default(),
                 variables: serde_json::Value::Null,
                 attempt_count: r.int_required("attempt_count")?,
                 round_attempts: r.int_required("round_attempts")?,
@@ -676,7 +704,7 @@ impl ClaimedRow {
 
     fn parsed(self) -> ClaimedExecution {
         ClaimedExecution {
-            action: json_col(&self.action),
+            action: std::sync::Arc::new(json_col(&self.action)),
             variables: json_col(&self.variables),
             ..self.claimed
         }
