@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{catalog, collection, expect, expect_error, project, version, Api, Catalog};
+use crate::helpers::{
+    catalog, collection, expect, expect_error, project, types, version, Api, Catalog,
+};
 
 const REG: &str = "wandb-registry-model";
 
@@ -140,6 +142,33 @@ async fn versions_are_created_listed_and_found_by_index_and_alias() {
         "conflict",
     );
     assert!(msg.contains("\"model\""), "{msg}");
+
+    // The refused version left nothing behind: no index taken, no event written. A version
+    // created with an alias another version holds takes it, and the event says from where.
+    let events_before = alice.events("ml").await.len();
+    let v2 = alice
+        .create_version_with(
+            "ml",
+            "vision",
+            "resnet",
+            json!({"aliases": ["best", "best"], "tags": ["europe"]}),
+        )
+        .await;
+    assert_eq!(v2["version"], "v2");
+    assert_eq!(aliases(&v2), ["best", "latest"]);
+    assert_eq!(
+        aliases(&get_version(&alice, "ml", "vision", "resnet", "v0").await),
+        ["candidate"]
+    );
+    let events = alice.events("ml").await;
+    assert_eq!(
+        types(&events[events_before..]),
+        ["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "ADD_ARTIFACT_TAG"]
+    );
+    let moved = &events[events_before + 1];
+    assert_eq!(moved["alias"], "best");
+    assert_eq!(moved["version"], "v2");
+    assert_eq!(moved["body"]["previous_version"], "v0");
 }
 
 #[tokio::test]

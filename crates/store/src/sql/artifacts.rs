@@ -17,7 +17,8 @@ use herald_domain::names::{
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
-use super::events::insert_event;
+use super::events::{insert_event, insert_event_inline};
+use super::inline::numbered;
 use super::{json_col, now_us, ts, SqlStore};
 use crate::{ArtifactStore, NewVersion, StoreError, StoreResult};
 
@@ -236,30 +237,23 @@ async fn put_alias(
     alias: &str,
     now: i64,
 ) -> StoreResult<Option<Option<i64>>> {
-    let current = sqlx::query(
-        "SELECT m.id, m.version_index FROM aliases a JOIN memberships m ON m.id = a.membership_id \
-         WHERE a.collection_id = $1 AND a.alias = $2",
-    )
-    .bind(coll.id)
-    .bind(alias)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let current = sqlx::query(FIND_ALIAS)
+        .bind(coll.id)
+        .bind(alias)
+        .fetch_optional(&mut *conn)
+        .await?;
     let previous = match current {
         Some(r) if r.try_get::<i64, _>("id")? == mem.id => return Ok(None),
         Some(r) => Some(r.try_get::<i64, _>("version_index")?),
         None => None,
     };
-    sqlx::query(
-        "INSERT INTO aliases (collection_id, alias, membership_id, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (collection_id, alias) DO UPDATE SET membership_id = excluded.membership_id, \
-         created_at = excluded.created_at",
-    )
-    .bind(coll.id)
-    .bind(alias)
-    .bind(mem.id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(UPSERT_ALIAS)
+        .bind(coll.id)
+        .bind(alias)
+        .bind(mem.id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     Ok(Some(previous))
 }
 
@@ -276,19 +270,49 @@ async fn add_aliases(
 ) -> StoreResult<()> {
     for alias in dedup(aliases) {
         if let Some(previous) = put_alias(tx, coll, mem, alias.as_str(), now).await? {
-            let mut e = artifact_event(
-                EventType::AddArtifactAlias,
-                project,
-                coll,
-                Some(mem),
-                author,
-            );
-            e.alias = Some(alias.to_string());
-            e.body = json!({ "previous_version": previous.map(version_string) });
-            insert_event(tx, &e, now).await?;
+            insert_event(
+                tx,
+                &alias_event(project, coll, mem, alias, previous, author),
+                now,
+            )
+            .await?;
         }
     }
     Ok(())
+}
+
+/// ADD_ARTIFACT_ALIAS: `alias` now points at `mem`, having pointed at index `previous`.
+fn alias_event(
+    project: &Project,
+    coll: &CollRow,
+    mem: &MemRow,
+    alias: &AliasName,
+    previous: Option<i64>,
+    author: &User,
+) -> NewEvent {
+    let mut e = artifact_event(
+        EventType::AddArtifactAlias,
+        project,
+        coll,
+        Some(mem),
+        author,
+    );
+    e.alias = Some(alias.to_string());
+    e.body = json!({ "previous_version": previous.map(version_string) });
+    e
+}
+
+/// ADD_ARTIFACT_TAG on the version behind `mem`.
+fn tag_event(
+    project: &Project,
+    coll: &CollRow,
+    mem: &MemRow,
+    tag: &TagName,
+    author: &User,
+) -> NewEvent {
+    let mut e = artifact_event(EventType::AddArtifactTag, project, coll, Some(mem), author);
+    e.tag = Some(tag.to_string());
+    e
 }
 
 fn dedup<T: PartialEq>(items: &[T]) -> Vec<&T> {
@@ -343,18 +367,15 @@ async fn add_membership(
         .bind(coll.id)
         .execute(&mut *conn)
         .await?;
-    let id: i64 = sqlx::query(
-        "INSERT INTO memberships (collection_id, version_id, version_index, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(coll.id)
-    .bind(version_id)
-    .bind(index)
-    .bind(author.id.0)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")?;
+    let id: i64 = sqlx::query(INSERT_MEMBERSHIP)
+        .bind(coll.id)
+        .bind(version_id)
+        .bind(index)
+        .bind(author.id.0)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("id")?;
     Ok(MemRow {
         id,
         version_id,
@@ -403,6 +424,268 @@ async fn collection_for_write(
     })
 }
 
+/// What creating a version wrote.
+struct Created {
+    version_id: i64,
+    index: i64,
+    coll: CollRow,
+}
+
+/// The statements that create a version, for both drivers.
+const RUN_EXISTS: &str = "SELECT 1 FROM runs WHERE project_id = $1 AND name = $2";
+/// Finds or creates the sequence and takes its next index in one statement.
+const NEXT_IN_SEQUENCE: &str =
+    "INSERT INTO collections (project_id, name, kind, artifact_type, next_index, created_at) \
+     VALUES ($1, $2, $3, $4, 1, $5) \
+     ON CONFLICT (project_id, name) DO UPDATE SET next_index = collections.next_index + 1 \
+     RETURNING id, next_index - 1 AS idx, artifact_type, created_at";
+const INSERT_VERSION: &str = "INSERT INTO versions (collection_id, version_index, digest, description, metadata, created_by, run_name, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+const INSERT_MEMBERSHIP: &str =
+    "INSERT INTO memberships (collection_id, version_id, version_index, created_by, created_at) \
+     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+const FIND_ALIAS: &str =
+    "SELECT m.id, m.version_index FROM aliases a JOIN memberships m ON m.id = a.membership_id \
+     WHERE a.collection_id = $1 AND a.alias = $2";
+const UPSERT_ALIAS: &str = "INSERT INTO aliases (collection_id, alias, membership_id, created_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (collection_id, alias) DO UPDATE SET membership_id = excluded.membership_id, \
+     created_at = excluded.created_at";
+const ADD_VERSION_TAG: &str = "INSERT INTO version_tags (version_id, tag, created_at) VALUES ($1, $2, $3) ON CONFLICT (version_id, tag) DO NOTHING";
+
+fn run_not_found(project: &Project, run: &str) -> StoreError {
+    StoreError::not_found(format!(
+        "run {run:?} not found in {}/{}",
+        project.entity, project.name
+    ))
+}
+
+/// The sequence exists with another artifact type.
+fn type_conflict(project: &Project, new: &NewVersion, existing: &str) -> StoreError {
+    StoreError::conflict(format!(
+        "collection {}/{}/{} holds artifacts of type {:?}, not {:?}",
+        project.entity,
+        project.name,
+        new.collection,
+        existing,
+        new.artifact_type.as_str()
+    ))
+}
+
+/// The event that announces a new version, with the aliases and tags it was created with.
+fn creation_event(
+    project: &Project,
+    coll: &CollRow,
+    mem: &MemRow,
+    author: &User,
+    new: &NewVersion,
+) -> NewEvent {
+    let mut e = artifact_event(EventType::CreateArtifact, project, coll, Some(mem), author);
+    e.body = json!({
+        "digest": new.digest,
+        "aliases": new.aliases,
+        "tags": new.tags,
+        "run_id": new.run,
+    });
+    e
+}
+
+/// Creates a version on the inline SQLite connection: every statement of the hot path of a
+/// busy server in one transaction, without a thread switch per statement.
+fn create_version_inline(
+    tx: &rusqlite::Transaction<'_>,
+    project: &Project,
+    author: &User,
+    new: &NewVersion,
+    now: i64,
+) -> StoreResult<Created> {
+    use rusqlite::OptionalExtension as _;
+    if let Some(run) = &new.run {
+        let exists = tx
+            .prepare_cached(&numbered(RUN_EXISTS))?
+            .query_row(rusqlite::params![project.id.0, run.as_str()], |_| Ok(()))
+            .optional()?;
+        if exists.is_none() {
+            return Err(run_not_found(project, run.as_str()));
+        }
+    }
+    let (coll_id, index, existing_type, created_at): (i64, i64, String, i64) =
+        tx.prepare_cached(&numbered(NEXT_IN_SEQUENCE))?.query_row(
+            rusqlite::params![
+                project.id.0,
+                new.collection.as_str(),
+                CollectionKind::Sequence.as_str(),
+                new.artifact_type.as_str(),
+                now
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+    if existing_type != new.artifact_type.as_str() {
+        return Err(type_conflict(project, new, &existing_type));
+    }
+    let coll = CollRow {
+        id: coll_id,
+        name: new.collection.to_string(),
+        kind: CollectionKind::Sequence,
+        artifact_type: existing_type,
+        next_index: index + 1,
+        created_at,
+    };
+    let version_id: i64 = tx.prepare_cached(&numbered(INSERT_VERSION))?.query_row(
+        rusqlite::params![
+            coll.id,
+            index,
+            new.digest,
+            new.description,
+            new.metadata.to_string(),
+            author.id.0,
+            new.run.as_ref().map(|r| r.as_str()),
+            now
+        ],
+        |r| r.get(0),
+    )?;
+    let mem_id: i64 = tx.prepare_cached(&numbered(INSERT_MEMBERSHIP))?.query_row(
+        rusqlite::params![coll.id, version_id, index, author.id.0, now],
+        |r| r.get(0),
+    )?;
+    let mem = MemRow {
+        id: mem_id,
+        version_id,
+        version_index: index,
+    };
+    // The new version is the newest, so `latest` moves to it without looking.
+    tx.prepare_cached(&numbered(UPSERT_ALIAS))?
+        .execute(rusqlite::params![coll.id, LATEST, mem.id, now])?;
+    insert_event_inline(tx, &creation_event(project, &coll, &mem, author, new), now)?;
+    for alias in dedup(&new.aliases) {
+        let current: Option<(i64, i64)> = tx
+            .prepare_cached(&numbered(FIND_ALIAS))?
+            .query_row(rusqlite::params![coll.id, alias.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        // As `put_alias`: an alias already here (`latest`) changes nothing and says nothing.
+        let previous = match current {
+            Some((id, _)) if id == mem.id => continue,
+            Some((_, idx)) => Some(idx),
+            None => None,
+        };
+        tx.prepare_cached(&numbered(UPSERT_ALIAS))?
+            .execute(rusqlite::params![coll.id, alias.as_str(), mem.id, now])?;
+        insert_event_inline(
+            tx,
+            &alias_event(project, &coll, &mem, alias, previous, author),
+            now,
+        )?;
+    }
+    for tag in dedup(&new.tags) {
+        let added = tx
+            .prepare_cached(&numbered(ADD_VERSION_TAG))?
+            .execute(rusqlite::params![mem.version_id, tag.as_str(), now])?;
+        if added > 0 {
+            insert_event_inline(tx, &tag_event(project, &coll, &mem, tag, author), now)?;
+        }
+    }
+    Ok(Created {
+        version_id,
+        index,
+        coll,
+    })
+}
+
+impl SqlStore {
+    /// Creates a version over sqlx (PostgreSQL, or SQLite without a file).
+    async fn create_version_sqlx(
+        &self,
+        project: &Project,
+        author: &User,
+        new: &NewVersion,
+        now: i64,
+    ) -> StoreResult<Created> {
+        let mut tx = self.begin_write().await?;
+        if let Some(run) = &new.run {
+            let exists = sqlx::query(RUN_EXISTS)
+                .bind(project.id.0)
+                .bind(run.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(run_not_found(project, run.as_str()));
+            }
+        }
+        let row = sqlx::query(NEXT_IN_SEQUENCE)
+            .bind(project.id.0)
+            .bind(new.collection.as_str())
+            .bind(CollectionKind::Sequence.as_str())
+            .bind(new.artifact_type.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let existing_type: String = row.try_get("artifact_type")?;
+        if existing_type != new.artifact_type.as_str() {
+            return Err(type_conflict(project, new, &existing_type));
+        }
+        let index: i64 = row.try_get("idx")?;
+        let coll = CollRow {
+            id: row.try_get("id")?,
+            name: new.collection.to_string(),
+            kind: CollectionKind::Sequence,
+            artifact_type: existing_type,
+            next_index: index + 1,
+            created_at: row.try_get("created_at")?,
+        };
+        let version_id: i64 = sqlx::query(INSERT_VERSION)
+            .bind(coll.id)
+            .bind(index)
+            .bind(&new.digest)
+            .bind(&new.description)
+            .bind(new.metadata.to_string())
+            .bind(author.id.0)
+            .bind(new.run.as_ref().map(|r| r.as_str()))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+        let mem_id: i64 = sqlx::query(INSERT_MEMBERSHIP)
+            .bind(coll.id)
+            .bind(version_id)
+            .bind(index)
+            .bind(author.id.0)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+        let mem = MemRow {
+            id: mem_id,
+            version_id,
+            version_index: index,
+        };
+        // The new version is the newest, so `latest` moves to it without looking.
+        sqlx::query(UPSERT_ALIAS)
+            .bind(coll.id)
+            .bind(LATEST)
+            .bind(mem.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(
+            &mut tx,
+            &creation_event(project, &coll, &mem, author, new),
+            now,
+        )
+        .await?;
+        add_aliases(&mut tx, project, &coll, &mem, &new.aliases, author, now).await?;
+        for tag in dedup(&new.tags) {
+            tag_version(&mut tx, project, &coll, &mem, tag, author, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Created {
+            version_id,
+            index,
+            coll,
+        })
+    }
+}
+
 #[async_trait]
 impl ArtifactStore for SqlStore {
     async fn create_version(
@@ -418,121 +701,18 @@ impl ArtifactStore for SqlStore {
             ));
         }
         let now = now_us();
-        let mut tx = self.begin_write().await?;
-        if let Some(run) = &new.run {
-            let exists = sqlx::query("SELECT 1 FROM runs WHERE project_id = $1 AND name = $2")
-                .bind(project.id.0)
-                .bind(run.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::not_found(format!(
-                    "run {:?} not found in {}/{}",
-                    run.as_str(),
-                    project.entity,
-                    project.name
-                )));
-            }
-        }
-        // One statement finds or creates the sequence and takes its next index; the hot path
-        // of a busy server, so it avoids every round trip it can.
-        let row = sqlx::query(
-            "INSERT INTO collections (project_id, name, kind, artifact_type, next_index, created_at) \
-             VALUES ($1, $2, $3, $4, 1, $5) \
-             ON CONFLICT (project_id, name) DO UPDATE SET next_index = collections.next_index + 1 \
-             RETURNING id, next_index - 1 AS idx, artifact_type, created_at",
-        )
-        .bind(project.id.0)
-        .bind(new.collection.as_str())
-        .bind(CollectionKind::Sequence.as_str())
-        .bind(new.artifact_type.as_str())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let existing_type: String = row.try_get("artifact_type")?;
-        if existing_type != new.artifact_type.as_str() {
-            return Err(StoreError::conflict(format!(
-                "collection {}/{}/{} holds artifacts of type {:?}, not {:?}",
-                project.entity,
-                project.name,
-                new.collection,
-                existing_type,
-                new.artifact_type.as_str()
-            )));
-        }
-        let index: i64 = row.try_get("idx")?;
-        let coll = CollRow {
-            id: row.try_get("id")?,
-            name: new.collection.to_string(),
-            kind: CollectionKind::Sequence,
-            artifact_type: existing_type,
-            next_index: index + 1,
-            created_at: row.try_get("created_at")?,
+        let created = match self
+            .write_inline(|tx| create_version_inline(tx, project, author, &new, now))
+            .await
+        {
+            Some(created) => created?,
+            None => self.create_version_sqlx(project, author, &new, now).await?,
         };
-        let version_id: i64 = sqlx::query(
-            "INSERT INTO versions (collection_id, version_index, digest, description, metadata, created_by, run_name, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(coll.id)
-        .bind(index)
-        .bind(&new.digest)
-        .bind(&new.description)
-        .bind(new.metadata.to_string())
-        .bind(author.id.0)
-        .bind(new.run.as_ref().map(|r| r.as_str()))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        let mem_id: i64 = sqlx::query(
-            "INSERT INTO memberships (collection_id, version_id, version_index, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(coll.id)
-        .bind(version_id)
-        .bind(index)
-        .bind(author.id.0)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        let mem = MemRow {
-            id: mem_id,
+        let Created {
             version_id,
-            version_index: index,
-        };
-        // The new version is the newest, so `latest` moves to it without looking.
-        sqlx::query(
-            "INSERT INTO aliases (collection_id, alias, membership_id, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (collection_id, alias) DO UPDATE SET membership_id = excluded.membership_id, \
-             created_at = excluded.created_at",
-        )
-        .bind(coll.id)
-        .bind(LATEST)
-        .bind(mem.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-
-        let mut e = artifact_event(
-            EventType::CreateArtifact,
-            project,
-            &coll,
-            Some(&mem),
-            author,
-        );
-        e.body = json!({
-            "digest": new.digest,
-            "aliases": new.aliases,
-            "tags": new.tags,
-            "run_id": new.run,
-        });
-        insert_event(&mut tx, &e, now).await?;
-        add_aliases(&mut tx, project, &coll, &mem, &new.aliases, author, now).await?;
-        for tag in dedup(&new.tags) {
-            tag_version(&mut tx, project, &coll, &mem, tag, author, now).await?;
-        }
-        tx.commit().await?;
+            index,
+            coll,
+        } = created;
         let mut aliases: Vec<String> = std::iter::once(LATEST.to_string())
             .chain(new.aliases.iter().map(|a| a.to_string()))
             .collect();
@@ -969,19 +1149,15 @@ async fn tag_version(
     author: &User,
     now: i64,
 ) -> StoreResult<()> {
-    let added = sqlx::query(
-        "INSERT INTO version_tags (version_id, tag, created_at) VALUES ($1, $2, $3) ON CONFLICT (version_id, tag) DO NOTHING",
-    )
-    .bind(mem.version_id)
-    .bind(tag.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let added = sqlx::query(ADD_VERSION_TAG)
+        .bind(mem.version_id)
+        .bind(tag.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
     if added > 0 {
-        let mut e = artifact_event(EventType::AddArtifactTag, project, coll, Some(mem), author);
-        e.tag = Some(tag.to_string());
-        insert_event(tx, &e, now).await?;
+        insert_event(tx, &tag_event(project, coll, mem, tag, author), now).await?;
     }
     Ok(())
 }

@@ -6,8 +6,13 @@ use herald_domain::ids::{EntityId, EventId, VersionId};
 use herald_domain::names::version_string;
 use sqlx::{Any, Row, Transaction};
 
+use super::inline::numbered;
 use super::{json_col, ts, Columns, SqlStore};
 use crate::{EventStore, StoreResult};
+
+const INSERT_EVENT: &str = "INSERT INTO events (event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
+     version_id, version_index, alias, tag, run_name, author, created_at, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
 
 /// Appends `event` within `tx`, so it commits or rolls back with the change it describes.
 pub(crate) async fn insert_event(
@@ -15,28 +20,52 @@ pub(crate) async fn insert_event(
     event: &NewEvent,
     now: i64,
 ) -> StoreResult<EventId> {
-    let id: i64 = sqlx::query(
-        "INSERT INTO events (event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
-         version_id, version_index, alias, tag, run_name, author, created_at, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-    )
-    .bind(event.event_type.as_str())
-    .bind(event.entity_id.0)
-    .bind(&event.entity)
-    .bind(&event.project)
-    .bind(&event.collection)
-    .bind(&event.artifact_type)
-    .bind(event.version_id.map(|v| v.0))
-    .bind(event.version_index)
-    .bind(&event.alias)
-    .bind(&event.tag)
-    .bind(&event.run)
-    .bind(&event.author)
-    .bind(now)
-    .bind(event.body.to_string())
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("id")?;
+    let id: i64 = sqlx::query(INSERT_EVENT)
+        .bind(event.event_type.as_str())
+        .bind(event.entity_id.0)
+        .bind(&event.entity)
+        .bind(&event.project)
+        .bind(&event.collection)
+        .bind(&event.artifact_type)
+        .bind(event.version_id.map(|v| v.0))
+        .bind(event.version_index)
+        .bind(&event.alias)
+        .bind(&event.tag)
+        .bind(&event.run)
+        .bind(&event.author)
+        .bind(now)
+        .bind(event.body.to_string())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+    Ok(EventId(id))
+}
+
+/// [`insert_event`] on the inline SQLite connection.
+pub(crate) fn insert_event_inline(
+    tx: &rusqlite::Transaction<'_>,
+    event: &NewEvent,
+    now: i64,
+) -> StoreResult<EventId> {
+    let id = tx.prepare_cached(&numbered(INSERT_EVENT))?.query_row(
+        rusqlite::params![
+            event.event_type.as_str(),
+            event.entity_id.0,
+            event.entity,
+            event.project,
+            event.collection,
+            event.artifact_type,
+            event.version_id.map(|v| v.0),
+            event.version_index,
+            event.alias,
+            event.tag,
+            event.run,
+            event.author,
+            now,
+            event.body.to_string(),
+        ],
+        |r| r.get(0),
+    )?;
     Ok(EventId(id))
 }
 
