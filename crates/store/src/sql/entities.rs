@@ -7,17 +7,17 @@ use herald_domain::names::{EntityName, ProjectName, Username};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_us, ts, SqlStore};
+use super::inline::numbered;
+use super::{now_us, ts, Columns, SqlStore};
 use crate::error::conflict_on_unique;
 use crate::{EntityStore, StoreError, StoreResult};
 
-fn entity_from_row(row: &AnyRow) -> Result<Entity, sqlx::Error> {
-    let kind: String = row.try_get("kind")?;
+fn entity_from_row(row: &impl Columns) -> StoreResult<Entity> {
     Ok(Entity {
-        id: EntityId(row.try_get("id")?),
-        name: EntityName::from_trusted(row.try_get("name")?),
-        kind: EntityKind::from_db(&kind).unwrap_or(EntityKind::Team),
-        created_at: ts(row.try_get("created_at")?),
+        id: EntityId(row.int_required("id")?),
+        name: EntityName::from_trusted(row.text_required("name")?),
+        kind: EntityKind::from_db(&row.text_required("kind")?).unwrap_or(EntityKind::Team),
+        created_at: ts(row.int_required("created_at")?),
     })
 }
 
@@ -102,20 +102,28 @@ impl EntityStore for SqlStore {
         name: &str,
         user: &User,
     ) -> StoreResult<Option<(Entity, Option<Role>)>> {
-        let row = sqlx::query(
-            "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \
-             LEFT JOIN members m ON m.entity_id = e.id AND m.user_id = $2 WHERE e.name = $1",
-        )
-        .bind(name)
-        .bind(user.id.0)
-        .fetch_optional(&self.read)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let role: Option<String> = row.try_get("role")?;
-        Ok(Some((
-            entity_from_row(&row)?,
-            role.as_deref().map(role_from_db),
-        )))
+        const SQL: &str = "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \
+             LEFT JOIN members m ON m.entity_id = e.id AND m.user_id = $2 WHERE e.name = $1";
+        fn read(row: &impl Columns) -> StoreResult<(Entity, Option<Role>)> {
+            Ok((
+                entity_from_row(row)?,
+                row.text("role")?.as_deref().map(role_from_db),
+            ))
+        }
+        // Every request about an entity asks this first.
+        if let Some(found) = self.lookup_inline(|c| {
+            let mut stmt = c.prepare_cached(&numbered(SQL))?;
+            let mut rows = stmt.query(rusqlite::params![name, user.id.0])?;
+            rows.next()?.map(|r| read(r)).transpose()
+        }) {
+            return found;
+        }
+        let row = sqlx::query(SQL)
+            .bind(name)
+            .bind(user.id.0)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(read).transpose()
     }
 
     async fn entities_of(&self, user: &User) -> StoreResult<Vec<(Entity, Role)>> {

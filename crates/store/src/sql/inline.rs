@@ -26,6 +26,9 @@ pub(crate) struct Inline {
     conn: Mutex<rusqlite::Connection>,
     /// For the matcher's reads (its cursor and the next events): one task, so uncontended.
     reader: Mutex<rusqlite::Connection>,
+    /// For the short indexed reads every API request makes (who may act on an entity): a
+    /// few microseconds each, so one connection serves them all without a queue forming.
+    lookups: Mutex<rusqlite::Connection>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -57,6 +60,7 @@ impl Inline {
         Ok(Self {
             conn: Mutex::new(connect()?),
             reader: Mutex::new(connect()?),
+            lookups: Mutex::new(connect()?),
         })
     }
 
@@ -66,6 +70,14 @@ impl Inline {
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         f(&self.reader.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `f` on the lookup connection (each statement sees what was committed before it).
+    pub(crate) fn lookup<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        f(&self.lookups.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Runs `f` in one immediate transaction and commits it. The caller holds the sqlx

@@ -247,6 +247,15 @@ impl SqlStore {
     /// Runs `f` as one write transaction on the inline SQLite connection, holding the sqlx
     /// writer meanwhile; `None` when there is no inline connection (PostgreSQL, or SQLite in
     /// memory), and the caller uses sqlx.
+    /// Runs a short read on the inline lookup connection; `None` without one (see
+    /// [`inline`]). It does not leave the runtime: an indexed lookup takes microseconds.
+    pub(crate) fn lookup_inline<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> crate::StoreResult<T>,
+    ) -> Option<crate::StoreResult<T>> {
+        Some(self.inline.as_ref()?.lookup(f))
+    }
+
     pub(crate) async fn write_inline<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> crate::StoreResult<T>,
