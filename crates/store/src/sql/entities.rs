@@ -114,7 +114,7 @@ impl EntityStore for SqlStore {
         if let Some(found) = self.lookup_inline(|c| {
             let mut stmt = c.prepare_cached(&numbered(SQL))?;
             let mut rows = stmt.query(rusqlite::params![name, user.id.0])?;
-            rows.next()?.map(|r| read(r)).transpose()
+            rows.next()?.map(read).transpose()
         }) {
             return found;
         }
