@@ -596,7 +596,6 @@ fn stored_status(x: &NewExecution) -> ExecutionStatus {
     }
 }
 
-/// [`ExecutionStore::record_matches`] on the inline SQLite connection.
 /// An execution's JSON columns, as text.
 struct MatchJson {
     action: Arc<str>,
@@ -624,6 +623,7 @@ impl ActionTexts {
     }
 }
 
+/// [`ExecutionStore::record_matches`] on the inline SQLite connection.
 fn record_matches_inline(
     tx: &rusqlite::Transaction<'_>,
     from: i64,
