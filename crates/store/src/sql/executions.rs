@@ -193,6 +193,7 @@ impl ExecutionStore for SqlStore {
             return Ok(None); // dropping `tx` rolls back
         }
         let mut ids = std::collections::HashMap::with_capacity(executions.len());
+        let mut actions = ActionTexts::default();
         for chunk in executions.chunks(RECORD_CHUNK) {
             // The unique (automation, event) pair makes a replayed batch harmless.
             let sql = format!(
@@ -211,7 +212,7 @@ impl ExecutionStore for SqlStore {
                     .bind(x.integration_id.map(|i| i.0))
                     .bind(stored_status(x).as_str())
                     .bind(&x.reason)
-                    .bind(x.action.to_string())
+                    .bind(actions.text(&x.action).to_string())
                     .bind(x.variables.to_string())
                     .bind(x.request.to_string())
                     .bind(x.next_attempt_at.map(|t| t.timestamp_micros()))
