@@ -544,3 +544,51 @@ async fn versions_can_name_the_run_that_made_them() {
     );
     assert!(msg.contains("run-2"), "{msg}");
 }
+
+#[tokio::test]
+async fn versions_created_at_once_each_get_their_own_index_and_event() {
+    let Catalog { app: _app, alice } = catalog().await;
+    const N: usize = 40;
+    // Half of them in one collection (which exists only once the first lands), the rest
+    // spread over a second; all at once.
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let alice = alice.clone();
+            let coll = if i % 2 == 0 { "resnet" } else { "vit" };
+            tokio::spawn(async move {
+                alice
+                    .create_version_with("ml", "vision", coll, json!({ "tags": [format!("t{i}")] }))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = Vec::with_capacity(N);
+    for t in tasks {
+        created.push(t.await.expect("creation task"));
+    }
+    for coll in ["resnet", "vit"] {
+        let mut indexes: Vec<i64> = created
+            .iter()
+            .filter(|v| v["collection"] == coll)
+            .map(|v| v["version_index"].as_i64().unwrap())
+            .collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..(N / 2) as i64).collect::<Vec<_>>(), "{coll}");
+        let newest = format!("v{}", N / 2 - 1);
+        assert_eq!(
+            get_version(&alice, "ml", "vision", coll, "latest").await["version"],
+            newest.as_str()
+        );
+    }
+    // One CREATE_ARTIFACT and one ADD_ARTIFACT_TAG per version, naming the version it made.
+    let events = alice.events("ml").await;
+    for v in &created {
+        let about: Vec<String> = events
+            .iter()
+            .filter(|e| e["collection"] == v["collection"] && e["version"] == v["version"])
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(about, ["CREATE_ARTIFACT", "ADD_ARTIFACT_TAG"], "{v}");
+    }
+    assert_eq!(events.len(), 2 * N);
+}
