@@ -71,9 +71,6 @@ pub struct Engine {
     events_written: Notify,
     work_ready: Notify,
     in_flight: Mutex<InFlight>,
-    /// Executions the matcher stored already leased to this process, for the delivery loop
-    /// to start: fresh work skips the claim, a transaction and a wake-up on its way out.
-    handoff: Mutex<Vec<ClaimedExecution>>,
     /// Something may be due that only a claim finds: the matcher left executions pending, a
     /// redelivery was asked for, or the last claim was cut short by room or busy destinations
     /// (then `starved`, and every delivery that finishes asks for another claim).
@@ -188,6 +185,13 @@ impl InFlight {
         sending + hold_room <= hold
     }
 
+    /// Holds leased `x` for destination `d`, queued behind what `d` already has.
+    fn queue(&mut self, d: IntegrationId, x: ClaimedExecution) {
+        self.leased.insert(x.id);
+        *self.by_destination.entry(d).or_default() += 1;
+        self.queued.entry(d).or_default().push_back(x);
+    }
+
     /// Everything leased and not yet sent, in all.
     fn held_unsent(&self) -> usize {
         let unrecorded: usize = self.unrecorded.values().sum();
@@ -254,7 +258,6 @@ impl Engine {
             events_written: Notify::new(),
             work_ready: Notify::new(),
             in_flight: Mutex::new(InFlight::default()),
-            handoff: Mutex::new(Vec::new()),
             claim_wanted: std::sync::atomic::AtomicBool::new(true),
             starved: std::sync::atomic::AtomicBool::new(false),
             left_behind: std::sync::atomic::AtomicU64::new(0),
@@ -640,9 +643,8 @@ impl Engine {
         let until = Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let f = self.in_flight.lock().expect("in-flight lock");
         // What a claim would take now (the delivery loop may claim meanwhile, so the two can
-        // together hold a little more than the limit for a moment). `leased` counts the
-        // hand-off queue too; sent executions wait only for the recorder, so only what is
-        // held and unsent takes room.
+        // together hold a little more than the limit for a moment). Sent executions wait only
+        // for the recorder, so only what is held and unsent takes room.
         let mut room = self.hold_limit().saturating_sub(f.held_unsent());
         let mut taken: HashMap<IntegrationId, usize> = HashMap::new();
         for x in executions
@@ -652,54 +654,62 @@ impl Engine {
             if room == 0 {
                 break;
             }
-            if let Some(d) = x.integration_id {
-                let n = taken.entry(d).or_default();
-                if f.unsent(d) + *n >= self.config.per_destination * CLAIM_AHEAD {
-                    continue;
-                }
-                *n += 1;
+            // Pending executions always have a destination (NO_OP finishes at match); one
+            // without would be left for a claim, which starts it at once.
+            let Some(d) = x.integration_id else { continue };
+            let n = taken.entry(d).or_default();
+            if f.unsent(d) + *n >= self.config.per_destination * CLAIM_AHEAD {
+                continue;
             }
+            *n += 1;
             room -= 1;
             x.lease_until = Some(until);
         }
     }
 
-    /// Queues the executions stored leased to this process for the delivery loop.
+    /// Queues the executions stored leased to this process for their destinations, as a
+    /// claim's would be, for the delivery loop (or a delivery freeing its slot) to start:
+    /// fresh work skips the claim, a transaction and a wake-up on its way out. Queued at once,
+    /// they count as held from now on, so the matcher's pacing sees them, and the heartbeat
+    /// renews their leases even before they start.
     fn hand_off(&self, executions: Vec<herald_store::NewExecution>, ids: &[Option<ExecutionId>]) {
-        let mine: Vec<ClaimedExecution> = executions
+        let mut f = self.in_flight.lock().expect("in-flight lock");
+        let mine = executions
             .into_iter()
             .zip(ids)
             .filter(|(x, _)| x.lease_until.is_some())
             .filter_map(|(x, id)| {
-                Some(ClaimedExecution {
-                    id: (*id)?,
-                    entity_id: x.entity_id,
-                    automation_id: x.automation_id,
-                    integration_id: x.integration_id,
-                    action: x.action,
-                    variables: x.variables,
-                    attempt_count: 0,
-                    round_attempts: 0,
-                })
-            })
-            .collect();
-        if mine.is_empty() {
-            return;
+                // Only executions with a destination are leased here (lease_for_handoff).
+                let d = x.integration_id?;
+                Some((
+                    d,
+                    ClaimedExecution {
+                        id: (*id)?,
+                        entity_id: x.entity_id,
+                        automation_id: x.automation_id,
+                        integration_id: x.integration_id,
+                        action: x.action,
+                        variables: x.variables,
+                        attempt_count: 0,
+                        round_attempts: 0,
+                    },
+                ))
+            });
+        for (d, x) in mine {
+            f.queue(d, x);
         }
-        // Leased from now on, so the heartbeat renews them even before they start.
-        self.in_flight
-            .lock()
-            .expect("in-flight lock")
-            .leased
-            .extend(mine.iter().map(|x| x.id));
-        self.handoff.lock().expect("handoff lock").extend(mine);
     }
 
     /// One delivery step: claims the due executions there is room for and delivers them,
     /// waiting for those deliveries to finish. Returns how many it delivered.
     pub async fn deliver_once(self: &Arc<Self>) -> Result<usize> {
         let mut set = JoinSet::new();
-        let handed = self.start_handed_off(&mut set);
+        // What the matcher handed off is queued; the deliveries started here go through it.
+        let handed: usize = {
+            let f = self.in_flight.lock().expect("in-flight lock");
+            f.queued.values().map(VecDeque::len).sum()
+        };
+        self.start_ready(&mut set);
         let n = loop {
             match self.claim_and_spawn(&mut set).await? {
                 Claim::Claimed(n) => break n + handed,
@@ -774,34 +784,11 @@ impl Engine {
         Ok(Claim::Claimed(n))
     }
 
-    /// Starts the executions the matcher handed off; returns how many.
-    fn start_handed_off(self: &Arc<Self>, set: &mut JoinSet<()>) -> usize {
-        let mut mine = std::mem::take(&mut *self.handoff.lock().expect("handoff lock"));
-        // Already in `leased`; `start` adds them again, which is harmless.
-        mine.sort_by_key(|x| x.id.0);
-        let n = mine.len();
-        if n > 0 {
-            self.start(mine, set);
-        }
-        n
-    }
-
-    /// Starts leased executions within the concurrency limits, queueing the rest per destination.
-    fn start(self: &Arc<Self>, claimed: Vec<ClaimedExecution>, set: &mut JoinSet<()>) {
+    /// Starts queued executions there are slots for (destinations taking turns).
+    fn start_ready(self: &Arc<Self>, set: &mut JoinSet<()>) {
         let mut start = Vec::new();
         {
-            let mut guard = self.in_flight.lock().expect("in-flight lock");
-            let f = &mut *guard;
-            for x in claimed {
-                f.leased.insert(x.id);
-                let Some(d) = x.integration_id else {
-                    f.total += 1; // NO_OP: nothing to send, done at once
-                    start.push(x);
-                    continue;
-                };
-                *f.by_destination.entry(d).or_default() += 1;
-                f.queued.entry(d).or_default().push_back(x);
-            }
+            let mut f = self.in_flight.lock().expect("in-flight lock");
             let mut after = None;
             while let Some(x) = f.next_ready(after, self.limits()) {
                 after = x.integration_id;
@@ -811,6 +798,29 @@ impl Engine {
         for x in start {
             set.spawn(self.clone().deliver_from(x));
         }
+    }
+
+    /// Starts claimed executions within the concurrency limits, queueing the rest per destination.
+    fn start(self: &Arc<Self>, claimed: Vec<ClaimedExecution>, set: &mut JoinSet<()>) {
+        let mut at_once = Vec::new();
+        {
+            let mut f = self.in_flight.lock().expect("in-flight lock");
+            for x in claimed {
+                match x.integration_id {
+                    Some(d) => f.queue(d, x),
+                    None => {
+                        // NO_OP: nothing to send, done at once.
+                        f.leased.insert(x.id);
+                        f.total += 1;
+                        at_once.push(x);
+                    }
+                }
+            }
+        }
+        for x in at_once {
+            set.spawn(self.clone().deliver_from(x));
+        }
+        self.start_ready(set);
     }
 
     fn limits(&self) -> Limits {
@@ -1093,7 +1103,7 @@ impl Engine {
         let mut claim_at = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             while set.try_join_next().is_some() {}
-            self.start_handed_off(&mut set);
+            self.start_ready(&mut set);
             let wanted = self
                 .claim_wanted
                 .swap(false, std::sync::atomic::Ordering::SeqCst);
