@@ -1154,18 +1154,54 @@ mod tests {
     use super::*;
     use herald_domain::ids::{AutomationId, EntityId};
 
-    fn queued(f: &mut InFlight, id: i64, destination: i64, kind: &str) {
-        let d = IntegrationId(destination);
-        f.queued.entry(d).or_default().push_back(ClaimedExecution {
+    fn execution(id: i64, destination: i64, kind: &str) -> ClaimedExecution {
+        ClaimedExecution {
             id: ExecutionId(id),
             entity_id: EntityId(1),
             automation_id: AutomationId(1),
-            integration_id: Some(d),
+            integration_id: Some(IntegrationId(destination)),
             action: serde_json::json!({ "type": kind }).into(),
             variables: Value::Null,
             attempt_count: 0,
             round_attempts: 0,
-        });
+        }
+    }
+
+    fn queued(f: &mut InFlight, id: i64, destination: i64, kind: &str) {
+        let d = IntegrationId(destination);
+        f.queued
+            .entry(d)
+            .or_default()
+            .push_back(execution(id, destination, kind));
+    }
+
+    #[test]
+    fn queued_executions_take_room_from_the_next_batch_until_sent() {
+        let mut f = InFlight::default();
+        let now = std::time::Instant::now();
+        let d = IntegrationId(1);
+        f.sent_at.insert(d, now);
+        // A matcher batch handed off: queued, not yet started.
+        for id in 0..600 {
+            f.queue(d, execution(id, 1, "GENERIC_WEBHOOK"));
+        }
+        assert_eq!(
+            (f.unsent(d), f.held_unsent(), f.leased.len()),
+            (600, 600, 600)
+        );
+        assert!(
+            !f.room_for(500, 1024, 4096, now),
+            "600 held + 500 exceed 1,024"
+        );
+        assert!(f.room_for(400, 1024, 4096, now));
+        // Started and sent (waiting for the recorder), they no longer take room.
+        let limits = Limits {
+            total: 1000,
+            per_destination: 1000,
+        };
+        assert_eq!(drain(&mut f, None, limits).len(), 600);
+        f.unrecorded.insert(d, 600);
+        assert!(f.room_for(500, 1024, 4096, now));
     }
 
     /// Takes every execution that may start now, as `start` does, as (execution, destination)
