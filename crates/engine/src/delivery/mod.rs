@@ -409,7 +409,13 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
                 format!("stored payload is not a valid template: {e}"),
             )
         }
-        (_, None) => unreachable!("only a webhook's action has an integration and no template"),
+        // Only a webhook's action reaches here, and it always has a template (or its error).
+        (_, None) => {
+            return fail(
+                "invalid_action",
+                "the action has a destination but nothing to send it".to_string(),
+            )
+        }
     };
     let secrets = match open_secrets(d, &integration).await {
         Ok(s) => s,

@@ -367,6 +367,18 @@ async fn add_membership(
         .bind(coll.id)
         .execute(&mut *conn)
         .await?;
+    insert_membership(conn, coll, version_id, index, author, now).await
+}
+
+/// Records version `version_id`'s membership of `coll` at `index` (already taken).
+async fn insert_membership(
+    conn: &mut AnyConnection,
+    coll: &CollRow,
+    version_id: i64,
+    index: i64,
+    author: &User,
+    now: i64,
+) -> StoreResult<MemRow> {
     let id: i64 = sqlx::query(INSERT_MEMBERSHIP)
         .bind(coll.id)
         .bind(version_id)
@@ -424,14 +436,7 @@ async fn collection_for_write(
     })
 }
 
-/// What creating a version wrote.
-struct Created {
-    version_id: i64,
-    index: i64,
-    coll: CollRow,
-}
-
-/// The statements that create a version, for both drivers.
+// The statements that create a version, for both drivers.
 const RUN_EXISTS: &str = "SELECT 1 FROM runs WHERE project_id = $1 AND name = $2";
 /// Finds or creates the sequence and takes its next index in one statement.
 const NEXT_IN_SEQUENCE: &str =
@@ -497,7 +502,7 @@ fn create_version_inline(
     author: &User,
     new: &NewVersion,
     now: i64,
-) -> StoreResult<Created> {
+) -> StoreResult<(CollRow, MemRow)> {
     use rusqlite::OptionalExtension as _;
     if let Some(run) = &new.run {
         let exists = tx
@@ -585,11 +590,7 @@ fn create_version_inline(
             insert_event_inline(tx, &tag_event(project, &coll, &mem, tag, author), now)?;
         }
     }
-    Ok(Created {
-        version_id,
-        index,
-        coll,
-    })
+    Ok((coll, mem))
 }
 
 impl SqlStore {
@@ -600,7 +601,7 @@ impl SqlStore {
         author: &User,
         new: &NewVersion,
         now: i64,
-    ) -> StoreResult<Created> {
+    ) -> StoreResult<(CollRow, MemRow)> {
         let mut tx = self.begin_write().await?;
         if let Some(run) = &new.run {
             let exists = sqlx::query(RUN_EXISTS)
@@ -645,20 +646,7 @@ impl SqlStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-        let mem_id: i64 = sqlx::query(INSERT_MEMBERSHIP)
-            .bind(coll.id)
-            .bind(version_id)
-            .bind(index)
-            .bind(author.id.0)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-        let mem = MemRow {
-            id: mem_id,
-            version_id,
-            version_index: index,
-        };
+        let mem = insert_membership(&mut tx, &coll, version_id, index, author, now).await?;
         // The new version is the newest, so `latest` moves to it without looking.
         sqlx::query(UPSERT_ALIAS)
             .bind(coll.id)
@@ -678,11 +666,7 @@ impl SqlStore {
             tag_version(&mut tx, project, &coll, &mem, tag, author, now).await?;
         }
         tx.commit().await?;
-        Ok(Created {
-            version_id,
-            index,
-            coll,
-        })
+        Ok((coll, mem))
     }
 }
 
@@ -701,18 +685,14 @@ impl ArtifactStore for SqlStore {
             ));
         }
         let now = now_us();
-        let created = match self
+        let (coll, mem) = match self
             .write_inline(|tx| create_version_inline(tx, project, author, &new, now))
             .await
         {
             Some(created) => created?,
             None => self.create_version_sqlx(project, author, &new, now).await?,
         };
-        let Created {
-            version_id,
-            index,
-            coll,
-        } = created;
+        let (version_id, index) = (mem.version_id, mem.version_index);
         let mut aliases: Vec<String> = std::iter::once(LATEST.to_string())
             .chain(new.aliases.iter().map(|a| a.to_string()))
             .collect();
