@@ -16,6 +16,13 @@ pub const MAX_INTEGRATION_NAME: usize = 64;
 pub const MAX_SECRET_NAME: usize = 128;
 /// Largest secret value, in bytes.
 pub const MAX_SECRET_VALUE: usize = 16 * 1024;
+/// How long a rotated-out value keeps signing deliveries unless the rotation says otherwise:
+/// a day, as Svix does.
+pub const DEFAULT_SECRET_GRACE_SECONDS: u32 = 86_400;
+/// The longest grace period a rotation may give the value it replaces: a week.
+pub const MAX_SECRET_GRACE_SECONDS: u32 = 604_800;
+/// Rotated-out values kept valid at once; rotating past this drops the oldest.
+pub const MAX_PREVIOUS_SECRET_VALUES: usize = 10;
 /// Longest webhook URL.
 pub const MAX_URL: usize = 4096;
 /// Default cooldown of run-metric automations: once per run per day, W&B's rule.
@@ -388,6 +395,18 @@ pub struct SecretMeta {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Values this secret held before it was rotated that still sign deliveries, newest
+    /// first, so receivers can move to the new value without rejecting a message.
+    pub previous_values: Vec<PreviousSecretValue>,
+}
+
+/// A rotated-out value of a secret, still valid for a grace period: deliveries signed with
+/// the secret carry a `webhook-signature` under it as well until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviousSecretValue {
+    pub retired_at: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -337,12 +337,18 @@ pub enum EventsCmd {
 #[derive(Subcommand, Debug)]
 pub enum SecretCmd {
     /// Create or rotate a secret. The value is read from standard input unless --value is given.
+    /// A rotated signing secret's previous value keeps signing deliveries beside the new one
+    /// for the grace period, so receivers can switch without rejecting a message.
     Set {
         entity: String,
         name: String,
         /// The value (prefer standard input, which keeps it out of shell history).
         #[arg(long)]
         value: Option<String>,
+        /// On a rotation, seconds the previous value stays valid (0 to 604800; the server's
+        /// default is 86400, a day). 0 ends every previous value at once, as for a leaked secret.
+        #[arg(long, value_name = "SECONDS")]
+        grace_period: Option<u32>,
         #[command(flatten)]
         opts: ClientOpts,
     },

@@ -17,6 +17,7 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
             entity,
             name,
             value,
+            grace_period,
             opts,
         } => {
             let value = match value {
@@ -30,7 +31,11 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
                 }
             };
             let url = format!("/api/v1/entities/{}/secrets/{}", seg(&entity), seg(&name));
-            let out = client(&opts).put(&url, &json!({ "value": value })).await?;
+            let mut body = json!({ "value": value });
+            if let Some(g) = grace_period {
+                body["grace_period_seconds"] = json!(g);
+            }
+            let out = client(&opts).put(&url, &body).await?;
             show(&opts, &out, || println!("secret {name} saved in {entity}"))
         }
         SecretCmd::List { entity, opts } => {
@@ -38,10 +43,13 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
                 .get(&format!("/api/v1/entities/{}/secrets", seg(&entity)))
                 .await?;
             show(&opts, &out, || {
-                table(
-                    &["SECRET", "UPDATED"],
-                    rows(&out, &[&["name"], &["updated_at"]]),
-                )
+                let mut listed = rows(&out, &[&["name"], &["updated_at"]]);
+                // How many rotated-out values still sign deliveries.
+                for (row, s) in listed.iter_mut().zip(out.as_array().into_iter().flatten()) {
+                    let previous = s["previous_values"].as_array().map_or(0, Vec::len);
+                    row.push(previous.to_string());
+                }
+                table(&["SECRET", "UPDATED", "PREVIOUS VALUES"], listed)
             })
         }
         SecretCmd::Delete { entity, name, opts } => {

@@ -596,4 +596,60 @@ fn readme_automation_example_delivers_a_signed_webhook() {
         shown.contains("200") && !shown.contains("ghp_example_token"),
         "{shown}"
     );
+
+    // Rotating the signing secret with a grace period keeps the old value signing for it; the
+    // listing counts the previous values still valid, and never shows a value.
+    let rotated: Value = serde_json::from_str(&herald(
+        &server,
+        &key,
+        &[
+            "secret",
+            "set",
+            "ml-team",
+            "CI_SIGNING",
+            "--value",
+            "whsec_cm90YXRlZC1zaWduaW5nLXNlY3JldA==",
+            "--grace-period",
+            "60",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let previous = &rotated["previous_values"][0];
+    let at = |k: &str| chrono::DateTime::parse_from_rfc3339(previous[k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (at("valid_until") - at("retired_at")).num_seconds(),
+        60,
+        "{rotated}"
+    );
+    let listed = herald(&server, &key, &["secret", "list", "ml-team"]);
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {listed}"))
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    assert!(listed.starts_with("SECRET"), "{listed}");
+    assert_eq!(row("CI_SIGNING"), "1", "{listed}");
+    assert_eq!(row("CI_TOKEN"), "0", "{listed}");
+    assert!(!listed.contains("whsec_"), "{listed}");
+    let refused = herald_err(
+        &server,
+        &key,
+        &[
+            "secret",
+            "set",
+            "ml-team",
+            "CI_SIGNING",
+            "--value",
+            "x",
+            "--grace-period",
+            "604801",
+        ],
+    );
+    assert!(refused.contains("grace_period_seconds"), "{refused}");
 }

@@ -221,21 +221,37 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, entity: EntityId, page: PageRequest) -> StoreResult<Vec<Event>>;
 }
 
+/// A secret as stored: sealed by the engine, never opened by the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    pub sealed: String,
+    /// Rotated-out values still valid, newest first, with the time each stops being valid.
+    pub previous: Vec<(String, DateTime<Utc>)>,
+}
+
 /// Team secrets (sealed by the engine; the store never sees a plain value), webhook
 /// integrations and automations.
 #[async_trait]
 pub trait AutomationStore: Send + Sync {
-    /// Creates or replaces a secret; returns it and whether it was new.
+    /// Creates or replaces a secret; returns it and whether it was new. A replaced value stays
+    /// valid for `grace` (kept among the secret's previous values, at most
+    /// `MAX_PREVIOUS_SECRET_VALUES` of them); a zero `grace` ends every previous value at once.
     async fn put_secret(
         &self,
         entity: &Entity,
         name: &str,
         sealed: &str,
+        grace: std::time::Duration,
     ) -> StoreResult<(SecretMeta, bool)>;
     async fn list_secrets(&self, entity: &Entity) -> StoreResult<Vec<SecretMeta>>;
-    /// Deletes a secret; refuses while an integration refers to it.
+    /// Deletes a secret, previous values and all; refuses while an integration refers to it.
     async fn delete_secret(&self, entity: &Entity, name: &str) -> StoreResult<()>;
-    async fn sealed_secret(&self, entity: EntityId, name: &str) -> StoreResult<Option<String>>;
+    /// A secret's sealed value and its previous values still valid now.
+    async fn sealed_secret(
+        &self,
+        entity: EntityId,
+        name: &str,
+    ) -> StoreResult<Option<SealedSecret>>;
 
     /// Creates an integration; its secret names must exist in the entity.
     async fn create_integration(

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_domain::automation::{
     check_integration_name, check_secret_name, check_webhook_url, Integration, IntegrationKind,
-    SecretMeta, SlackTarget, MAX_SECRET_VALUE,
+    SecretMeta, SlackTarget, DEFAULT_SECRET_GRACE_SECONDS, MAX_SECRET_GRACE_SECONDS,
+    MAX_SECRET_VALUE,
 };
 use herald_domain::catalog::Role;
 use herald_domain::ids::IntegrationId;
@@ -26,9 +27,16 @@ use crate::AppState;
 pub struct SecretValue {
     /// The secret's value; it is encrypted at rest and never returned.
     pub value: String,
+    /// On a rotation, how long the value replaced keeps signing deliveries beside the new one
+    /// (0 to 604800 seconds; default 86400, a day). 0 ends every previous value at once, as
+    /// for a leaked secret.
+    #[schema(minimum = 0, maximum = 604800)]
+    pub grace_period_seconds: Option<i64>,
 }
 
-/// Creates or rotates a team secret. ADMIN only.
+/// Creates or rotates a team secret. ADMIN only. Deliveries signed with a rotated secret carry
+/// a `webhook-signature` under the new value and under each previous value still in its grace
+/// period, so receivers can switch without rejecting a message.
 #[utoipa::path(put, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets", request_body = SecretValue,
     params(("entity" = String, Path), ("name" = String, Path)),
     responses((status = 201, body = SecretMeta, description = "created"), (status = 200, body = SecretMeta, description = "rotated"),
@@ -48,11 +56,30 @@ pub async fn put_secret(
         )
         .into());
     }
+    let grace = match body.grace_period_seconds {
+        None => i64::from(DEFAULT_SECRET_GRACE_SECONDS),
+        Some(s) if (0..=i64::from(MAX_SECRET_GRACE_SECONDS)).contains(&s) => s,
+        Some(_) => {
+            return Err(InvalidInput::new(
+                "grace_period_seconds",
+                format!("grace_period_seconds must be between 0 and {MAX_SECRET_GRACE_SECONDS}"),
+            )
+            .into())
+        }
+    };
     let sealed = state
         .engine
         .master_key()
         .seal(a.entity.id, &name, &body.value);
-    let (meta, created) = state.store.put_secret(&a.entity, &name, &sealed).await?;
+    let (meta, created) = state
+        .store
+        .put_secret(
+            &a.entity,
+            &name,
+            &sealed,
+            std::time::Duration::from_secs(grace.unsigned_abs()),
+        )
+        .await?;
     state.engine.secrets_changed();
     Ok((
         if created {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use herald_domain::automation::{Action, Integration};
 use herald_domain::ids::{AutomationId, EntityId, IntegrationId};
 use herald_domain::template::Template;
@@ -63,6 +63,9 @@ impl Default for DeliveryConfig {
 pub struct OpenSecrets {
     pub access_token: Option<String>,
     pub signing: Option<String>,
+    /// The signing secret's previous values still in their grace period, newest first:
+    /// deliveries carry a `webhook-signature` under each as well.
+    pub signing_previous: Vec<String>,
     /// Name → value, for `${SECRET_NAME}`.
     pub by_name: Vec<(String, String)>,
 }
@@ -73,18 +76,22 @@ pub async fn open_secrets(
     integration: &Integration,
 ) -> Result<OpenSecrets, String> {
     let mut out = OpenSecrets::default();
-    for (name, slot) in [
-        (&integration.access_token_secret, 0),
-        (&integration.signing_secret, 1),
-    ] {
-        let Some(name) = name else { continue };
-        let value = open_secret(d, integration.entity_id, name).await?;
-        if slot == 0 {
-            out.access_token = Some(value.clone());
-        } else {
-            out.signing = Some(value.clone());
-        }
-        out.by_name.push((name.clone(), value));
+    if let Some(name) = &integration.access_token_secret {
+        let opened = open_secret_values(d, integration.entity_id, name).await?;
+        out.access_token = Some(opened.value.clone());
+        out.by_name.push((name.clone(), opened.value.clone()));
+    }
+    if let Some(name) = &integration.signing_secret {
+        let opened = open_secret_values(d, integration.entity_id, name).await?;
+        let now = Utc::now();
+        out.signing = Some(opened.value.clone());
+        out.signing_previous = opened
+            .previous
+            .iter()
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v.clone())
+            .collect();
+        out.by_name.push((name.clone(), opened.value.clone()));
     }
     Ok(out)
 }
@@ -96,17 +103,36 @@ pub async fn open_secret(
     entity: EntityId,
     name: &str,
 ) -> Result<String, String> {
+    Ok(open_secret_values(d, entity, name).await?.value.clone())
+}
+
+/// `entity`'s secret `name` and its previous values, decrypted (through the cache).
+async fn open_secret_values(
+    d: &Deliverer<'_>,
+    entity: EntityId,
+    name: &str,
+) -> Result<Arc<OpenedSecret>, String> {
     let read = async {
         let sealed = d
             .store
             .sealed_secret(entity, name)
             .await
             .map_err(|e| format!("reading secret {name:?}: {e}"))?;
+        let open = |sealed: &str| {
+            d.key.open(entity, name, sealed).ok_or_else(|| {
+                format!("secret {name:?} cannot be decrypted with this server's master key")
+            })
+        };
         sealed
-            .map(|sealed| {
-                d.key.open(entity, name, &sealed).ok_or_else(|| {
-                    format!("secret {name:?} cannot be decrypted with this server's master key")
-                })
+            .map(|s| {
+                Ok::<_, String>(Arc::new(OpenedSecret {
+                    value: open(&s.sealed)?,
+                    previous: s
+                        .previous
+                        .iter()
+                        .map(|(p, until)| Ok((open(p)?, *until)))
+                        .collect::<Result<_, String>>()?,
+                }))
             })
             .transpose()
     };
@@ -150,10 +176,13 @@ pub fn build_request(
         ));
         headers.push(("webhook-id".into(), webhook_id.to_string()));
         headers.push(("webhook-timestamp".into(), ts.to_string()));
-        headers.push((
-            "webhook-signature".into(),
-            signing::standard_signature(secret, webhook_id, ts, &body),
-        ));
+        // One signature per valid key, the current one first, as Standard Webhooks lists
+        // them: a receiver still holding the previous value verifies during the grace period.
+        let signatures: Vec<String> = std::iter::once(secret)
+            .chain(&secrets.signing_previous)
+            .map(|s| signing::standard_signature(s, webhook_id, ts, &body))
+            .collect();
+        headers.push(("webhook-signature".into(), signatures.join(" ")));
     } else {
         headers.push(("webhook-id".into(), webhook_id.to_string()));
     }
@@ -285,7 +314,13 @@ pub struct ReadCache<K, V> {
 pub type IntegrationCache = ReadCache<(EntityId, IntegrationId), Integration>;
 /// Secrets by owner and name, decrypted: this process holds the master key that opens them
 /// anyway, and opening them for every message cost more than the rest of signing it.
-pub type SecretCache = ReadCache<(EntityId, String), String>;
+pub type SecretCache = ReadCache<(EntityId, String), Arc<OpenedSecret>>;
+
+/// A secret's value and its previous values (each with the end of its grace period), opened.
+pub struct OpenedSecret {
+    pub value: String,
+    pub previous: Vec<(String, DateTime<Utc>)>,
+}
 
 impl<K, V> Default for ReadCache<K, V> {
     fn default() -> Self {

@@ -2,6 +2,7 @@
 //! history and integration test answers), no log line does even at debug level, and the
 //! database files never hold them in plaintext. Only the destination sees them.
 
+use chrono::Utc;
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,7 +80,11 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
     for s in listed.as_array().unwrap() {
         let mut keys: Vec<&String> = s.as_object().unwrap().keys().collect();
         keys.sort();
-        assert_eq!(keys, ["created_at", "name", "updated_at"], "{s}");
+        assert_eq!(
+            keys,
+            ["created_at", "name", "previous_values", "updated_at"],
+            "{s}"
+        );
     }
     // Rotating answers the same way.
     let (status, text) = api
@@ -144,14 +149,20 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
         assert_no_secret(&path, &text);
     }
 
+    assert_stored_nowhere(&app.data_dir, &[TOKEN_VALUE, SIGNING_VALUE, UNUSED_VALUE]).await;
+}
+
+/// No stored row (on PostgreSQL) and no file of the data directory (the SQLite database, its
+/// WAL, the key files) holds any of `values` in plaintext.
+async fn assert_stored_nowhere(data_dir: &Path, values: &[&str]) {
     // On PostgreSQL, no stored row holds a plaintext value.
-    let dump = herald::testing::database_dump(&app.data_dir).await;
+    let dump = herald::testing::database_dump(data_dir).await;
     if let Some(dump) = &dump {
         assert!(
             dump.contains("acme/proj/clf"),
             "the dump holds the stored rows"
         );
-        for v in [TOKEN_VALUE, SIGNING_VALUE, UNUSED_VALUE] {
+        for v in values {
             assert!(
                 !dump.contains(v),
                 "the database holds the plaintext secret {v:?}"
@@ -159,14 +170,14 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
         }
     }
     // Nothing on disk holds a plaintext value: the database (on SQLite), its WAL, the key files.
-    let all = files(&app.data_dir);
+    let all = files(data_dir);
     assert!(
         dump.is_some() || all.iter().any(|f| f.file_name().unwrap() == "herald.db"),
         "{all:?}"
     );
     for f in all {
         let bytes = std::fs::read(&f).unwrap();
-        for v in [TOKEN_VALUE, SIGNING_VALUE, UNUSED_VALUE] {
+        for v in values {
             assert!(
                 !contains(&bytes, v.as_bytes()),
                 "{} holds the plaintext secret {v:?}",
@@ -269,4 +280,109 @@ async fn a_rotated_secret_is_used_by_the_next_delivery() {
     api.create_version(E, "proj", "clf").await;
     let both = rx.wait_for("/hook", 2, Duration::from_secs(10)).await;
     sent_with(&both[1], token, signing);
+}
+
+/// Rotating a signing secret keeps the value it replaces signing deliveries for a grace period
+/// (Standard Webhooks' zero-downtime rotation): `webhook-signature` lists the current value's
+/// signature first, then one per previous value still valid. A grace period ends on time, and
+/// a rotation with none ends every previous value at once. `X-Wandb-Signature`, one value by
+/// W&B's format, is always the current value's. Previous values are stored sealed like the
+/// current one, and listed by validity only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_secret_also_signs_with_its_previous_values_until_their_grace_ends() {
+    let app = spawn_app(Options::default()).await;
+    let rx = Receiver::start().await;
+    let api = &app.admin;
+    let t = team(api, E, &rx, "/hook").await;
+    api.create_automation(E, on_create("signed", E, t.integration))
+        .await;
+    let path = format!("/api/v1/entities/{E}/secrets/{SIGNING_SECRET}");
+    // The `n`th delivery, of a version created for it.
+    let rx = &rx;
+    let delivery = |n: usize| async move {
+        api.create_version(E, "proj", "clf").await;
+        rx.wait_for("/hook", n, Duration::from_secs(10)).await[n - 1].clone()
+    };
+    #[track_caller]
+    fn signed_by(r: &Received, current: &str, previous: &[&str]) {
+        let want: Vec<String> = std::iter::once(current)
+            .chain(previous.iter().copied())
+            .map(|s| standard_signature(r, s))
+            .collect();
+        assert_eq!(
+            r.header("webhook-signature"),
+            Some(want.join(" ").as_str()),
+            "webhook-signature under {current:?} then {previous:?}"
+        );
+        verify_signatures(r, current);
+    }
+    let rotate = |value: &'static str, grace: Option<i64>| {
+        let path = path.clone();
+        async move {
+            let mut body = json!({ "value": value });
+            if let Some(g) = grace {
+                body["grace_period_seconds"] = json!(g);
+            }
+            expect(api.put(&path, body).await, StatusCode::OK)
+        }
+    };
+    let validity = |meta: &Value| -> Vec<Duration> {
+        meta["previous_values"]
+            .as_array()
+            .expect("previous_values")
+            .iter()
+            .map(|p| {
+                let at =
+                    |k: &str| chrono::DateTime::parse_from_rfc3339(p[k].as_str().unwrap()).unwrap();
+                (at("valid_until") - at("retired_at")).to_std().unwrap()
+            })
+            .collect()
+    };
+
+    signed_by(&delivery(1).await, SIGNING_VALUE, &[]);
+
+    // Rotated with the default grace period: a day.
+    const SECOND: &str = "whsec_c2Vjb25kLXNpZ25pbmctdmFsdWU=";
+    const THIRD: &str = "whsec_dGhpcmQtc2lnbmluZy12YWx1ZQ==";
+    const FOURTH: &str = "whsec_Zm91cnRoLXNpZ25pbmctdmFsdWU=";
+    let meta = rotate(SECOND, None).await;
+    assert_eq!(validity(&meta), vec![Duration::from_secs(86_400)]);
+    signed_by(&delivery(2).await, SECOND, &[SIGNING_VALUE]);
+
+    // Rotated again with one second: both previous values sign, newest first.
+    let meta = rotate(THIRD, Some(1)).await;
+    assert_eq!(
+        validity(&meta),
+        vec![Duration::from_secs(1), Duration::from_secs(86_400)]
+    );
+    signed_by(&delivery(3).await, THIRD, &[SECOND, SIGNING_VALUE]);
+    let second_ends = chrono::DateTime::parse_from_rfc3339(
+        meta["previous_values"][0]["valid_until"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_stored_nowhere(&app.data_dir, &[SIGNING_VALUE, SECOND, THIRD]).await;
+
+    // Once its second is up, the second value no longer signs, and is no longer listed.
+    while Utc::now() <= second_ends {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signed_by(&delivery(4).await, THIRD, &[SIGNING_VALUE]);
+    let listed = expect(
+        api.get(&format!("/api/v1/entities/{E}/secrets")).await,
+        StatusCode::OK,
+    );
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == SIGNING_SECRET)
+        .unwrap()
+        .clone();
+    assert_eq!(validity(&listed), vec![Duration::from_secs(86_400)]);
+    assert_no_secret("the secret list", &listed.to_string());
+
+    // No grace period: a leaked value stops signing at once, and so does every earlier one.
+    let meta = rotate(FOURTH, Some(0)).await;
+    assert_eq!(validity(&meta), Vec::<Duration>::new());
+    signed_by(&delivery(5).await, FOURTH, &[]);
 }

@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use herald_domain::automation::{
-    Action, Automation, EventSpec, Integration, IntegrationKind, Scope, ScopeType, SecretMeta,
+    Action, Automation, EventSpec, Integration, IntegrationKind, PreviousSecretValue, Scope,
+    ScopeType, SecretMeta, MAX_PREVIOUS_SECRET_VALUES,
 };
 use herald_domain::catalog::Entity;
 use herald_domain::event::EventType;
@@ -14,7 +15,8 @@ use sqlx::{AnyConnection, Row};
 use super::{json_col, now_us, ts, SqlStore};
 use crate::error::conflict_on_unique;
 use crate::{
-    AutomationStore, IntegrationPatch, NewAutomation, NewIntegration, StoreError, StoreResult,
+    AutomationStore, IntegrationPatch, NewAutomation, NewIntegration, SealedSecret, StoreError,
+    StoreResult,
 };
 
 const INTEGRATION_SELECT: &str = "SELECT i.id, i.entity_id, e.name AS entity_name, i.kind, i.name, i.url, \
@@ -81,6 +83,76 @@ fn automation_from_row(row: &AnyRow) -> Result<Automation, sqlx::Error> {
         created_at: ts(row.try_get("created_at")?),
         updated_at: ts(row.try_get("updated_at")?),
     })
+}
+
+/// Keeps a secret's replaced value `sealed` valid for `grace` from `now` (dropping the oldest
+/// past `MAX_PREVIOUS_SECRET_VALUES`), and forgets expired ones; no grace forgets them all.
+async fn retire_secret(
+    tx: &mut AnyConnection,
+    secret: i64,
+    sealed: &str,
+    now: i64,
+    grace: std::time::Duration,
+) -> StoreResult<()> {
+    let expired_by = if grace.is_zero() { i64::MAX } else { now };
+    sqlx::query("DELETE FROM previous_secrets WHERE secret_id = $1 AND valid_until <= $2")
+        .bind(secret)
+        .bind(expired_by)
+        .execute(&mut *tx)
+        .await?;
+    if grace.is_zero() {
+        return Ok(());
+    }
+    let until = now.saturating_add(i64::try_from(grace.as_micros()).unwrap_or(i64::MAX));
+    sqlx::query(
+        "INSERT INTO previous_secrets (secret_id, sealed, retired_at, valid_until) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(secret)
+    .bind(sealed)
+    .bind(now)
+    .bind(until)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM previous_secrets WHERE secret_id = $1 AND id NOT IN \
+         (SELECT id FROM previous_secrets WHERE secret_id = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(secret)
+    .bind(MAX_PREVIOUS_SECRET_VALUES as i64)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The previous values still valid at `now` of `entity`'s secrets (or only of `secret`), by
+/// secret id, newest first.
+async fn previous_secret_values(
+    conn: &mut AnyConnection,
+    secret: Option<i64>,
+    entity: EntityId,
+    now: i64,
+) -> StoreResult<std::collections::HashMap<i64, Vec<PreviousSecretValue>>> {
+    let rows = sqlx::query(
+        "SELECT p.secret_id, p.retired_at, p.valid_until FROM previous_secrets p \
+         JOIN secrets s ON s.id = p.secret_id \
+         WHERE s.entity_id = $1 AND p.valid_until > $2 AND ($3 = 0 OR p.secret_id = $3) \
+         ORDER BY p.id DESC",
+    )
+    .bind(entity.0)
+    .bind(now)
+    .bind(secret.unwrap_or(0))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out: std::collections::HashMap<i64, Vec<PreviousSecretValue>> = Default::default();
+    for r in &rows {
+        out.entry(r.try_get("secret_id")?)
+            .or_default()
+            .push(PreviousSecretValue {
+                retired_at: ts(r.try_get("retired_at")?),
+                valid_until: ts(r.try_get("valid_until")?),
+            });
+    }
+    Ok(out)
 }
 
 /// Refuses secret names that the entity does not hold.
@@ -184,59 +256,82 @@ impl AutomationStore for SqlStore {
         entity: &Entity,
         name: &str,
         sealed: &str,
+        grace: std::time::Duration,
     ) -> StoreResult<(SecretMeta, bool)> {
         let now = now_us();
         let mut tx = self.begin_write().await?;
-        let existing =
-            sqlx::query("SELECT created_at FROM secrets WHERE entity_id = $1 AND name = $2")
-                .bind(entity.id.0)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let created_at = match existing {
+        let existing = sqlx::query(
+            "SELECT id, sealed, created_at FROM secrets WHERE entity_id = $1 AND name = $2",
+        )
+        .bind(entity.id.0)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (id, created_at) = match existing {
             Some(row) => {
-                sqlx::query("UPDATE secrets SET sealed = $1, updated_at = $2 WHERE entity_id = $3 AND name = $4")
+                let id: i64 = row.try_get("id")?;
+                sqlx::query("UPDATE secrets SET sealed = $1, updated_at = $2 WHERE id = $3")
                     .bind(sealed)
                     .bind(now)
-                    .bind(entity.id.0)
-                    .bind(name)
+                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                Some(row.try_get::<i64, _>("created_at")?)
+                retire_secret(
+                    &mut tx,
+                    id,
+                    &row.try_get::<String, _>("sealed")?,
+                    now,
+                    grace,
+                )
+                .await?;
+                (id, Some(row.try_get::<i64, _>("created_at")?))
             }
             None => {
-                sqlx::query("INSERT INTO secrets (entity_id, name, sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
-                    .bind(entity.id.0)
-                    .bind(name)
-                    .bind(sealed)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                None
+                let row = sqlx::query(
+                    "INSERT INTO secrets (entity_id, name, sealed, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                )
+                .bind(entity.id.0)
+                .bind(name)
+                .bind(sealed)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                (row.try_get("id")?, None)
             }
         };
+        let previous_values = previous_secret_values(&mut tx, Some(id), entity.id, now)
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
         tx.commit().await?;
         let meta = SecretMeta {
             name: name.to_string(),
             created_at: ts(created_at.unwrap_or(now)),
             updated_at: ts(now),
+            previous_values,
         };
         Ok((meta, created_at.is_none()))
     }
 
     async fn list_secrets(&self, entity: &Entity) -> StoreResult<Vec<SecretMeta>> {
+        let mut conn = self.read.acquire().await?;
         let rows = sqlx::query(
-            "SELECT name, created_at, updated_at FROM secrets WHERE entity_id = $1 ORDER BY name",
+            "SELECT id, name, created_at, updated_at FROM secrets WHERE entity_id = $1 ORDER BY name",
         )
         .bind(entity.id.0)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *conn)
         .await?;
+        let mut previous = previous_secret_values(&mut conn, None, entity.id, now_us()).await?;
         rows.iter()
             .map(|r| {
                 Ok(SecretMeta {
                     name: r.try_get("name")?,
                     created_at: ts(r.try_get("created_at")?),
                     updated_at: ts(r.try_get("updated_at")?),
+                    previous_values: previous
+                        .remove(&r.try_get::<i64, _>("id")?)
+                        .unwrap_or_default(),
                 })
             })
             .collect()
@@ -259,6 +354,14 @@ impl AutomationStore for SqlStore {
                 )));
             }
         }
+        sqlx::query(
+            "DELETE FROM previous_secrets WHERE secret_id IN \
+             (SELECT id FROM secrets WHERE entity_id = $1 AND name = $2)",
+        )
+        .bind(entity.id.0)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         let n = sqlx::query("DELETE FROM secrets WHERE entity_id = $1 AND name = $2")
             .bind(entity.id.0)
             .bind(name)
@@ -272,13 +375,38 @@ impl AutomationStore for SqlStore {
         Ok(())
     }
 
-    async fn sealed_secret(&self, entity: EntityId, name: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT sealed FROM secrets WHERE entity_id = $1 AND name = $2")
-            .bind(entity.0)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.try_get("sealed")).transpose()?)
+    async fn sealed_secret(
+        &self,
+        entity: EntityId,
+        name: &str,
+    ) -> StoreResult<Option<SealedSecret>> {
+        // The secret and its valid previous values in one read, newest first.
+        let rows = sqlx::query(
+            "SELECT s.sealed, p.sealed AS previous, p.valid_until FROM secrets s \
+             LEFT JOIN previous_secrets p ON p.secret_id = s.id AND p.valid_until > $3 \
+             WHERE s.entity_id = $1 AND s.name = $2 ORDER BY p.id DESC",
+        )
+        .bind(entity.0)
+        .bind(name)
+        .bind(now_us())
+        .fetch_all(&self.read)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut previous = Vec::new();
+        for r in &rows {
+            if let (Some(p), Some(until)) = (
+                r.try_get::<Option<String>, _>("previous")?,
+                r.try_get::<Option<i64>, _>("valid_until")?,
+            ) {
+                previous.push((p, ts(until)));
+            }
+        }
+        Ok(Some(SealedSecret {
+            sealed: first.try_get("sealed")?,
+            previous,
+        }))
     }
 
     async fn create_integration(

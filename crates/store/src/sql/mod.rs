@@ -108,6 +108,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "partial_queue_indexes",
         sql: include_str!("../../migrations/sqlite/0006_partial_queue_indexes.sql"),
     },
+    Migration {
+        version: 7,
+        name: "previous_secrets",
+        sql: include_str!("../../migrations/sqlite/0007_previous_secrets.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -140,6 +145,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "partial_queue_indexes",
         sql: include_str!("../../migrations/postgres/0006_partial_queue_indexes.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "previous_secrets",
+        sql: include_str!("../../migrations/postgres/0007_previous_secrets.sql"),
     },
 ];
 
@@ -244,9 +254,6 @@ impl SqlStore {
         Ok(tx)
     }
 
-    /// Runs `f` as one write transaction on the inline SQLite connection, holding the sqlx
-    /// writer meanwhile; `None` when there is no inline connection (PostgreSQL, or SQLite in
-    /// memory), and the caller uses sqlx.
     /// Runs a short read on the inline lookup connection; `None` without one (see
     /// [`inline`]). It does not leave the runtime: an indexed lookup takes microseconds.
     pub(crate) fn lookup_inline<T>(
@@ -256,6 +263,9 @@ impl SqlStore {
         Some(self.inline.as_ref()?.lookup(f))
     }
 
+    /// Runs `f` as one write transaction on the inline SQLite connection, holding the sqlx
+    /// writer meanwhile; `None` when there is no inline connection (PostgreSQL, or SQLite in
+    /// memory), and the caller uses sqlx.
     pub(crate) async fn write_inline<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> crate::StoreResult<T>,
