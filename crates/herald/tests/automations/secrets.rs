@@ -386,3 +386,49 @@ async fn a_rotated_signing_secret_also_signs_with_its_previous_values_until_thei
     assert_eq!(validity(&meta), Vec::<Duration>::new());
     signed_by(&delivery(5).await, FOURTH, &[]);
 }
+
+/// A secret keeps at most ten previous values, the newest; deleting it deletes them too, so a
+/// secret created again under the same name starts with none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_keeps_its_ten_newest_previous_values_and_loses_them_when_deleted() {
+    let app = spawn_app(Options::default()).await;
+    let api = &app.admin;
+    api.create_entity(E, "team").await;
+    let path = format!("/api/v1/entities/{E}/secrets/ROTATED");
+    let retired = |meta: &Value| -> Vec<String> {
+        meta["previous_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["retired_at"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut updates = Vec::new();
+    for i in 0..13 {
+        let (status, meta) = api
+            .put(&path, json!({ "value": format!("value-{i}") }))
+            .await;
+        assert_eq!(
+            status,
+            if i == 0 {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            "{meta}"
+        );
+        updates.push(meta["updated_at"].as_str().unwrap().to_string());
+        if i == 12 {
+            // Each rotation retired the value before it when it updated the secret: of the
+            // twelve, the values retired by the last ten rotations remain, newest first.
+            let want: Vec<String> = updates[3..].iter().rev().cloned().collect();
+            assert_eq!(retired(&meta), want);
+        }
+    }
+    expect(api.delete(&path).await, StatusCode::NO_CONTENT);
+    let meta = expect(
+        api.put(&path, json!({ "value": "again" })).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(retired(&meta), Vec::<String>::new());
+}
