@@ -178,11 +178,14 @@ pub fn build_request(
         headers.push(("webhook-timestamp".into(), ts.to_string()));
         // One signature per valid key, the current one first, as Standard Webhooks lists
         // them: a receiver still holding the previous value verifies during the grace period.
-        let signatures: Vec<String> = std::iter::once(secret)
-            .chain(&secrets.signing_previous)
-            .map(|s| signing::standard_signature(s, webhook_id, ts, &body))
-            .collect();
-        headers.push(("webhook-signature".into(), signatures.join(" ")));
+        let mut signatures = signing::standard_signature(secret, webhook_id, ts, &body);
+        for previous in &secrets.signing_previous {
+            signatures.push(' ');
+            signatures.push_str(&signing::standard_signature(
+                previous, webhook_id, ts, &body,
+            ));
+        }
+        headers.push(("webhook-signature".into(), signatures));
     } else {
         headers.push(("webhook-id".into(), webhook_id.to_string()));
     }
