@@ -2,6 +2,7 @@
 //! with one automation that calls a webhook receiver in this process, and measures
 //!
 //! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling),
+//!    before the other runs and again after them (the ratios use the mean),
 //! 2. sustained deliveries per second (events sent as fast as the API takes them), and
 //! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s), and
 //! 4. the engine's own rate: a backlog of events stored by API-only servers (`engine =
@@ -140,7 +141,8 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     // similar stretch of time (a fraction of a second of raw POSTs is mostly noise).
     let n_raw = (args.events * 3).max(args.backlog);
     let (hook, received) =
-        receiver(n_raw + args.events + (args.rate * args.seconds) as usize + args.backlog).await?;
+        receiver(2 * n_raw + args.events + (args.rate * args.seconds) as usize + args.backlog)
+            .await?;
     let n = args.replicas.max(1);
     let backend = match &args.database_url {
         Some(url) => Some(herald_store::sql::postgres_schema_url(url, schema).await?),
@@ -223,32 +225,13 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         num_cpus()
     );
 
-    // 1. The ceiling: the same kind of client posting straight to the receiver.
+    // 1. The ceiling: the same kind of client posting straight to the receiver. It is taken
+    // again after the drain, and the ratio uses the mean of both: this machine's speed drifts
+    // over the seconds between them.
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-
-    let start = Instant::now();
-    let (r, h) = (raw.clone(), hook.clone());
-    drive(
-        "raw loopback POST",
-        n_raw,
-        args.concurrency,
-        ("posts", 1.0),
-        move |i| {
-            let (r, h) = (r.clone(), h.clone());
-            async move {
-                r.post(&h)
-                    .json(&json!({"key": format!("raw/{i}"), "event": "RAW"}))
-                    .send()
-                    .await?
-                    .error_for_status()?;
-                Ok(())
-            }
-        },
-    )
-    .await?;
-    let raw_rate = n_raw as f64 / start.elapsed().as_secs_f64();
+    let raw_before = raw_posts("raw loopback POST", &raw, &hook, n_raw, &args, "raw").await?;
 
     // 2. Sustained deliveries: events as fast as the API accepts them, until all are delivered.
     let base = received.at.lock().expect("receiver lock").len();
@@ -371,8 +354,18 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         last.saturating_duration_since(first).as_secs_f64(),
         received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
     );
+    let raw_after = raw_posts(
+        "raw loopback POST (after)",
+        &raw,
+        &hook,
+        n_raw,
+        &args,
+        "raw2",
+    )
+    .await?;
+    let raw_rate = (raw_before + raw_after) / 2.0;
     println!(
-        "ratio deliveries/s ÷ raw POST/s: engine {:.2} ({engine_rate:.0} / {raw_rate:.0}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
+        "ratio deliveries/s ÷ raw POST/s (mean of before and after): engine {:.2} ({engine_rate:.0} / {raw_rate:.0}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
         engine_rate / raw_rate,
         delivery_rate / raw_rate
     );
@@ -384,6 +377,33 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             .unwrap_or_else(|| "unknown".into())
     );
     Ok(())
+}
+
+/// Posts `n` small JSON bodies, keyed `<prefix>/<i>`, straight to the receiver with `client`,
+/// `--concurrency` at a time, and returns the rate.
+async fn raw_posts(
+    label: &str,
+    client: &reqwest::Client,
+    hook: &str,
+    n: usize,
+    args: &DeliveryArgs,
+    prefix: &'static str,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let (r, h) = (client.clone(), hook.to_string());
+    drive(label, n, args.concurrency, ("posts", 1.0), move |i| {
+        let (r, h) = (r.clone(), h.clone());
+        async move {
+            r.post(&h)
+                .json(&json!({"key": format!("{prefix}/{i}"), "event": "RAW"}))
+                .send()
+                .await?
+                .error_for_status()?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Creates `n` artifact versions through the API, spread over `clients` and over 32
