@@ -395,8 +395,9 @@ pub struct SecretMeta {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Values this secret held before it was rotated that still sign deliveries, newest
-    /// first, so receivers can move to the new value without rejecting a message.
+    /// Values this secret held before it was rotated, still in their grace period, newest
+    /// first. Where the secret signs deliveries they sign them too, so receivers can move to
+    /// the new value without rejecting a message; as an access token only the value is sent.
     pub previous_values: Vec<PreviousSecretValue>,
 }
 
