@@ -19,7 +19,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::events::{insert_event, insert_event_inline};
 use super::inline::numbered;
-use super::{json_col, now_us, ts, SqlStore};
+use super::{json_col, json_text, now_us, ts, SqlStore};
 use crate::{ArtifactStore, NewVersion, StoreError, StoreResult};
 
 /// A collection row, with what events and errors need to name it.
@@ -541,7 +541,7 @@ fn create_version_inline(
             index,
             new.digest,
             new.description,
-            new.metadata.to_string(),
+            json_text(&new.metadata),
             author.id.0,
             new.run.as_ref().map(|r| r.as_str()),
             now
@@ -639,7 +639,7 @@ impl SqlStore {
             .bind(index)
             .bind(&new.digest)
             .bind(&new.description)
-            .bind(new.metadata.to_string())
+            .bind(json_text(&new.metadata))
             .bind(author.id.0)
             .bind(new.run.as_ref().map(|r| r.as_str()))
             .bind(now)

@@ -7,7 +7,7 @@ use herald_domain::names::version_string;
 use sqlx::{Any, Row, Transaction};
 
 use super::inline::numbered;
-use super::{json_col, ts, Columns, SqlStore};
+use super::{json_col, json_text, ts, Columns, SqlStore};
 use crate::{EventStore, StoreResult};
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
@@ -34,7 +34,7 @@ pub(crate) async fn insert_event(
         .bind(&event.run)
         .bind(&event.author)
         .bind(now)
-        .bind(event.body.to_string())
+        .bind(json_text(&event.body))
         .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
@@ -62,7 +62,7 @@ pub(crate) fn insert_event_inline(
             event.run,
             event.author,
             now,
-            event.body.to_string(),
+            json_text(&event.body),
         ],
         |r| r.get(0),
     )?;

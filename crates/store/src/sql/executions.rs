@@ -17,7 +17,7 @@ use sqlx::Row;
 use super::automations::owner;
 use super::events::{event_from_row, EVENT_COLUMNS};
 use super::inline::numbered;
-use super::{json_col, now_us, ts, Columns, SqlStore};
+use super::{json_col, json_text, now_us, ts, Columns, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
     StoreError, StoreResult,
@@ -167,8 +167,8 @@ impl ExecutionStore for SqlStore {
                 .iter()
                 .map(|x| MatchJson {
                     action: actions.text(&x.action),
-                    variables: x.variables.to_string(),
-                    request: x.request.to_string(),
+                    variables: json_text(&x.variables),
+                    request: json_text(&x.request),
                 })
                 .collect()
         } else {
@@ -213,8 +213,8 @@ impl ExecutionStore for SqlStore {
                     .bind(stored_status(x).as_str())
                     .bind(&x.reason)
                     .bind(actions.text(&x.action).to_string())
-                    .bind(x.variables.to_string())
-                    .bind(x.request.to_string())
+                    .bind(json_text(&x.variables))
+                    .bind(json_text(&x.request))
                     .bind(x.next_attempt_at.map(|t| t.timestamp_micros()))
                     .bind(x.lease_until.map(|t| t.timestamp_micros()))
                     .bind(now)
@@ -616,7 +616,7 @@ impl ActionTexts {
         match &self.last {
             Some((seen, text)) if Arc::ptr_eq(seen, action) => text.clone(),
             _ => {
-                let text: Arc<str> = action.to_string().into();
+                let text: Arc<str> = json_text(action).into();
                 self.last = Some((action.clone(), text.clone()));
                 text
             }
