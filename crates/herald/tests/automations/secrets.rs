@@ -222,6 +222,10 @@ async fn secrets_never_appear_in_debug_logs() {
     assert_eq!(x["attempt_count"], 2);
     let y = api.first_execution(b["id"].as_i64().unwrap()).await;
     api.wait_status(y, "FAILED", Duration::from_secs(10)).await;
+    // The test call is signed under a rotated signing secret and, in its grace period, the
+    // value it replaced.
+    const ROTATED: &str = "whsec_cm90YXRlZC1pbi10aGUtbG9nLXRlc3Q=";
+    api.put_secret(E, SIGNING_SECRET, ROTATED).await;
     expect(
         api.post(
             &format!("/api/v1/integrations/{}/test", t.integration),
@@ -230,7 +234,15 @@ async fn secrets_never_appear_in_debug_logs() {
         .await,
         StatusCode::OK,
     );
-    assert_eq!(rx.received_at("/hook").len(), 3);
+    let received = rx.received_at("/hook");
+    assert_eq!(received.len(), 3);
+    assert_eq!(
+        received[2]
+            .header("webhook-signature")
+            .map(|h| h.split(' ').count()),
+        Some(2),
+        "the test call is signed under both values"
+    );
     drop(server);
 
     let text = std::fs::read_to_string(&log).unwrap();
@@ -244,6 +256,10 @@ async fn secrets_never_appear_in_debug_logs() {
         "the 410 was not logged"
     );
     assert_no_secret("the debug log", &text);
+    assert!(
+        !text.contains(ROTATED),
+        "the debug log holds the rotated value"
+    );
     assert!(!text.contains(ADMIN_KEY), "the debug log holds an API key");
 }
 
