@@ -233,15 +233,16 @@ pub struct SealedSecret {
 /// integrations and automations.
 #[async_trait]
 pub trait AutomationStore: Send + Sync {
-    /// Creates or replaces a secret; returns it and whether it was new. A replaced value stays
-    /// valid for `grace` (kept among the secret's previous values, at most
-    /// `MAX_PREVIOUS_SECRET_VALUES` of them); a zero `grace` ends every previous value at once.
+    /// Creates or replaces a secret; returns it and whether it was new. With `retire`, a
+    /// replaced value stays valid for that long (kept among the secret's previous values, at
+    /// most `MAX_PREVIOUS_SECRET_VALUES` of them), and zero ends every previous value at once;
+    /// without it (the same value put again), the previous values stay as they are.
     async fn put_secret(
         &self,
         entity: &Entity,
         name: &str,
         sealed: &str,
-        grace: std::time::Duration,
+        retire: Option<std::time::Duration>,
     ) -> StoreResult<(SecretMeta, bool)>;
     async fn list_secrets(&self, entity: &Entity) -> StoreResult<Vec<SecretMeta>>;
     /// Deletes a secret, previous values and all; refuses while an integration refers to it.

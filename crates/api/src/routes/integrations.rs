@@ -36,7 +36,8 @@ pub struct SecretValue {
 
 /// Creates or rotates a team secret. ADMIN only. Deliveries signed with a rotated secret carry
 /// a `webhook-signature` under the new value and under each previous value still in its grace
-/// period, so receivers can switch without rejecting a message.
+/// period, so receivers can switch without rejecting a message. Putting the value the secret
+/// already has is no rotation: its previous values stay as they are.
 #[utoipa::path(put, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets", request_body = SecretValue,
     params(("entity" = String, Path), ("name" = String, Path)),
     responses((status = 201, body = SecretMeta, description = "created"), (status = 200, body = SecretMeta, description = "rotated"),
@@ -67,18 +68,21 @@ pub async fn put_secret(
             .into())
         }
     };
-    let sealed = state
-        .engine
-        .master_key()
-        .seal(a.entity.id, &name, &body.value);
+    let key = state.engine.master_key();
+    // Putting the value a secret already has (a configuration tool applying itself again)
+    // is no rotation: the previous values keep their grace periods, and the current value is
+    // not listed as one of them.
+    let unchanged = state
+        .store
+        .sealed_secret(a.entity.id, &name)
+        .await?
+        .and_then(|s| key.open(a.entity.id, &name, &s.sealed))
+        .is_some_and(|current| current == body.value);
+    let sealed = key.seal(a.entity.id, &name, &body.value);
+    let retire = (!unchanged).then(|| std::time::Duration::from_secs(grace.unsigned_abs()));
     let (meta, created) = state
         .store
-        .put_secret(
-            &a.entity,
-            &name,
-            &sealed,
-            std::time::Duration::from_secs(grace.unsigned_abs()),
-        )
+        .put_secret(&a.entity, &name, &sealed, retire)
         .await?;
     state.engine.secrets_changed();
     Ok((

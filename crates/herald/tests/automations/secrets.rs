@@ -364,6 +364,10 @@ async fn a_rotated_signing_secret_also_signs_with_its_previous_values_until_thei
     let meta = rotate(SECOND, None).await;
     assert_eq!(validity(&meta), vec![Duration::from_secs(86_400)]);
     signed_by(&delivery(2).await, SECOND, &[SIGNING_VALUE]);
+    // The same value put again (a configuration tool applying itself again) is no rotation:
+    // the previous value keeps its grace period, and the current value does not join it.
+    let again = rotate(SECOND, Some(5)).await;
+    assert_eq!(again["previous_values"], meta["previous_values"]);
 
     // Rotated again with one second: both previous values sign, newest first.
     let meta = rotate(THIRD, Some(1)).await;

@@ -256,7 +256,7 @@ impl AutomationStore for SqlStore {
         entity: &Entity,
         name: &str,
         sealed: &str,
-        grace: std::time::Duration,
+        retire: Option<std::time::Duration>,
     ) -> StoreResult<(SecretMeta, bool)> {
         let now = now_us();
         let mut tx = self.begin_write().await?;
@@ -276,14 +276,10 @@ impl AutomationStore for SqlStore {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                retire_secret(
-                    &mut tx,
-                    id,
-                    &row.try_get::<String, _>("sealed")?,
-                    now,
-                    grace,
-                )
-                .await?;
+                if let Some(grace) = retire {
+                    let replaced: String = row.try_get("sealed")?;
+                    retire_secret(&mut tx, id, &replaced, now, grace).await?;
+                }
                 (id, Some(row.try_get::<i64, _>("created_at")?))
             }
             None => {
