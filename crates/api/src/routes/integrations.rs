@@ -69,17 +69,17 @@ pub async fn put_secret(
         }
     };
     let key = state.engine.master_key();
-    // Putting the value a secret already has (a configuration tool applying itself again)
-    // is no rotation: the previous values keep their grace periods, and the current value is
-    // not listed as one of them.
-    let unchanged = state
-        .store
-        .sealed_secret(a.entity.id, &name)
-        .await?
-        .and_then(|s| key.open(a.entity.id, &name, &s.sealed))
-        .is_some_and(|current| current == body.value);
+    let stored = state.store.sealed_secret(a.entity.id, &name).await?;
+    let retire = match stored.map(|s| key.open(a.entity.id, &name, &s.sealed)) {
+        // The value the secret already has (a configuration tool applying itself again): no
+        // rotation, so the previous values keep their grace periods and the current value
+        // does not join them.
+        Some(Some(current)) if current == body.value => None,
+        // Sealed under another master key: nothing this server could sign with is kept.
+        Some(None) => Some(std::time::Duration::ZERO),
+        _ => Some(std::time::Duration::from_secs(grace.unsigned_abs())),
+    };
     let sealed = key.seal(a.entity.id, &name, &body.value);
-    let retire = (!unchanged).then(|| std::time::Duration::from_secs(grace.unsigned_abs()));
     let (meta, created) = state
         .store
         .put_secret(&a.entity, &name, &sealed, retire)

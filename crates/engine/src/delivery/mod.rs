@@ -127,11 +127,13 @@ async fn open_secret_values(
             .map(|s| {
                 Ok::<_, String>(Arc::new(OpenedSecret {
                     value: open(&s.sealed)?,
+                    // A previous value only adds a signature: one this server cannot open
+                    // (sealed under an earlier master key) is left out, not an error.
                     previous: s
                         .previous
                         .iter()
-                        .map(|(p, until)| Ok((open(p)?, *until)))
-                        .collect::<Result<_, String>>()?,
+                        .filter_map(|(p, until)| Some((open(p).ok()?, *until)))
+                        .collect(),
                 }))
             })
             .transpose()

@@ -452,3 +452,45 @@ async fn a_secret_keeps_its_ten_newest_previous_values_and_loses_them_when_delet
     );
     assert_eq!(retired(&meta), Vec::<String>::new());
 }
+
+/// After the master key is replaced, secrets sealed under the old one cannot be opened until
+/// they are put again. Putting one again is then no rotation with a grace period: the value
+/// that cannot be opened is not kept, and deliveries are signed under the new value alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_put_again_under_a_new_master_key_keeps_no_previous_value() {
+    const OLD_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const NEW_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rx = Receiver::start().await;
+    let options = Options::default();
+    let server = ChildServer::start(&data, &options, &[("HERALD_MASTER_KEY", OLD_KEY)], None).await;
+    let t = team(&server.admin, E, &rx, "/hook").await;
+    server
+        .admin
+        .create_automation(E, on_create("signed", E, t.integration))
+        .await;
+    drop(server);
+
+    let server = ChildServer::start(&data, &options, &[("HERALD_MASTER_KEY", NEW_KEY)], None).await;
+    let api = &server.admin;
+    api.put_secret(E, TOKEN_SECRET, TOKEN_VALUE).await;
+    let meta = expect(
+        api.put(
+            &format!("/api/v1/entities/{E}/secrets/{SIGNING_SECRET}"),
+            json!({ "value": SIGNING_VALUE }),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(meta["previous_values"], json!([]), "{meta}");
+    api.create_version(E, "proj", "clf").await;
+    let got = rx.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[0]
+            .header("webhook-signature")
+            .map(|h| h.split(' ').count()),
+        Some(1)
+    );
+    verify_signatures(&got[0], SIGNING_VALUE);
+}
