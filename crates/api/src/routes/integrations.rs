@@ -58,16 +58,20 @@ pub async fn put_secret(
         .into());
     }
     let grace = match body.grace_period_seconds {
-        None => i64::from(DEFAULT_SECRET_GRACE_SECONDS),
-        Some(s) if (0..=i64::from(MAX_SECRET_GRACE_SECONDS)).contains(&s) => s,
-        Some(_) => {
-            return Err(InvalidInput::new(
-                "grace_period_seconds",
-                format!("grace_period_seconds must be between 0 and {MAX_SECRET_GRACE_SECONDS}"),
-            )
-            .into())
-        }
+        None => DEFAULT_SECRET_GRACE_SECONDS,
+        Some(s) => u32::try_from(s)
+            .ok()
+            .filter(|s| *s <= MAX_SECRET_GRACE_SECONDS)
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "grace_period_seconds",
+                    format!(
+                        "grace_period_seconds must be between 0 and {MAX_SECRET_GRACE_SECONDS}"
+                    ),
+                )
+            })?,
     };
+    let grace = std::time::Duration::from_secs(grace.into());
     let key = state.engine.master_key();
     let stored = state.store.sealed_secret(a.entity.id, &name).await?;
     let retire = match stored.map(|s| key.open(a.entity.id, &name, &s.sealed)) {
@@ -77,7 +81,7 @@ pub async fn put_secret(
         Some(Some(current)) if current == body.value => None,
         // Sealed under another master key: nothing this server could sign with is kept.
         Some(None) => Some(std::time::Duration::ZERO),
-        _ => Some(std::time::Duration::from_secs(grace.unsigned_abs())),
+        _ => Some(grace),
     };
     let sealed = key.seal(a.entity.id, &name, &body.value);
     let (meta, created) = state

@@ -124,23 +124,19 @@ async fn retire_secret(
     Ok(())
 }
 
-/// The previous values still valid at `now` of `entity`'s secrets (or only of `secret`), by
-/// secret id, newest first.
+/// The previous values still valid at `now` of `entity`'s secrets, by secret id, newest first.
 async fn previous_secret_values(
     conn: &mut AnyConnection,
-    secret: Option<i64>,
     entity: EntityId,
     now: i64,
 ) -> StoreResult<std::collections::HashMap<i64, Vec<PreviousSecretValue>>> {
     let rows = sqlx::query(
         "SELECT p.secret_id, p.retired_at, p.valid_until FROM previous_secrets p \
          JOIN secrets s ON s.id = p.secret_id \
-         WHERE s.entity_id = $1 AND p.valid_until > $2 AND ($3 = 0 OR p.secret_id = $3) \
-         ORDER BY p.id DESC",
+         WHERE s.entity_id = $1 AND p.valid_until > $2 ORDER BY p.id DESC",
     )
     .bind(entity.0)
     .bind(now)
-    .bind(secret.unwrap_or(0))
     .fetch_all(&mut *conn)
     .await?;
     let mut out: std::collections::HashMap<i64, Vec<PreviousSecretValue>> = Default::default();
@@ -296,7 +292,7 @@ impl AutomationStore for SqlStore {
                 (row.try_get("id")?, None)
             }
         };
-        let previous_values = previous_secret_values(&mut tx, Some(id), entity.id, now)
+        let previous_values = previous_secret_values(&mut tx, entity.id, now)
             .await?
             .remove(&id)
             .unwrap_or_default();
@@ -318,7 +314,7 @@ impl AutomationStore for SqlStore {
         .bind(entity.id.0)
         .fetch_all(&mut *conn)
         .await?;
-        let mut previous = previous_secret_values(&mut conn, None, entity.id, now_us()).await?;
+        let mut previous = previous_secret_values(&mut conn, entity.id, now_us()).await?;
         rows.iter()
             .map(|r| {
                 Ok(SecretMeta {
