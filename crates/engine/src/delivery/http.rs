@@ -3,6 +3,7 @@
 //! has a deadline, and a huge answer is cut off after 4 KiB, so memory stays bounded whatever
 //! the destination does.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -82,7 +83,17 @@ impl ErrorClass {
 pub struct Sender {
     client: reqwest::Client,
     allow: AllowList,
+    /// Destination URLs already parsed and checked, by their text: parsing a URL (its host
+    /// through IDNA) cost more than building and signing the rest of a request.
+    parsed: std::sync::Arc<std::sync::Mutex<HashMap<String, Destination>>>,
 }
+
+/// A destination URL as parsed and checked, or why it cannot be sent to.
+type Destination = Result<reqwest::Url, (ErrorClass, String)>;
+
+/// Most URLs [`Sender`] keeps parsed; past that it starts over (there is one per integration,
+/// and a Slack channel's messages all share one).
+const PARSED_URLS: usize = 1024;
 
 impl Sender {
     pub fn new(allow: AllowList, timeout: Duration) -> Self {
@@ -97,7 +108,35 @@ impl Sender {
             .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the delivery HTTP client builds with rustls");
-        Self { client, allow }
+        Self {
+            client,
+            allow,
+            parsed: Default::default(),
+        }
+    }
+
+    /// `url` parsed, with its scheme and (for an IP literal) its address checked; cached.
+    /// Host names are checked again at every connection, by the resolver.
+    fn destination(&self, url: &str) -> Destination {
+        if let Some(d) = self.parsed.lock().expect("parsed URLs lock").get(url) {
+            return d.clone();
+        }
+        let d = match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => check_literal_host(&u, &self.allow)
+                .map(|()| u)
+                .map_err(|Blocked(why)| (ErrorClass::Blocked, why)),
+            Ok(u) => Err((
+                ErrorClass::InvalidUrl,
+                format!("unsupported scheme {:?}", u.scheme()),
+            )),
+            Err(e) => Err((ErrorClass::InvalidUrl, format!("invalid URL: {e}"))),
+        };
+        let mut parsed = self.parsed.lock().expect("parsed URLs lock");
+        if parsed.len() >= PARSED_URLS {
+            parsed.clear();
+        }
+        parsed.insert(url.to_string(), d.clone());
+        d
     }
 
     pub async fn send(&self, out: &Outgoing) -> Observed {
@@ -112,19 +151,10 @@ impl Sender {
             response: None,
             retry_after: None,
         };
-        let url = match reqwest::Url::parse(&out.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            Ok(u) => {
-                return failed(
-                    ErrorClass::InvalidUrl,
-                    format!("unsupported scheme {:?}", u.scheme()),
-                )
-            }
-            Err(e) => return failed(ErrorClass::InvalidUrl, format!("invalid URL: {e}")),
+        let url = match self.destination(&out.url) {
+            Ok(u) => u,
+            Err((class, why)) => return failed(class, why),
         };
-        if let Err(Blocked(why)) = check_literal_host(&url, &self.allow) {
-            return failed(ErrorClass::Blocked, why);
-        }
         let mut req = self.client.post(url).body(out.body.clone());
         for (k, v) in &out.headers {
             req = req.header(k, v);
@@ -235,4 +265,43 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cached_destination_is_checked_as_when_first_parsed() {
+        let sender = Sender::new(
+            AllowList::parse("10.1.0.0/16").unwrap(),
+            Duration::from_secs(1),
+        );
+        // Each twice: the second answer comes from the cache and must be the same.
+        for _ in 0..2 {
+            let allowed = sender.destination("http://10.1.2.3:8080/hook?a=1").unwrap();
+            assert_eq!(allowed.as_str(), "http://10.1.2.3:8080/hook?a=1");
+            let blocked = sender.destination("http://127.0.0.1:9/hook").unwrap_err();
+            assert_eq!(blocked.0, ErrorClass::Blocked);
+            assert!(blocked.1.contains("127.0.0.1"), "{}", blocked.1);
+            let scheme = sender.destination("ftp://example.com/x").unwrap_err();
+            assert_eq!(
+                scheme,
+                (
+                    ErrorClass::InvalidUrl,
+                    "unsupported scheme \"ftp\"".to_string()
+                )
+            );
+            let invalid = sender.destination("not a url").unwrap_err();
+            assert_eq!(invalid.0, ErrorClass::InvalidUrl);
+        }
+        assert_eq!(sender.parsed.lock().unwrap().len(), 4);
+        // The cache stays bounded: past its size it starts over.
+        for i in 0..PARSED_URLS {
+            let _ = sender.destination(&format!("https://example.com/{i}"));
+        }
+        assert!(sender.parsed.lock().unwrap().len() <= PARSED_URLS);
+        let blocked = sender.destination("http://127.0.0.1:9/hook").unwrap_err();
+        assert_eq!(blocked.0, ErrorClass::Blocked);
+    }
 }
