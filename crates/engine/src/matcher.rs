@@ -26,6 +26,9 @@ pub struct Compiled {
     project: Option<String>,
     collection: Option<String>,
     template: Option<Template>,
+    /// An artifact automation whose filter matches every event (W&B's empty filter, the
+    /// usual case): its events need no filter document.
+    matches_all: bool,
 }
 
 impl Compiled {
@@ -51,6 +54,7 @@ impl Compiled {
         };
         Some(Self {
             action_json: Arc::new(serde_json::to_value(&a.action).unwrap_or(Value::Null)),
+            matches_all: matches!(&rule, Rule::Artifact(f) if f.is_empty()),
             rule,
             project: path.project,
             collection: path.collection,
@@ -143,11 +147,15 @@ impl Index {
     /// The artifact automations `e` fires (scope and filter match).
     pub fn matching<'a>(&'a self, e: &'a Event) -> impl Iterator<Item = &'a Arc<Compiled>> + 'a {
         let candidates = self.candidates(e);
-        // Built only when some automation could match, and once for all of them.
-        let doc = (!candidates.is_empty()).then(|| filter_document(e));
+        // Built only when some automation's filter looks at it, and once for all of them.
+        let doc = candidates
+            .iter()
+            .any(|c| matches!(c.rule, Rule::Artifact(_)) && !c.matches_all)
+            .then(|| filter_document(e));
         candidates.iter().filter(move |c| {
             c.in_scope(e)
                 && match (&c.rule, &doc) {
+                    (Rule::Artifact(_), _) if c.matches_all => true,
                     (Rule::Artifact(f), Some(d)) => f.matches(d),
                     _ => false,
                 }
