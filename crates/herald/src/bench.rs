@@ -122,6 +122,40 @@ impl ServerProcess {
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.child.id())
     }
+
+    /// CPU time the server has used so far (all its threads, user and system).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(&self.child.id().to_string())
+    }
+}
+
+/// Linux's clock tick for process times in `/proc` (USER_HZ, 100 on every architecture it
+/// runs on).
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
+
+/// CPU time (user and system, all threads) of process `pid` (`"self"` for this one), from
+/// `/proc/PID/stat`; `None` where there is no `/proc`.
+pub(crate) fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).ok()?;
+    // Fields after the command name (which may hold spaces, so it is skipped to its ')'):
+    // state is field 3, utime field 14 and stime field 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND))
+}
+
+/// Time all CPUs of the machine have spent idle (or waiting for I/O) so far, from `/proc/stat`.
+pub(crate) fn machine_idle_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let ticks = fields.get(3)? + fields.get(4)?;
+    Some(Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND))
 }
 
 fn spawn_serve(dir: &Path, port: u16, env: &[(&str, &str)]) -> anyhow::Result<std::process::Child> {

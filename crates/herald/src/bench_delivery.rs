@@ -2,14 +2,16 @@
 //! with one automation that calls a webhook receiver in this process, and measures
 //!
 //! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling),
-//!    before the other runs and again after them (the ratios use the mean),
+//!    before the other runs and again after them (the ratios use the mean), each POST shaped
+//!    like a delivery (same headers and sizes),
 //! 2. sustained deliveries per second (events sent as fast as the API takes them), and
 //! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s), and
 //! 4. the engine's own rate: a backlog of events stored by API-only servers (`engine =
 //!    false`), matched and delivered after a restart with the engine on. Each event of the
 //!    end-to-end run costs an HTTP request into herald as well as the delivery out of it, both
 //!    on the same cores as the receiver, so that run cannot reach half the raw POST rate; the
-//!    backlog run measures what herald adds after the event is stored.
+//!    backlog run measures what herald adds after the event is stored. It also prints the CPU
+//!    time herald and the receiver took per delivery, and how idle the machine stood.
 //!
 //! Both ends of every latency are timed in this process, so they share one clock.
 
@@ -23,7 +25,7 @@ use axum::routing::post;
 use clap::Args;
 use serde_json::json;
 
-use crate::bench::{drive, ServerProcess};
+use crate::bench::{cpu_time, drive, machine_idle_time, ServerProcess};
 use crate::client::Client;
 
 #[derive(Args, Debug, Clone)]
@@ -230,6 +232,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     // over the seconds between them.
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let raw_before = raw_posts("raw loopback POST", &raw, &hook, n_raw, &args, "raw").await?;
 
@@ -322,6 +325,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     .await?;
     let before = received.count.load(Ordering::Relaxed);
     let restarted = Instant::now();
+    let (own_cpu, idle) = (cpu_time("self"), machine_idle_time());
     for s in servers.iter_mut() {
         s.restart(&env).await?;
     }
@@ -330,6 +334,17 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         .await
         .context("backlog run")?;
     let all = restarted.elapsed().as_secs_f64();
+    let drain_cpu = DrainCpu {
+        herald: servers.iter().map(ServerProcess::cpu_time).sum(),
+        receiver: cpu_time("self")
+            .zip(own_cpu)
+            .map(|(a, b)| a.saturating_sub(b)),
+        idle: machine_idle_time()
+            .zip(idle)
+            .map(|(a, b)| a.saturating_sub(b)),
+        wall: restarted.elapsed(),
+        deliveries: args.backlog,
+    };
     let times: Vec<Instant> = received
         .at
         .lock()
@@ -354,6 +369,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         last.saturating_duration_since(first).as_secs_f64(),
         received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
     );
+    println!("{drain_cpu}");
     let raw_after = raw_posts(
         "raw loopback POST (after)",
         &raw,
@@ -380,7 +396,10 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
 }
 
 /// Posts `n` small JSON bodies, keyed `<prefix>/<i>`, straight to the receiver with `client`,
-/// `--concurrency` at a time, and returns the rate.
+/// `--concurrency` at a time, and returns the rate. Each request has the shape of one of
+/// herald's deliveries in this benchmark (the same headers, values of the same length, a
+/// body of the same size), so the two rates compare the same exchanges; only the work of
+/// making them (matching, rendering, signing, recording) is left out.
 async fn raw_posts(
     label: &str,
     client: &reqwest::Client,
@@ -395,7 +414,12 @@ async fn raw_posts(
         let (r, h) = (r.clone(), h.clone());
         async move {
             r.post(&h)
-                .json(&json!({"key": format!("{prefix}/{i}"), "event": "RAW"}))
+                .json(&json!({"key": format!("{prefix}/{i}"), "event": "CREATE_ARTIFACT"}))
+                .header("Authorization", "Bearer bench-token")
+                .header("X-Wandb-Signature", RAW_SIGNATURE)
+                .header("webhook-id", format!("exec_{}", 100_000 + i))
+                .header("webhook-timestamp", "1764288000")
+                .header("webhook-signature", format!("v1,{RAW_SIGNATURE}"))
                 .send()
                 .await?
                 .error_for_status()?;
@@ -405,6 +429,9 @@ async fn raw_posts(
     .await?;
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
+
+/// A base64 HMAC-SHA256's length, as in herald's signature headers.
+const RAW_SIGNATURE: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG=";
 
 /// Creates `n` artifact versions through the API, spread over `clients` and over 32
 /// collections named `<prefix>0`…`<prefix>31`, and prints the rate the API accepted them at.
@@ -434,4 +461,43 @@ fn num_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// Where the machine's CPU went while the engine drained the backlog (from the restart until
+/// the last delivery arrived): the costs the ratio to raw POSTs is made of.
+struct DrainCpu {
+    /// All `herald serve` processes, including their start (a few tens of milliseconds).
+    herald: Option<Duration>,
+    /// This process: the receiver, and the loop waiting for it to hold every delivery.
+    receiver: Option<Duration>,
+    /// All cores, idle or waiting for I/O.
+    idle: Option<Duration>,
+    wall: Duration,
+    deliveries: usize,
+}
+
+impl std::fmt::Display for DrainCpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per = |d: Option<Duration>| match d {
+            Some(d) => format!(
+                "{:.1} µs per delivery ({:.2} cores)",
+                d.as_secs_f64() * 1e6 / self.deliveries.max(1) as f64,
+                d.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+            ),
+            None => "unknown".into(),
+        };
+        let idle = match self.idle {
+            Some(d) => format!(
+                "{:.0}%",
+                100.0 * d.as_secs_f64() / (self.wall.as_secs_f64() * num_cpus() as f64).max(1e-9)
+            ),
+            None => "unknown".into(),
+        };
+        write!(
+            f,
+            "CPU while draining: herald {}; receiver (this process) {}; machine idle {idle}",
+            per(self.herald),
+            per(self.receiver)
+        )
+    }
 }
