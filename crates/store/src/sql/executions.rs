@@ -85,13 +85,11 @@ impl SqlStore {
 impl ExecutionStore for SqlStore {
     async fn matcher_cursor(&self) -> StoreResult<i64> {
         if let Some(inline) = &self.inline {
-            return super::off_the_runtime(|| {
-                inline.read(|c| {
-                    Ok(
-                        c.prepare_cached("SELECT last_event_id FROM matcher_cursor WHERE id = 1")?
-                            .query_row([], |r| r.get(0))?,
-                    )
-                })
+            return inline.read(|c| {
+                Ok(
+                    c.prepare_cached("SELECT last_event_id FROM matcher_cursor WHERE id = 1")?
+                        .query_row([], |r| r.get(0))?,
+                )
             });
         }
         Ok(
@@ -133,16 +131,14 @@ impl ExecutionStore for SqlStore {
     async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Event>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
         if let Some(inline) = &self.inline {
-            return super::off_the_runtime(|| {
-                inline.read(|c| {
-                    let mut stmt = c.prepare_cached(&numbered(&sql))?;
-                    let mut rows = stmt.query(rusqlite::params![after, i64::from(limit)])?;
-                    let mut out = Vec::with_capacity(limit as usize);
-                    while let Some(row) = rows.next()? {
-                        out.push(event_from_row(row)?);
-                    }
-                    Ok(out)
-                })
+            return inline.read(|c| {
+                let mut stmt = c.prepare_cached(&numbered(&sql))?;
+                let mut rows = stmt.query(rusqlite::params![after, i64::from(limit)])?;
+                let mut out = Vec::with_capacity(limit as usize);
+                while let Some(row) = rows.next()? {
+                    out.push(event_from_row(row)?);
+                }
+                Ok(out)
             });
         }
         let rows = sqlx::query(&sql)

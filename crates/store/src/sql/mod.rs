@@ -255,7 +255,7 @@ impl SqlStore {
     }
 
     /// Runs a short read on the inline lookup connection; `None` without one (see
-    /// [`inline`]). It does not leave the runtime: an indexed lookup takes microseconds.
+    /// [`inline`]). An indexed lookup takes microseconds.
     pub(crate) fn lookup_inline<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> crate::StoreResult<T>,
@@ -272,7 +272,7 @@ impl SqlStore {
     ) -> Option<crate::StoreResult<T>> {
         let inline = self.inline.as_ref()?;
         Some(match self.write.acquire().await {
-            Ok(_writer) => off_the_runtime(|| inline.write(f)),
+            Ok(_writer) => inline.write(f),
             Err(e) => Err(e.into()),
         })
     }
@@ -424,16 +424,6 @@ async fn apply_sqlite_pragmas(
         conn.execute(pragma.as_str()).await?;
     }
     Ok(())
-}
-
-/// Runs blocking database work `f` on this thread, first telling a multi-threaded tokio
-/// runtime to move its other tasks to another worker, so a long transaction never stalls
-/// the HTTP requests queued behind it (a current-thread runtime, as in tests, just runs it).
-pub(crate) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 /// A row of either driver, read by column name: sqlx's (any backend) or the inline SQLite
