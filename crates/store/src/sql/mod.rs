@@ -272,7 +272,15 @@ impl SqlStore {
     ) -> Option<crate::StoreResult<T>> {
         let inline = self.inline.as_ref()?;
         Some(match self.write.acquire().await {
-            Ok(_writer) => inline.write(f),
+            Ok(_writer) => {
+                let written = inline.write(f);
+                // Still holding the writer, so the checkpoint completes (see `inline`); off
+                // the runtime, as it may wait for the disk.
+                if inline.checkpoint_due() {
+                    off_the_runtime(|| inline.checkpoint());
+                }
+                written
+            }
             Err(e) => Err(e.into()),
         })
     }
@@ -424,6 +432,16 @@ async fn apply_sqlite_pragmas(
         conn.execute(pragma.as_str()).await?;
     }
     Ok(())
+}
+
+/// Runs blocking work `f` on this thread, first telling a multi-threaded tokio runtime to
+/// move this worker's other tasks to another thread, so they do not wait behind it (a
+/// current-thread runtime, as in tests, just runs it).
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// A row of either driver, read by column name: sqlx's (any backend) or the inline SQLite
