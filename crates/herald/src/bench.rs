@@ -26,6 +26,10 @@ pub enum BenchCmd {
     Evaluator(crate::bench_runs::EvaluatorArgs),
     /// Logged values per second through the history API, without and with 100 automations.
     History(crate::bench_runs::HistoryArgs),
+    /// Raw POSTs to a URL from this process (`bench delivery` runs its ceiling this way, so
+    /// the client is a process apart from the receiver, as herald is).
+    #[command(hide = true)]
+    RawPosts(crate::bench_delivery::RawPostArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -50,6 +54,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Delivery(args) => crate::bench_delivery::run(args).await,
         BenchCmd::Evaluator(args) => crate::bench_runs::evaluator(args),
         BenchCmd::History(args) => crate::bench_runs::history(args).await,
+        BenchCmd::RawPosts(args) => crate::bench_delivery::raw_posts_here(args).await,
     }
 }
 

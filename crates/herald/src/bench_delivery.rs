@@ -1,9 +1,11 @@
 //! `herald bench delivery`: drives artifact creations through a `herald serve` child process
 //! with one automation that calls a webhook receiver in this process, and measures
 //!
-//! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling),
-//!    before the other runs and again after them (the ratios use the mean), each POST shaped
-//!    like a delivery (same headers and sizes),
+//! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling), from
+//!    a process of its own as herald is, before the other runs and again after them (the
+//!    ratios use the mean), each POST shaped like a delivery (same headers and sizes); and for
+//!    comparison the same from the receiver's own process, where client and handler share a
+//!    runtime and skip the wake-ups across processes that every delivery costs,
 //! 2. sustained deliveries per second (events sent as fast as the API takes them), and
 //! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s), and
 //! 4. the engine's own rate: a backlog of events stored by API-only servers (`engine =
@@ -143,7 +145,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     // similar stretch of time (a fraction of a second of raw POSTs is mostly noise).
     let n_raw = (args.events * 3).max(args.backlog);
     let (hook, received) =
-        receiver(2 * n_raw + args.events + (args.rate * args.seconds) as usize + args.backlog)
+        receiver(4 * n_raw + args.events + (args.rate * args.seconds) as usize + args.backlog)
             .await?;
     let n = args.replicas.max(1);
     let backend = match &args.database_url {
@@ -230,11 +232,19 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     // 1. The ceiling: the same kind of client posting straight to the receiver. It is taken
     // again after the drain, and the ratio uses the mean of both: this machine's speed drifts
     // over the seconds between them.
-    let raw = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    let raw_before = raw_posts("raw loopback POST", &raw, &hook, n_raw, &args, "raw").await?;
+    let raw_before =
+        raw_posts_apart("raw loopback POST", &hook, n_raw, args.concurrency, "raw").await?;
+    // The same from the receiver's own process, for comparison with earlier figures.
+    let raw = raw_client()?;
+    let near_before = raw_posts(
+        "raw POST (receiver's process)",
+        &raw,
+        &hook,
+        n_raw,
+        args.concurrency,
+        "near",
+    )
+    .await?;
 
     // 2. Sustained deliveries: events as fast as the API accepts them, until all are delivered.
     let base = received.at.lock().expect("receiver lock").len();
@@ -325,7 +335,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     .await?;
     let before = received.count.load(Ordering::Relaxed);
     let restarted = Instant::now();
-    let (own_cpu, idle) = (cpu_time("self"), machine_idle_time());
+    let mark = CpuMark::now();
     for s in servers.iter_mut() {
         s.restart(&env).await?;
     }
@@ -334,17 +344,11 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         .await
         .context("backlog run")?;
     let all = restarted.elapsed().as_secs_f64();
-    let drain_cpu = DrainCpu {
-        herald: servers.iter().map(ServerProcess::cpu_time).sum(),
-        receiver: cpu_time("self")
-            .zip(own_cpu)
-            .map(|(a, b)| a.saturating_sub(b)),
-        idle: machine_idle_time()
-            .zip(idle)
-            .map(|(a, b)| a.saturating_sub(b)),
-        wall: restarted.elapsed(),
-        deliveries: args.backlog,
-    };
+    let drain_cpu = CpuUse::since(
+        &mark,
+        servers.iter().map(ServerProcess::cpu_time).sum(),
+        args.backlog,
+    );
     let times: Vec<Instant> = received
         .at
         .lock()
@@ -369,21 +373,34 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         last.saturating_duration_since(first).as_secs_f64(),
         received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
     );
-    println!("{drain_cpu}");
-    let raw_after = raw_posts(
+    println!("{}", drain_cpu.describe("while draining", "herald"));
+    let raw_after = raw_posts_apart(
         "raw loopback POST (after)",
-        &raw,
         &hook,
         n_raw,
-        &args,
+        args.concurrency,
         "raw2",
     )
     .await?;
+    let near_after = raw_posts(
+        "raw POST (receiver's, after)",
+        &raw,
+        &hook,
+        n_raw,
+        args.concurrency,
+        "near2",
+    )
+    .await?;
     let raw_rate = (raw_before + raw_after) / 2.0;
+    let near_rate = (near_before + near_after) / 2.0;
     println!(
         "ratio deliveries/s ÷ raw POST/s (mean of before and after): engine {:.2} ({engine_rate:.0} / {raw_rate:.0}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
         engine_rate / raw_rate,
         delivery_rate / raw_rate
+    );
+    println!(
+        "  against raw POSTs from the receiver's own process: engine {:.2} ({engine_rate:.0} / {near_rate:.0})",
+        engine_rate / near_rate
     );
     println!(
         "herald RSS after the runs: {}",
@@ -396,7 +413,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
 }
 
 /// Posts `n` small JSON bodies, keyed `<prefix>/<i>`, straight to the receiver with `client`,
-/// `--concurrency` at a time, and returns the rate. Each request has the shape of one of
+/// `concurrency` at a time, and returns the rate. Each request has the shape of one of
 /// herald's deliveries in this benchmark (the same headers, values of the same length, a
 /// body of the same size), so the two rates compare the same exchanges; only the work of
 /// making them (matching, rendering, signing, recording) is left out.
@@ -405,16 +422,17 @@ async fn raw_posts(
     client: &reqwest::Client,
     hook: &str,
     n: usize,
-    args: &DeliveryArgs,
-    prefix: &'static str,
+    concurrency: usize,
+    prefix: &str,
 ) -> anyhow::Result<f64> {
     let start = Instant::now();
-    let (r, h) = (client.clone(), hook.to_string());
-    drive(label, n, args.concurrency, ("posts", 1.0), move |i| {
+    let (r, h, p) = (client.clone(), hook.to_string(), prefix.to_string());
+    drive(label, n, concurrency, ("posts", 1.0), move |i| {
         let (r, h) = (r.clone(), h.clone());
+        let key = format!("{p}/{i}");
         async move {
             r.post(&h)
-                .json(&json!({"key": format!("{prefix}/{i}"), "event": "CREATE_ARTIFACT"}))
+                .json(&json!({"key": key, "event": "CREATE_ARTIFACT"}))
                 .header("Authorization", "Bearer bench-token")
                 .header("X-Wandb-Signature", RAW_SIGNATURE)
                 .header("webhook-id", format!("exec_{}", 100_000 + i))
@@ -428,6 +446,103 @@ async fn raw_posts(
     })
     .await?;
     Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A client configured as herald's deliveries' (no redirects, herald's user agent).
+fn raw_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// `herald bench raw-posts`: what [`raw_posts_apart`] runs in a process of its own.
+#[derive(Args, Debug, Clone)]
+pub struct RawPostArgs {
+    /// The receiver's URL.
+    #[arg(long)]
+    pub url: String,
+    /// POSTs to send.
+    #[arg(long)]
+    pub requests: usize,
+    /// POSTs in flight at once.
+    #[arg(long)]
+    pub concurrency: usize,
+    /// Payload keys are `<prefix>/<i>`.
+    #[arg(long)]
+    pub prefix: String,
+    /// The label of the printed line.
+    #[arg(long)]
+    pub label: String,
+}
+
+/// The lines of a `raw-posts` child's output that carry its rate and its CPU time (seconds).
+const RATE_LINE: &str = "raw-posts rate ";
+const CPU_LINE: &str = "raw-posts cpu ";
+
+pub async fn raw_posts_here(args: RawPostArgs) -> anyhow::Result<()> {
+    let rate = raw_posts(
+        &args.label,
+        &raw_client()?,
+        &args.url,
+        args.requests,
+        args.concurrency,
+        &args.prefix,
+    )
+    .await?;
+    println!("{RATE_LINE}{rate}");
+    if let Some(cpu) = cpu_time("self") {
+        println!("{CPU_LINE}{}", cpu.as_secs_f64());
+    }
+    Ok(())
+}
+
+/// [`raw_posts`] from a child process: a client apart from the receiver, as herald is. The
+/// receiver's own process would have the edge of a shared runtime: a request and its handler
+/// can run on one thread, without the cross-process wake-ups every delivery costs.
+async fn raw_posts_apart(
+    label: &str,
+    hook: &str,
+    n: usize,
+    concurrency: usize,
+    prefix: &str,
+) -> anyhow::Result<f64> {
+    let mark = CpuMark::now();
+    let out = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "bench",
+            "raw-posts",
+            "--url",
+            hook,
+            "--prefix",
+            prefix,
+            "--label",
+            label,
+        ])
+        .args(["--requests", &n.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("starting the raw POST process")?;
+    if !out.status.success() {
+        bail!("the raw POST process failed: {}", out.status);
+    }
+    let (mut rate, mut client_cpu) = (None, None);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(r) = line.strip_prefix(RATE_LINE) {
+            rate = Some(r.parse::<f64>().context("the raw POST process's rate")?);
+        } else if let Some(c) = line.strip_prefix(CPU_LINE) {
+            client_cpu = c.parse::<f64>().ok().map(Duration::from_secs_f64);
+        } else {
+            println!("{line}");
+        }
+    }
+    println!(
+        "  {}",
+        CpuUse::since(&mark, client_cpu, n).describe("while posting", "client")
+    );
+    rate.context("the raw POST process printed no rate")
 }
 
 /// A base64 HMAC-SHA256's length, as in herald's signature headers.
@@ -463,25 +578,60 @@ fn num_cpus() -> usize {
         .unwrap_or(1)
 }
 
-/// Where the machine's CPU went while the engine drained the backlog (from the restart until
-/// the last delivery arrived): the costs the ratio to raw POSTs is made of.
-struct DrainCpu {
-    /// All `herald serve` processes, including their start (a few tens of milliseconds).
-    herald: Option<Duration>,
+/// Where the machine's CPU went during a run (the engine's drain, from the restart until the
+/// last delivery arrived, or a raw POST run): the costs the ratio to raw POSTs is made of.
+struct CpuUse {
+    /// The sending processes: all `herald serve` processes, including their start (a few tens
+    /// of milliseconds), or the raw POST process.
+    sender: Option<Duration>,
     /// This process: the receiver, and the loop waiting for it to hold every delivery.
     receiver: Option<Duration>,
     /// All cores, idle or waiting for I/O.
     idle: Option<Duration>,
     wall: Duration,
-    deliveries: usize,
+    /// Deliveries or POSTs.
+    requests: usize,
 }
 
-impl std::fmt::Display for DrainCpu {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// This process's CPU time, the machine's idle time and the time, at the start of a run.
+struct CpuMark {
+    own: Option<Duration>,
+    idle: Option<Duration>,
+    at: Instant,
+}
+
+impl CpuMark {
+    fn now() -> Self {
+        Self {
+            own: cpu_time("self"),
+            idle: machine_idle_time(),
+            at: Instant::now(),
+        }
+    }
+}
+
+impl CpuUse {
+    /// The run since `mark`, in which the senders took `sender` for `requests`.
+    fn since(mark: &CpuMark, sender: Option<Duration>, requests: usize) -> Self {
+        Self {
+            sender,
+            receiver: cpu_time("self")
+                .zip(mark.own)
+                .map(|(a, b)| a.saturating_sub(b)),
+            idle: machine_idle_time()
+                .zip(mark.idle)
+                .map(|(a, b)| a.saturating_sub(b)),
+            wall: mark.at.elapsed(),
+            requests,
+        }
+    }
+
+    /// "CPU <what>: <sender> … µs per request (… cores); receiver …; machine idle …%".
+    fn describe(&self, what: &str, sender: &str) -> String {
         let per = |d: Option<Duration>| match d {
             Some(d) => format!(
-                "{:.1} µs per delivery ({:.2} cores)",
-                d.as_secs_f64() * 1e6 / self.deliveries.max(1) as f64,
+                "{:.1} µs per request ({:.2} cores)",
+                d.as_secs_f64() * 1e6 / self.requests.max(1) as f64,
                 d.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
             ),
             None => "unknown".into(),
@@ -493,10 +643,9 @@ impl std::fmt::Display for DrainCpu {
             ),
             None => "unknown".into(),
         };
-        write!(
-            f,
-            "CPU while draining: herald {}; receiver (this process) {}; machine idle {idle}",
-            per(self.herald),
+        format!(
+            "CPU {what}: {sender} {}; receiver (this process) {}; machine idle {idle}",
+            per(self.sender),
             per(self.receiver)
         )
     }
