@@ -637,33 +637,33 @@ fn record_matches_inline(
     if moved == 0 {
         return Ok(None); // nothing was written: committing the empty transaction is harmless
     }
+    // No RETURNING: SQLite runs a statement with one through a statement journal, copying
+    // every page the insert touches (the row and its five indexes) aside first, which took
+    // about a third of the insert's time. A conflict inserts nothing and changes no row.
     let mut insert = tx.prepare_cached(&format!(
         "{INSERT_EXECUTION} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
-         ON CONFLICT (automation_id, event_id) DO NOTHING RETURNING id"
+         ON CONFLICT (automation_id, event_id) DO NOTHING"
     ))?;
     let mut ids = Vec::with_capacity(executions.len());
     for (x, j) in executions.iter().zip(json) {
-        let id: Option<i64> = rusqlite::OptionalExtension::optional(insert.query_row(
-            rusqlite::params![
-                x.entity_id.0,
-                x.automation_id.0,
-                x.automation_name,
-                x.event_id.0,
-                x.event_type.as_str(),
-                x.action_type.as_str(),
-                x.integration_id.map(|i| i.0),
-                stored_status(x).as_str(),
-                x.reason,
-                &*j.action,
-                j.variables,
-                j.request,
-                x.next_attempt_at.map(|t| t.timestamp_micros()),
-                x.lease_until.map(|t| t.timestamp_micros()),
-                now,
-            ],
-            |r| r.get(0),
-        ))?;
-        ids.push(id.map(ExecutionId));
+        let inserted = insert.execute(rusqlite::params![
+            x.entity_id.0,
+            x.automation_id.0,
+            x.automation_name,
+            x.event_id.0,
+            x.event_type.as_str(),
+            x.action_type.as_str(),
+            x.integration_id.map(|i| i.0),
+            stored_status(x).as_str(),
+            x.reason,
+            &*j.action,
+            j.variables,
+            j.request,
+            x.next_attempt_at.map(|t| t.timestamp_micros()),
+            x.lease_until.map(|t| t.timestamp_micros()),
+            now,
+        ])?;
+        ids.push((inserted == 1).then(|| ExecutionId(tx.last_insert_rowid())));
     }
     let mut fired = tx.prepare_cached(&numbered(UPSERT_FIRED))?;
     for x in executions {
