@@ -274,9 +274,9 @@ impl SqlStore {
         Some(match self.write.acquire().await {
             Ok(_writer) => {
                 let written = inline.write(f);
-                // Still holding the writer, so the checkpoint completes (see `inline`); off
-                // the runtime, as it may wait for the disk.
-                if inline.checkpoint_due() {
+                // Still holding the writer, so step 2 of a checkpoint completes (see `inline`);
+                // off the runtime, as it may wait for the disk.
+                if inline.after_commit() == inline::AfterCommit::CatchUp {
                     off_the_runtime(|| inline.checkpoint());
                 }
                 written
