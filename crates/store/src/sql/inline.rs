@@ -131,11 +131,12 @@ impl Inline {
         if !self.checkpoint_due() || self.copying.swap(true, Ordering::SeqCst) {
             return AfterCommit::Nothing;
         }
-        let this = self.clone();
+        // Cleared when the copy is done, or dropped unrun (a runtime shutting down): a flag
+        // left set would stop checkpoints for good.
+        let copying = StepOne(self.clone());
         let copy = move || {
-            this.copy_beside_the_writer();
-            this.copying.store(false, Ordering::SeqCst);
-            this.catch_up_due.store(true, Ordering::SeqCst);
+            copying.0.copy_beside_the_writer();
+            copying.0.catch_up_due.store(true, Ordering::SeqCst);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(copy)),
@@ -216,6 +217,15 @@ impl Inline {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Step 1 of a checkpoint under way: clears [`Inline::copying`] when dropped.
+struct StepOne(Arc<Inline>);
+
+impl Drop for StepOne {
+    fn drop(&mut self) {
+        self.0.copying.store(false, Ordering::SeqCst);
     }
 }
 
