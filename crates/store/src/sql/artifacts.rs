@@ -18,7 +18,7 @@ use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
 use super::events::{insert_event, insert_event_inline};
-use super::inline::numbered;
+use super::inline::{insert_returning_id, numbered};
 use super::{json_col, json_text, now_us, ts, SqlStore};
 use crate::{ArtifactStore, NewVersion, StoreError, StoreResult};
 
@@ -535,7 +535,9 @@ fn create_version_inline(
         next_index: index + 1,
         created_at,
     };
-    let version_id: i64 = tx.prepare_cached(&numbered(INSERT_VERSION))?.query_row(
+    let version_id = insert_returning_id(
+        tx,
+        INSERT_VERSION,
         rusqlite::params![
             coll.id,
             index,
@@ -546,11 +548,11 @@ fn create_version_inline(
             new.run.as_ref().map(|r| r.as_str()),
             now
         ],
-        |r| r.get(0),
     )?;
-    let mem_id: i64 = tx.prepare_cached(&numbered(INSERT_MEMBERSHIP))?.query_row(
+    let mem_id = insert_returning_id(
+        tx,
+        INSERT_MEMBERSHIP,
         rusqlite::params![coll.id, version_id, index, author.id.0, now],
-        |r| r.get(0),
     )?;
     let mem = MemRow {
         id: mem_id,

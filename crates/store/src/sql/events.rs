@@ -6,7 +6,7 @@ use herald_domain::ids::{EntityId, EventId, VersionId};
 use herald_domain::names::version_string;
 use sqlx::{Any, Row, Transaction};
 
-use super::inline::numbered;
+use super::inline::insert_returning_id;
 use super::{json_col, json_text, ts, Columns, SqlStore};
 use crate::{EventStore, StoreResult};
 
@@ -47,7 +47,9 @@ pub(crate) fn insert_event_inline(
     event: &NewEvent,
     now: i64,
 ) -> StoreResult<EventId> {
-    let id = tx.prepare_cached(&numbered(INSERT_EVENT))?.query_row(
+    let id = insert_returning_id(
+        tx,
+        INSERT_EVENT,
         rusqlite::params![
             event.event_type.as_str(),
             event.entity_id.0,
@@ -64,7 +66,6 @@ pub(crate) fn insert_event_inline(
             now,
             json_text(&event.body),
         ],
-        |r| r.get(0),
     )?;
     Ok(EventId(id))
 }

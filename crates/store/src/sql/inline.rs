@@ -49,6 +49,26 @@ pub(crate) fn numbered(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
+/// Runs an insert written for both drivers as `INSERT … RETURNING id` on the inline
+/// connection, without the RETURNING clause, and gives the new row's id. SQLite runs a
+/// statement with RETURNING through a statement journal, copying every page it touches aside
+/// first: about a third of a small insert's time.
+pub(crate) fn insert_returning_id(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<i64> {
+    match sql.strip_suffix(" RETURNING id") {
+        Some(plain) => {
+            tx.prepare_cached(&numbered(plain))?.execute(params)?;
+            Ok(tx.last_insert_rowid())
+        }
+        None => Ok(tx
+            .prepare_cached(&numbered(sql))?
+            .query_row(params, |r| r.get(0))?),
+    }
+}
+
 /// How often the writer copies the write-ahead log back into the database.
 pub(crate) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -239,6 +259,31 @@ fn passive_checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<(i64, i64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inserts_give_the_new_rows_id_with_or_without_returning() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        let sql = "INSERT INTO t (v) VALUES ($1) RETURNING id";
+        let first = insert_returning_id(&tx, sql, ["a"]).unwrap();
+        let second = insert_returning_id(&tx, sql, ["b"]).unwrap();
+        // Without the clause the statement runs as written.
+        let third = insert_returning_id(&tx, "INSERT INTO t (v) VALUES ($1)", ["c"]);
+        let stored: Vec<(i64, String)> = tx
+            .prepare("SELECT id, v FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            stored,
+            vec![(first, "a".into()), (second, "b".into()), (3, "c".into())]
+        );
+        assert!(third.is_err(), "a statement returning no row is an error");
+    }
 
     #[test]
     fn parameters_keep_their_numbers() {
