@@ -637,9 +637,8 @@ fn record_matches_inline(
     if moved == 0 {
         return Ok(None); // nothing was written: committing the empty transaction is harmless
     }
-    // No RETURNING: SQLite runs a statement with one through a statement journal, copying
-    // every page the insert touches (the row and its five indexes) aside first, which took
-    // about a third of the insert's time. A conflict inserts nothing and changes no row.
+    // No RETURNING, for the reason `inline::insert_returning_id` gives; that helper is not
+    // used here because a conflict inserts nothing, which only the count of changed rows tells.
     let mut insert = tx.prepare_cached(&format!(
         "{INSERT_EXECUTION} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
          ON CONFLICT (automation_id, event_id) DO NOTHING"
