@@ -313,6 +313,12 @@ mod tests {
             .unwrap();
     }
 
+    /// Sets the checkpoint clock as if the writer's last checkpoint was `ago`: the tests do not
+    /// depend on how long their commits take on a busy machine.
+    fn last_checkpoint(inline: &Inline, ago: std::time::Duration) {
+        *inline.checkpointed.lock().unwrap() = std::time::Instant::now() - ago;
+    }
+
     #[test]
     fn commits_leave_the_log_to_checkpoints_which_start_it_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -325,8 +331,9 @@ mod tests {
             "the commit checkpointed: {} bytes",
             size()
         );
+        last_checkpoint(&inline, CHECKPOINT_EVERY / 2);
         assert!(!inline.checkpoint_due());
-        std::thread::sleep(CHECKPOINT_EVERY);
+        last_checkpoint(&inline, CHECKPOINT_EVERY);
         assert!(inline.checkpoint_due());
         inline.checkpoint();
         assert!(!inline.checkpoint_due());
@@ -358,9 +365,10 @@ mod tests {
         };
         commit_4_mb(&inline);
         // Not due yet: nothing happens.
+        last_checkpoint(&inline, CHECKPOINT_EVERY / 2);
         assert_eq!(inline.after_commit(), AfterCommit::Nothing);
         assert!(size() < 100_000, "checkpointed early: {} bytes", size());
-        std::thread::sleep(CHECKPOINT_EVERY);
+        last_checkpoint(&inline, CHECKPOINT_EVERY);
         // Due: step 1 (outside a runtime it runs at once) copies the log into the database.
         assert_eq!(inline.after_commit(), AfterCommit::Copying);
         assert!(
@@ -379,6 +387,7 @@ mod tests {
         inline
             .write(|tx| Ok(tx.execute_batch("INSERT INTO t (v) VALUES (zeroblob(10))")?))
             .unwrap();
+        last_checkpoint(&inline, CHECKPOINT_EVERY / 2);
         assert_eq!(inline.after_commit(), AfterCommit::Nothing);
         let frames = log_frames(&inline);
         assert!(frames < 10, "the log was not started over: {frames} frames");
