@@ -26,6 +26,11 @@ pub struct Compiled {
     project: Option<String>,
     collection: Option<String>,
     template: Option<Template>,
+    /// The variables a webhook's payload uses, the only ones its executions keep; `None`
+    /// keeps all (a Slack message shows more than its template names).
+    wanted: Option<Vec<String>>,
+    /// The payload's placeholders that name secrets, masked in the stored request.
+    secrets: Vec<String>,
     /// An artifact automation whose filter matches every event (W&B's empty filter, the
     /// usual case): its events need no filter document.
     matches_all: bool,
@@ -52,7 +57,17 @@ impl Compiled {
             .ok(),
             Action::NoOp => None,
         };
+        // Saving admitted only event variables, metadata keys, ACCESS_TOKEN and the
+        // integration's secrets, so every other placeholder names a secret.
+        let (variables, secrets): (Vec<String>, Vec<String>) = template
+            .iter()
+            .flat_map(Template::placeholders)
+            .map(str::to_string)
+            .partition(|p| EVENT_VARIABLES.contains(&p.as_str()) || p.starts_with(METADATA_PREFIX));
+        let wanted = matches!(a.action, Action::GenericWebhook { .. }).then_some(variables);
         Some(Self {
+            wanted,
+            secrets,
             action_json: Arc::new(serde_json::to_value(&a.action).unwrap_or(Value::Null)),
             matches_all: matches!(&rule, Rule::Artifact(f) if f.is_empty()),
             rule,
@@ -184,7 +199,10 @@ pub async fn execution_for(
     run: Option<RunFiring>,
 ) -> NewExecution {
     let a = &c.automation;
-    let mut vars = event_variables(e, &a.name);
+    // A webhook's execution keeps only what its payload uses: the rest would be worked out,
+    // stored and read back for nothing.
+    let wanted = |k: &str| c.wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == k));
+    let mut vars = event_variables(e, &a.name, &wanted);
     let fired_run = run.as_ref().and_then(|r| r.fired_run);
     if let Some(r) = run {
         vars.insert(
@@ -194,6 +212,7 @@ pub async fn execution_for(
         for (k, v) in r.variables {
             vars.insert(k, v);
         }
+        vars.retain(|k, _| wanted(k));
     }
     if let (Some(t), Some(version)) = (&c.template, e.version_id) {
         let keys: Vec<&str> = t
@@ -219,13 +238,8 @@ pub async fn execution_for(
                 .template
                 .as_ref()
                 .map(|t| {
-                    // Saving admitted only event variables, metadata keys, ACCESS_TOKEN and the
-                    // integration's secrets, so every other placeholder names a secret: history
-                    // shows it as `***`, not as an empty string.
-                    let secrets: Vec<&str> = t
-                        .placeholders()
-                        .filter(|p| !EVENT_VARIABLES.contains(p) && !p.starts_with(METADATA_PREFIX))
-                        .collect();
+                    // History shows a secret as `***`, not as an empty string.
+                    let secrets: Vec<&str> = c.secrets.iter().map(String::as_str).collect();
                     t.render_masked(
                         &|name| vars.get(name).and_then(Value::as_str).map(str::to_string),
                         &secrets,
@@ -361,5 +375,102 @@ impl RateLimiter {
     /// Forgets everything (a batch failed to commit: its admissions never happened).
     pub fn clear(&self) {
         self.admitted.lock().expect("rate lock").clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_domain::automation::{Scope, ScopeType, Severity};
+    use herald_domain::ids::{EventId, IntegrationId, VersionId};
+    use herald_store::sql::{SqlOptions, SqlStore};
+
+    fn automation(action: Action) -> Automation {
+        Automation {
+            id: AutomationId(7),
+            entity_id: EntityId(1),
+            entity: "team".into(),
+            name: "notify".into(),
+            description: None,
+            enabled: true,
+            scope: Scope {
+                scope_type: ScopeType::Project,
+                path: "team/p".into(),
+            },
+            event: herald_domain::automation::EventSpec {
+                event_type: EventType::CreateArtifact,
+                filter: json!({}),
+            },
+            action,
+            rate_limit_per_minute: 0,
+            cooldown_seconds: None,
+            created_by: "admin".into(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn created_v3() -> Event {
+        Event {
+            id: EventId(1),
+            event_type: EventType::CreateArtifact,
+            entity_id: EntityId(1),
+            entity: "team".into(),
+            project: Some("p".into()),
+            collection: Some("c".into()),
+            artifact_type: Some("model".into()),
+            version_id: Some(VersionId(5)),
+            version: Some("v3".into()),
+            alias: None,
+            tag: None,
+            run: None,
+            author: Some("ada".into()),
+            created_at: Utc::now(),
+            body: json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webhook_execution_keeps_only_the_variables_its_payload_uses() {
+        let store = SqlStore::connect("sqlite::memory:", &SqlOptions::default())
+            .await
+            .unwrap();
+        let webhook = Compiled::new(automation(Action::GenericWebhook {
+            integration_id: IntegrationId(3),
+            payload: json!({"version": "${artifact_version_string}",
+                            "by": "${event_type} by ${event_author}",
+                            "token": "${ACCESS_TOKEN}"}),
+        }))
+        .unwrap();
+        let pending = ExecutionStatus::Pending;
+        let x = execution_for(&store, &webhook, &created_v3(), pending, None, None).await;
+        assert_eq!(
+            x.variables,
+            json!({"artifact_version_string": "team/p/c:v3", "event_type": "CREATE_ARTIFACT",
+                   "event_author": "ada"})
+        );
+        assert_eq!(
+            x.request["body"],
+            json!({"version": "team/p/c:v3", "by": "CREATE_ARTIFACT by ada", "token": "***"})
+        );
+
+        // A Slack message shows more than its template names: it keeps them all.
+        let slack = Compiled::new(automation(Action::Notification {
+            integration_id: IntegrationId(4),
+            title: Some("${artifact_collection_name}".into()),
+            message: None,
+            severity: Severity::Info,
+        }))
+        .unwrap();
+        let x = execution_for(&store, &slack, &created_v3(), pending, None, None).await;
+        let kept = x.variables.as_object().unwrap();
+        for name in EVENT_VARIABLES.iter().chain(&["artifact_type"]) {
+            assert!(kept.contains_key(*name), "{name} missing from {kept:?}");
+        }
+        assert_eq!(
+            kept["artifact_version"],
+            "wandb-artifact://_id/QXJ0aWZhY3Q6NQ=="
+        );
+        assert_eq!(x.request["slack"]["title"], "c");
     }
 }

@@ -7,56 +7,66 @@ use serde_json::{Map, Value};
 /// Prefix of per-key metadata variables.
 pub const METADATA_PREFIX: &str = "artifact_metadata.";
 
-/// The event's variables for automation `automation`.
-pub fn event_variables(e: &Event, automation: &str) -> Map<String, Value> {
+/// The event's variables for automation `automation`: those `wanted` names (each variable's
+/// value is only worked out when wanted).
+pub fn event_variables(
+    e: &Event,
+    automation: &str,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Map<String, Value> {
     let mut v = Map::new();
-    let mut put = |k: &str, val: Option<String>| {
-        v.insert(k.to_string(), Value::String(val.unwrap_or_default()));
+    let mut put = |k: &str, val: &dyn Fn() -> Option<String>| {
+        if wanted(k) {
+            v.insert(k.to_string(), Value::String(val().unwrap_or_default()));
+        }
     };
-    put("event_type", Some(e.event_type.public_name().to_string()));
-    put("event_author", e.author.clone());
-    put("entity_name", Some(e.entity.clone()));
-    put("project_name", e.project.clone());
-    put("automation_name", Some(automation.to_string()));
-    put("alias", e.alias.clone());
-    put("tag", e.tag.clone());
-    put("artifact_collection_name", e.collection.clone());
+    put("event_type", &|| {
+        Some(e.event_type.public_name().to_string())
+    });
+    put("event_author", &|| e.author.clone());
+    put("entity_name", &|| Some(e.entity.clone()));
+    put("project_name", &|| e.project.clone());
+    put("automation_name", &|| Some(automation.to_string()));
+    put("alias", &|| e.alias.clone());
+    put("tag", &|| e.tag.clone());
+    put("artifact_collection_name", &|| e.collection.clone());
     // Not a template variable (W&B has none); Slack messages show it.
-    put("artifact_type", e.artifact_type.clone());
-    put(
-        "artifact_version",
+    put("artifact_type", &|| e.artifact_type.clone());
+    put("artifact_version", &|| {
         e.version_id
-            .map(|id| format!("wandb-artifact://_id/{}", id.to_global())),
-    );
-    let version_string = match (&e.project, &e.collection, &e.version) {
-        (Some(p), Some(c), Some(ver)) => Some(format!("{}/{p}/{c}:{ver}", e.entity)),
-        _ => None,
-    };
-    put("artifact_version_string", version_string);
+            .map(|id| format!("wandb-artifact://_id/{}", id.to_global()))
+    });
     put(
-        "artifact_version_index",
+        "artifact_version_string",
+        &|| match (&e.project, &e.collection, &e.version) {
+            (Some(p), Some(c), Some(ver)) => Some(format!("{}/{p}/{c}:{ver}", e.entity)),
+            _ => None,
+        },
+    );
+    put("artifact_version_index", &|| {
         e.version
             .as_ref()
-            .map(|s| s.trim_start_matches('v').to_string()),
-    );
-    put("run_id", e.run.clone());
-    put("run_name", e.run.clone());
-    let run_status = (e.event_type == EventType::RunState)
-        .then(|| {
-            e.body
-                .get("state")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .flatten();
-    put("run_status", run_status);
+            .map(|s| s.trim_start_matches('v').to_string())
+    });
+    put("run_id", &|| e.run.clone());
+    put("run_name", &|| e.run.clone());
+    put("run_status", &|| {
+        (e.event_type == EventType::RunState)
+            .then(|| {
+                e.body
+                    .get("state")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .flatten()
+    });
     for k in [
         "metric_name",
         "metric_value",
         "metric_values",
         "metric_filter",
     ] {
-        put(k, None);
+        put(k, &|| None);
     }
     v
 }
