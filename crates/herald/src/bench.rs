@@ -150,8 +150,15 @@ pub(crate) fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND))
 }
 
-/// Time all CPUs of the machine have spent idle (or waiting for I/O) so far, from `/proc/stat`.
-pub(crate) fn machine_idle_time() -> Option<Duration> {
+/// Time all CPUs of the machine have spent idle (or waiting for I/O), and the time a virtual
+/// machine's hypervisor gave them to others (steal), so far, from `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MachineTime {
+    pub idle: Duration,
+    pub stolen: Duration,
+}
+
+pub(crate) fn machine_time() -> Option<MachineTime> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = cpu
@@ -159,8 +166,12 @@ pub(crate) fn machine_idle_time() -> Option<Duration> {
         .skip(1)
         .map(|f| f.parse().ok())
         .collect::<Option<_>>()?;
-    let ticks = fields.get(3)? + fields.get(4)?;
-    Some(Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND))
+    let time = |ticks: u64| Duration::from_millis(ticks * 1000 / CLOCK_TICKS_PER_SECOND);
+    Some(MachineTime {
+        idle: time(fields.get(3)? + fields.get(4)?),
+        // Older kernels have no steal column: nothing stolen.
+        stolen: time(fields.get(7).copied().unwrap_or(0)),
+    })
 }
 
 fn spawn_serve(dir: &Path, port: u16, env: &[(&str, &str)]) -> anyhow::Result<std::process::Child> {

@@ -13,7 +13,8 @@
 //!    end-to-end run costs an HTTP request into herald as well as the delivery out of it, both
 //!    on the same cores as the receiver, so that run cannot reach half the raw POST rate; the
 //!    backlog run measures what herald adds after the event is stored. It also prints the CPU
-//!    time herald and the receiver took per delivery, and how idle the machine stood.
+//!    time herald and the receiver took per delivery, how idle the machine stood, and how much
+//!    of it the hypervisor gave to other machines (steal: this benchmark runs on small VMs).
 //!
 //! Both ends of every latency are timed in this process, so they share one clock.
 
@@ -27,7 +28,7 @@ use axum::routing::post;
 use clap::Args;
 use serde_json::json;
 
-use crate::bench::{cpu_time, drive, machine_idle_time, ServerProcess};
+use crate::bench::{cpu_time, drive, machine_time, MachineTime, ServerProcess};
 use crate::client::Client;
 
 #[derive(Args, Debug, Clone)]
@@ -586,8 +587,9 @@ struct CpuUse {
     sender: Option<Duration>,
     /// This process: the receiver, and the loop waiting for it to hold every delivery.
     receiver: Option<Duration>,
-    /// All cores, idle or waiting for I/O.
-    idle: Option<Duration>,
+    /// All cores: idle or waiting for I/O, and stolen by the hypervisor (a virtual machine's
+    /// cores running someone else's work: the rates of such a run are lower for it).
+    machine: Option<MachineTime>,
     wall: Duration,
     /// Deliveries or POSTs.
     requests: usize,
@@ -596,7 +598,7 @@ struct CpuUse {
 /// This process's CPU time, the machine's idle time and the time, at the start of a run.
 struct CpuMark {
     own: Option<Duration>,
-    idle: Option<Duration>,
+    machine: Option<MachineTime>,
     at: Instant,
 }
 
@@ -604,7 +606,7 @@ impl CpuMark {
     fn now() -> Self {
         Self {
             own: cpu_time("self"),
-            idle: machine_idle_time(),
+            machine: machine_time(),
             at: Instant::now(),
         }
     }
@@ -618,15 +620,16 @@ impl CpuUse {
             receiver: cpu_time("self")
                 .zip(mark.own)
                 .map(|(a, b)| a.saturating_sub(b)),
-            idle: machine_idle_time()
-                .zip(mark.idle)
-                .map(|(a, b)| a.saturating_sub(b)),
+            machine: machine_time().zip(mark.machine).map(|(a, b)| MachineTime {
+                idle: a.idle.saturating_sub(b.idle),
+                stolen: a.stolen.saturating_sub(b.stolen),
+            }),
             wall: mark.at.elapsed(),
             requests,
         }
     }
 
-    /// "CPU <what>: <sender> … µs per request (… cores); receiver …; machine idle …%".
+    /// "CPU <what>: <sender> … µs per request (… cores); receiver …; machine idle …%, stolen …%".
     fn describe(&self, what: &str, sender: &str) -> String {
         let per = |d: Option<Duration>| match d {
             Some(d) => format!(
@@ -636,15 +639,18 @@ impl CpuUse {
             ),
             None => "unknown".into(),
         };
-        let idle = match self.idle {
-            Some(d) => format!(
+        let share = |d: Duration| {
+            format!(
                 "{:.0}%",
                 100.0 * d.as_secs_f64() / (self.wall.as_secs_f64() * num_cpus() as f64).max(1e-9)
-            ),
+            )
+        };
+        let machine = match self.machine {
+            Some(m) => format!("idle {}, stolen {}", share(m.idle), share(m.stolen)),
             None => "unknown".into(),
         };
         format!(
-            "CPU {what}: {sender} {}; receiver (this process) {}; machine idle {idle}",
+            "CPU {what}: {sender} {}; receiver (this process) {}; machine {machine}",
             per(self.sender),
             per(self.receiver)
         )
