@@ -156,10 +156,10 @@ impl Template {
     pub fn render_masked(
         &self,
         lookup: &dyn Fn(&str) -> Option<String>,
-        secret_names: &[&str],
+        secret_names: &[impl AsRef<str>],
     ) -> Value {
         let masked = |name: &str| {
-            if name == ACCESS_TOKEN || secret_names.contains(&name) {
+            if name == ACCESS_TOKEN || secret_names.iter().any(|s| s.as_ref() == name) {
                 Some(MASK.to_string())
             } else {
                 lookup(name)

@@ -239,10 +239,9 @@ pub async fn execution_for(
                 .as_ref()
                 .map(|t| {
                     // History shows a secret as `***`, not as an empty string.
-                    let secrets: Vec<&str> = c.secrets.iter().map(String::as_str).collect();
                     t.render_masked(
                         &|name| vars.get(name).and_then(Value::as_str).map(str::to_string),
-                        &secrets,
+                        &c.secrets,
                     )
                 })
                 .unwrap_or(Value::Null);
