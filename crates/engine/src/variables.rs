@@ -1,5 +1,5 @@
 //! Template variables taken from an event (DESIGN.md §5). A variable that does not apply to
-//! the event renders empty, so every name is always present.
+//! the event renders empty, so every name asked for is present.
 
 use herald_domain::event::{Event, EventType};
 use serde_json::{Map, Value};
