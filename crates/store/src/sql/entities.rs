@@ -7,7 +7,7 @@ use herald_domain::names::{EntityName, ProjectName, Username};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::inline::numbered;
+use super::inline::{numbered, query_named};
 use super::{now_us, ts, Columns, SqlStore};
 use crate::error::conflict_on_unique;
 use crate::{EntityStore, StoreError, StoreResult};
@@ -113,8 +113,7 @@ impl EntityStore for SqlStore {
         // Every request about an entity asks this first.
         if let Some(found) = self.lookup_inline(|c| {
             let mut stmt = c.prepare_cached(&numbered(SQL))?;
-            let mut rows = stmt.query(rusqlite::params![name, user.id.0])?;
-            rows.next()?.map(read).transpose()
+            Ok(query_named(&mut stmt, rusqlite::params![name, user.id.0], |r| read(r))?.pop())
         }) {
             return found;
         }

@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::automations::owner;
 use super::events::{event_from_row, EVENT_COLUMNS};
-use super::inline::numbered;
+use super::inline::{numbered, query_named};
 use super::{json_col, json_text, now_us, ts, Columns, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
@@ -133,12 +133,9 @@ impl ExecutionStore for SqlStore {
         if let Some(inline) = &self.inline {
             return inline.read(|c| {
                 let mut stmt = c.prepare_cached(&numbered(&sql))?;
-                let mut rows = stmt.query(rusqlite::params![after, i64::from(limit)])?;
-                let mut out = Vec::with_capacity(limit as usize);
-                while let Some(row) = rows.next()? {
-                    out.push(event_from_row(row)?);
-                }
-                Ok(out)
+                query_named(&mut stmt, rusqlite::params![after, i64::from(limit)], |r| {
+                    event_from_row(r)
+                })
             });
         }
         let rows = sqlx::query(&sql)
@@ -304,12 +301,9 @@ impl ExecutionStore for SqlStore {
                 ]
                 .into_iter()
                 .chain(busy.iter().map(|b| b.0));
-                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    out.push(ClaimedRow::read(row)?);
-                }
-                Ok(out)
+                query_named(&mut stmt, rusqlite::params_from_iter(params), |r| {
+                    ClaimedRow::read(r)
+                })
             })
             .await
         {

@@ -66,6 +66,48 @@ pub(crate) fn insert_returning_id(
     Ok(tx.last_insert_rowid())
 }
 
+/// Runs a prepared query on the inline connection and reads each row with `read`, by column
+/// name. rusqlite's `Row::get(name)` asks SQLite for each column's name, one call per column,
+/// at every lookup; here the names are taken once per query. The matcher reads every event
+/// this way.
+pub(crate) fn query_named<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    mut read: impl FnMut(&Named<'_, '_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read(&Named { row, names: &names })?);
+    }
+    Ok(out)
+}
+
+/// A row of the inline connection with its statement's column names: see [`query_named`].
+pub(crate) struct Named<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    names: &'r [String],
+}
+
+impl Named<'_, '_> {
+    fn index(&self, name: &str) -> StoreResult<usize> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("the query has no column {name}")))
+    }
+}
+
+impl super::Columns for Named<'_, '_> {
+    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
+        Ok(self.row.get(self.index(name)?)?)
+    }
+    fn text(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(self.row.get(self.index(name)?)?)
+    }
+}
+
 /// How often the writer copies the write-ahead log back into the database.
 pub(crate) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -277,6 +319,29 @@ mod tests {
             .unwrap();
         assert_eq!(stored, vec![(first, "a".into()), (second, "b".into())]);
         assert!(third.is_err(), "a statement that returns no id is an error");
+    }
+
+    #[test]
+    fn named_rows_read_each_column_by_its_name_and_refuse_an_unknown_one() {
+        use crate::sql::Columns;
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, v TEXT);
+             INSERT INTO t VALUES (1, 10, 'a'), (2, NULL, 'b'), (3, 30, NULL);",
+        )
+        .unwrap();
+        // The columns in another order than the table's, so a position cannot pass for a name.
+        let mut stmt = conn
+            .prepare("SELECT v, id, n FROM t WHERE id >= ?1 ORDER BY id")
+            .unwrap();
+        let rows = query_named(&mut stmt, [2], |r| {
+            Ok((r.int_required("id")?, r.int("n")?, r.text("v")?))
+        })
+        .unwrap();
+        assert_eq!(rows, vec![(2, None, Some("b".into())), (3, Some(30), None)]);
+        let unknown = query_named(&mut stmt, [1], |r| r.int("missing"));
+        let message = format!("{:#}", unknown.unwrap_err());
+        assert!(message.contains("no column missing"), "{message}");
     }
 
     #[test]

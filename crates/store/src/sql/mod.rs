@@ -445,7 +445,7 @@ fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// A row of either driver, read by column name: sqlx's (any backend) or the inline SQLite
-/// connection's.
+/// connection's ([`inline::Named`]).
 pub(crate) trait Columns {
     fn int(&self, name: &str) -> StoreResult<Option<i64>>;
     fn text(&self, name: &str) -> StoreResult<Option<String>>;
@@ -469,15 +469,6 @@ impl Columns for sqlx::any::AnyRow {
     }
     fn text(&self, name: &str) -> StoreResult<Option<String>> {
         Ok(self.try_get(name)?)
-    }
-}
-
-impl Columns for rusqlite::Row<'_> {
-    fn int(&self, name: &str) -> StoreResult<Option<i64>> {
-        Ok(self.get(name)?)
-    }
-    fn text(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self.get(name)?)
     }
 }
 
