@@ -51,14 +51,12 @@ async fn queue_lifecycle(store: &SqlStore) {
         tags: vec![],
         run: None,
     };
-    store
-        .create_version(&project, &user, new_version())
-        .await
-        .unwrap();
-    store
-        .create_version(&project, &user, new_version())
-        .await
-        .unwrap();
+    for _ in 0..3 {
+        store
+            .create_version(&project, &user, new_version())
+            .await
+            .unwrap();
+    }
     let automation = store
         .create_automation(
             &team,
@@ -83,7 +81,7 @@ async fn queue_lifecycle(store: &SqlStore) {
         .await
         .unwrap();
     let events = store.events_after(0, 10).await.unwrap();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     let exec = |event: EventId, status| NewExecution {
         entity_id: team.id,
         automation_id: automation.id,
@@ -124,7 +122,26 @@ async fn queue_lifecycle(store: &SqlStore) {
         "the cursor moved: a second matcher's batch is refused"
     );
     assert_eq!(store.matcher_cursor().await.unwrap(), events[1].id.0);
+    assert_eq!(store.matcher_lag().await.unwrap(), 1);
+    // The third event's firing went over the rate limit.
+    let mut skipped = exec(events[2].id, ExecutionStatus::Skipped);
+    skipped.next_attempt_at = None;
+    store
+        .record_matches(events[1].id.0, events[2].id.0, &[skipped])
+        .await
+        .unwrap()
+        .expect("the cursor stood where the batch began");
     assert_eq!(store.matcher_lag().await.unwrap(), 0);
+    // What the rate limiter starts from: the automation's executions since a time, newest
+    // first, skipped ones left out, counted up to a cap.
+    let minute_ago = Utc::now() - Duration::seconds(60);
+    let recent = |since, cap| store.recent_executions(automation.id, since, cap);
+    assert_eq!(recent(minute_ago, 10).await.unwrap(), 2);
+    assert_eq!(recent(minute_ago, 1).await.unwrap(), 1);
+    assert_eq!(
+        recent(Utc::now() + Duration::seconds(1), 10).await.unwrap(),
+        0
+    );
 
     let now = Utc::now();
     let claimed = store
@@ -183,7 +200,7 @@ async fn queue_lifecycle(store: &SqlStore) {
         )
         .await
         .unwrap();
-    assert_eq!(all.len(), 2);
+    assert_eq!(all.len(), 3);
     // Retention removes only final executions older than the cutoff.
     assert_eq!(
         store
@@ -197,7 +214,8 @@ async fn queue_lifecycle(store: &SqlStore) {
             .purge_executions(Utc::now() + Duration::seconds(1))
             .await
             .unwrap(),
-        1
+        2,
+        "the delivered one and the skipped one"
     );
     let left = store
         .list_executions(

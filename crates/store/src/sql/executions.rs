@@ -243,17 +243,39 @@ impl ExecutionStore for SqlStore {
         since: DateTime<Utc>,
         cap: i64,
     ) -> StoreResult<i64> {
-        // Counting stops at `cap`: a busy automation must not make every batch scan a minute of rows.
-        Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM executions WHERE automation_id = $1 AND created_at > $2 \
-             AND status <> 'SKIPPED' LIMIT $3) AS recent",
-        )
-        .bind(automation.0)
-        .bind(since.timestamp_micros())
-        .bind(cap)
-        .fetch_one(&self.read)
-        .await?
-        .try_get("n")?)
+        // Newest first along executions_automation, a page at a time, stopping at the first
+        // execution older than `since` (the matcher stores them in the order of their times)
+        // or at `cap`: a busy automation must not make this scan a minute of rows, nor an old
+        // one its whole history.
+        const PAGE: i64 = 256;
+        let since = since.timestamp_micros();
+        let (mut counted, mut before) = (0i64, i64::MAX);
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, created_at, status FROM executions WHERE automation_id = $1 AND id < $2 \
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(automation.0)
+            .bind(before)
+            .bind(PAGE)
+            .fetch_all(&self.read)
+            .await?;
+            for row in &rows {
+                if row.try_get::<i64, _>("created_at")? <= since {
+                    return Ok(counted);
+                }
+                if row.try_get::<String, _>("status")? != ExecutionStatus::Skipped.as_str() {
+                    counted += 1;
+                    if counted >= cap {
+                        return Ok(counted);
+                    }
+                }
+                before = row.try_get("id")?;
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(counted);
+            }
+        }
     }
 
     async fn claim_due(

@@ -113,6 +113,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "previous_secrets",
         sql: include_str!("../../migrations/sqlite/0007_previous_secrets.sql"),
     },
+    Migration {
+        version: 8,
+        name: "drop_rate_index",
+        sql: include_str!("../../migrations/sqlite/0008_drop_rate_index.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -150,6 +155,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "previous_secrets",
         sql: include_str!("../../migrations/postgres/0007_previous_secrets.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "drop_rate_index",
+        sql: include_str!("../../migrations/postgres/0008_drop_rate_index.sql"),
     },
 ];
 
