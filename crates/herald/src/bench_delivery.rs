@@ -2,14 +2,16 @@
 //! with one automation that calls a webhook receiver in this process, and measures
 //!
 //! 1. the raw loopback POST rate of a reqwest client against that receiver (the ceiling), from
-//!    a process of its own as herald is, before the other runs and again after them (the
-//!    ratios use the mean), each POST shaped like a delivery (same headers and sizes); and for
+//!    a process of its own as herald is, before the other runs and again around each drain of
+//!    step 4, each POST shaped like a delivery (same headers and sizes); and for
 //!    comparison the same from the receiver's own process, where client and handler share a
 //!    runtime and skip the wake-ups across processes that every delivery costs,
 //! 2. sustained deliveries per second (events sent as fast as the API takes them), and
 //! 3. event-accepted → webhook-received latency at a fixed event rate (default 1,000/s), and
 //! 4. the engine's own rate: a backlog of events stored by API-only servers (`engine =
-//!    false`), matched and delivered after a restart with the engine on. Each event of the
+//!    false`), matched and delivered after a restart with the engine on, in rounds: each
+//!    round's drain is compared with the raw POST runs just before and after it, and the
+//!    engine's ratio is the median of the rounds'. Each event of the
 //!    end-to-end run costs an HTTP request into herald as well as the delivery out of it, both
 //!    on the same cores as the receiver, so that run cannot reach half the raw POST rate; the
 //!    backlog run measures what herald adds after the event is stored. It also prints the CPU
@@ -51,6 +53,9 @@ pub struct DeliveryArgs {
     /// lasts over a second, so its rate is not a fraction of a second's noise.
     #[arg(long, default_value_t = 30000)]
     pub backlog: usize,
+    /// Backlogs drained, each between two raw POST runs; the ratio is the median of theirs.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// A PostgreSQL URL (`postgres://…`): the benchmark uses a fresh schema there instead of SQLite.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -128,6 +133,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
+/// One round of the engine's drain: its rate and the raw POST rate around it.
+#[derive(Clone, Copy)]
+struct Round {
+    engine: f64,
+    raw: f64,
+}
+
+impl Round {
+    fn ratio(&self) -> f64 {
+        self.engine / self.raw
+    }
+
+    /// The round whose ratio is the median (the lower middle one of an even count).
+    fn median(rounds: &[Round]) -> Round {
+        let mut sorted = rounds.to_vec();
+        sorted.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+        sorted[(sorted.len() - 1) / 2]
+    }
+}
+
 pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     let schema = format!("herald_bench_{}", std::process::id());
     let database_url = args.database_url.clone();
@@ -145,9 +170,14 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     // As many raw POSTs as the backlog the engine drains, so both rates are taken over a
     // similar stretch of time (a fraction of a second of raw POSTs is mostly noise).
     let n_raw = (args.events * 3).max(args.backlog);
-    let (hook, received) =
-        receiver(4 * n_raw + args.events + (args.rate * args.seconds) as usize + args.backlog)
-            .await?;
+    let rounds = args.rounds.max(1);
+    let (hook, received) = receiver(
+        (3 + 2 * rounds) * n_raw
+            + args.events
+            + (args.rate * args.seconds) as usize
+            + rounds * args.backlog,
+    )
+    .await?;
     let n = args.replicas.max(1);
     let backend = match &args.database_url {
         Some(url) => Some(herald_store::sql::postgres_schema_url(url, schema).await?),
@@ -317,72 +347,99 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
 
-    // 4. The engine alone, draining a backlog stored while it was off.
+    // 4. The engine alone, draining a backlog stored while it was off, in rounds. Each round's
+    // drain is compared with raw POST runs just before and just after it: this machine's speed
+    // drifts over seconds, so rates taken far apart do not compare. The median of the rounds'
+    // ratios is the figure, so one slow second moves one round, not the result.
     let off: Vec<(&str, &str)> = env
         .iter()
         .copied()
         .chain([("HERALD_ENGINE", "false")])
         .collect();
-    for s in servers.iter_mut() {
-        s.restart(&off).await?;
+    let mut want = base + args.events + total;
+    let mut drains = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        for s in servers.iter_mut() {
+            s.restart(&off).await?;
+        }
+        let prefix = format!("r{round}x");
+        create_events(
+            &format!("backlog stored, round {round}"),
+            &clients,
+            args.backlog,
+            &args,
+            &prefix,
+        )
+        .await?;
+        let raw_before = raw_posts_apart(
+            "  raw loopback POST (before)",
+            &hook,
+            n_raw,
+            args.concurrency,
+            &format!("raw{round}b"),
+        )
+        .await?;
+        let before = received.count.load(Ordering::Relaxed);
+        let restarted = Instant::now();
+        let mark = CpuMark::now();
+        for s in servers.iter_mut() {
+            s.restart(&env).await?;
+        }
+        want += n_raw + args.backlog;
+        wait_for(&received, want, Duration::from_secs(300))
+            .await
+            .context("backlog run")?;
+        let all = restarted.elapsed().as_secs_f64();
+        let drain_cpu = CpuUse::since(
+            &mark,
+            servers.iter().map(ServerProcess::cpu_time).sum(),
+            args.backlog,
+        );
+        let key = format!("bench/p/{prefix}");
+        let times: Vec<Instant> = received
+            .at
+            .lock()
+            .expect("receiver lock")
+            .iter()
+            .filter(|(k, _)| k.starts_with(&key))
+            .map(|(_, t)| *t)
+            .collect();
+        let (first, last) = (
+            times.iter().min().copied().unwrap_or(restarted),
+            times.iter().max().copied().unwrap_or(restarted),
+        );
+        let engine_rate = (times.len().saturating_sub(1)) as f64
+            / last
+                .saturating_duration_since(first)
+                .as_secs_f64()
+                .max(1e-9);
+        println!(
+            "{:<28} {:>6} deliveries in {:>6.2} s  {engine_rate:>9.0} deliveries/s  ({all:.2} s from restart; {} duplicates)",
+            "  backlog drained (engine)",
+            times.len(),
+            last.saturating_duration_since(first).as_secs_f64(),
+            received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
+        );
+        println!("  {}", drain_cpu.describe("while draining", "herald"));
+        let raw_after = raw_posts_apart(
+            "  raw loopback POST (after)",
+            &hook,
+            n_raw,
+            args.concurrency,
+            &format!("raw{round}a"),
+        )
+        .await?;
+        want += n_raw;
+        let raw_rate = (raw_before + raw_after) / 2.0;
+        println!(
+            "  round {round}: ratio {:.2} ({engine_rate:.0} / {raw_rate:.0}, the mean of the raw runs before and after)",
+            engine_rate / raw_rate
+        );
+        drains.push(Round {
+            engine: engine_rate,
+            raw: raw_rate,
+        });
     }
-    create_events(
-        "backlog stored (engine off)",
-        &clients,
-        args.backlog,
-        &args,
-        "d",
-    )
-    .await?;
-    let before = received.count.load(Ordering::Relaxed);
-    let restarted = Instant::now();
-    let mark = CpuMark::now();
-    for s in servers.iter_mut() {
-        s.restart(&env).await?;
-    }
-    let want = base + args.events + total + args.backlog;
-    wait_for(&received, want, Duration::from_secs(300))
-        .await
-        .context("backlog run")?;
-    let all = restarted.elapsed().as_secs_f64();
-    let drain_cpu = CpuUse::since(
-        &mark,
-        servers.iter().map(ServerProcess::cpu_time).sum(),
-        args.backlog,
-    );
-    let times: Vec<Instant> = received
-        .at
-        .lock()
-        .expect("receiver lock")
-        .iter()
-        .filter(|(k, _)| k.starts_with("bench/p/d"))
-        .map(|(_, t)| *t)
-        .collect();
-    let (first, last) = (
-        times.iter().min().copied().unwrap_or(restarted),
-        times.iter().max().copied().unwrap_or(restarted),
-    );
-    let engine_rate = (times.len().saturating_sub(1)) as f64
-        / last
-            .saturating_duration_since(first)
-            .as_secs_f64()
-            .max(1e-9);
-    println!(
-        "{:<28} {:>6} deliveries in {:>6.2} s  {engine_rate:>9.0} deliveries/s  ({all:.2} s from restart; {} duplicates)",
-        "backlog drained (engine)",
-        times.len(),
-        last.saturating_duration_since(first).as_secs_f64(),
-        received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
-    );
-    println!("{}", drain_cpu.describe("while draining", "herald"));
-    let raw_after = raw_posts_apart(
-        "raw loopback POST (after)",
-        &hook,
-        n_raw,
-        args.concurrency,
-        "raw2",
-    )
-    .await?;
     let near_after = raw_posts(
         "raw POST (receiver's, after)",
         &raw,
@@ -392,16 +449,25 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         "near2",
     )
     .await?;
-    let raw_rate = (raw_before + raw_after) / 2.0;
+    let middle = Round::median(&drains);
+    let raw_rate =
+        (raw_before + drains.iter().map(|r| r.raw).sum::<f64>()) / (1 + drains.len()) as f64;
     let near_rate = (near_before + near_after) / 2.0;
     println!(
-        "ratio deliveries/s ÷ raw POST/s (mean of before and after): engine {:.2} ({engine_rate:.0} / {raw_rate:.0}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0})",
-        engine_rate / raw_rate,
+        "ratio deliveries/s ÷ raw POST/s: engine {:.2} (the median of {} rounds: {}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0}, the mean of every raw run)",
+        middle.ratio(),
+        drains.len(),
+        drains
+            .iter()
+            .map(|r| format!("{:.2}", r.ratio()))
+            .collect::<Vec<_>>()
+            .join(", "),
         delivery_rate / raw_rate
     );
     println!(
-        "  against raw POSTs from the receiver's own process: engine {:.2} ({engine_rate:.0} / {near_rate:.0})",
-        engine_rate / near_rate
+        "  against raw POSTs from the receiver's own process: engine {:.2} ({:.0} / {near_rate:.0})",
+        middle.engine / near_rate,
+        middle.engine
     );
     println!(
         "herald RSS after the runs: {}",
@@ -556,15 +622,17 @@ async fn create_events(
     clients: &[Client],
     n: usize,
     args: &DeliveryArgs,
-    prefix: &'static str,
+    prefix: &str,
 ) -> anyhow::Result<()> {
     let clients = clients.to_vec();
+    let prefix = prefix.to_string();
     drive(label, n, args.concurrency, ("events", 1.0), move |i| {
         let c = clients[i % clients.len()].clone();
+        let collection = format!("{prefix}{}", i % 32);
         async move {
             c.post(
                 "/api/v1/entities/bench/projects/p/artifacts",
-                &json!({"collection": format!("{prefix}{}", i % 32), "type": "model"}),
+                &json!({"collection": collection, "type": "model"}),
             )
             .await?;
             Ok(())
