@@ -18,7 +18,7 @@ pub const RESPONSE_SNIPPET: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub url: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(reqwest::header::HeaderName, String)>,
     pub body: Vec<u8>,
 }
 
@@ -139,7 +139,8 @@ impl Sender {
         d
     }
 
-    pub async fn send(&self, out: &Outgoing) -> Observed {
+    /// Sends `out`, which it takes so that the body and header values go out without a copy.
+    pub async fn send(&self, out: Outgoing) -> Observed {
         let started_at = Utc::now();
         let t0 = Instant::now();
         let failed = |class: ErrorClass, msg: String| Observed {
@@ -155,8 +156,8 @@ impl Sender {
             Ok(u) => u,
             Err((class, why)) => return failed(class, why),
         };
-        let mut req = self.client.post(url).body(out.body.clone());
-        for (k, v) in &out.headers {
+        let mut req = self.client.post(url).body(out.body);
+        for (k, v) in out.headers {
             req = req.header(k, v);
         }
         let mut res = match req.send().await {

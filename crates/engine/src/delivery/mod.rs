@@ -20,6 +20,8 @@ use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
 use serde::Deserialize as _;
 use serde_json::Value;
 
+use reqwest::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+
 use self::http::{ErrorClass, Observed, Outgoing, Sender};
 use self::retry::RetryPolicy;
 use self::ssrf::AllowList;
@@ -139,10 +141,17 @@ async fn open_secret_values(
             .transpose()
     };
     d.secrets
-        .get((entity, name.to_string()), read)
+        .get((entity, name.to_string()), || read)
         .await?
         .ok_or_else(|| format!("secret {name:?} no longer exists"))
 }
+
+/// W&B's signature header and the Standard Webhooks headers, as written on the wire (HTTP/1
+/// header names are case-insensitive; these are sent in lower case, as every name is).
+const WANDB_SIGNATURE: &str = "x-wandb-signature";
+const WEBHOOK_ID: &str = "webhook-id";
+const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
 /// The request for one attempt: body rendered with variables and secrets, signed when the
 /// integration has a signing secret. `webhook_id` is stable across retries and redeliveries.
@@ -166,18 +175,18 @@ pub fn build_request(
             .map(str::to_string)
     };
     let body = serde_json::to_vec(&template.render(&lookup)).unwrap_or_default();
-    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    let mut headers = vec![(CONTENT_TYPE, "application/json".to_string())];
     if let Some(token) = &secrets.access_token {
-        headers.push(("Authorization".into(), format!("Bearer {token}")));
+        headers.push((AUTHORIZATION, format!("Bearer {token}")));
     }
     if let Some(secret) = &secrets.signing {
         let ts = Utc::now().timestamp();
         headers.push((
-            "X-Wandb-Signature".into(),
+            HeaderName::from_static(WANDB_SIGNATURE),
             signing::wandb_signature(secret, &body),
         ));
-        headers.push(("webhook-id".into(), webhook_id.to_string()));
-        headers.push(("webhook-timestamp".into(), ts.to_string()));
+        headers.push((HeaderName::from_static(WEBHOOK_ID), webhook_id.to_string()));
+        headers.push((HeaderName::from_static(WEBHOOK_TIMESTAMP), ts.to_string()));
         // One signature per valid key, the current one first, as Standard Webhooks lists
         // them: a receiver still holding the previous value verifies during the grace period.
         let mut signatures = signing::standard_signature(secret, webhook_id, ts, &body);
@@ -187,9 +196,9 @@ pub fn build_request(
                 previous, webhook_id, ts, &body,
             ));
         }
-        headers.push(("webhook-signature".into(), signatures));
+        headers.push((HeaderName::from_static(WEBHOOK_SIGNATURE), signatures));
     } else {
-        headers.push(("webhook-id".into(), webhook_id.to_string()));
+        headers.push((HeaderName::from_static(WEBHOOK_ID), webhook_id.to_string()));
     }
     Outgoing {
         url: integration.url.clone(),
@@ -315,8 +324,8 @@ pub struct ReadCache<K, V> {
     generation: std::sync::atomic::AtomicU64,
 }
 
-/// Integrations by owner and id.
-pub type IntegrationCache = ReadCache<(EntityId, IntegrationId), Integration>;
+/// Integrations by owner and id, shared by the deliveries that use them.
+pub type IntegrationCache = ReadCache<(EntityId, IntegrationId), Arc<Integration>>;
 /// Secrets by owner and name, decrypted: this process holds the master key that opens them
 /// anyway, and opening them for every message cost more than the rest of signing it.
 pub type SecretCache = ReadCache<(EntityId, String), Arc<OpenedSecret>>;
@@ -338,19 +347,19 @@ impl<K, V> Default for ReadCache<K, V> {
 
 impl<K: std::hash::Hash + Eq, V: Clone> ReadCache<K, V> {
     /// The value of `key`: cached if read within `READ_TTL`, else what `load` reads (cached
-    /// when found, unless the cache was cleared meanwhile).
-    pub async fn get<E>(
-        &self,
-        key: K,
-        load: impl std::future::Future<Output = Result<Option<V>, E>>,
-    ) -> Result<Option<V>, E> {
+    /// when found, unless the cache was cleared meanwhile). `load` is called only then: a
+    /// store's read allocates its future as soon as it is called.
+    pub async fn get<E, F>(&self, key: K, load: impl FnOnce() -> F) -> Result<Option<V>, E>
+    where
+        F: std::future::Future<Output = Result<Option<V>, E>>,
+    {
         if let Some((at, v)) = self.read.lock().expect("read cache lock").get(&key) {
             if at.elapsed() < READ_TTL {
                 return Ok(Some(v.clone()));
             }
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let found = load.await?;
+        let found = load().await?;
         let mut read = self.read.lock().expect("read cache lock");
         match &found {
             Some(v) if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation => {
@@ -410,7 +419,10 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
         // NO_OP: nothing to deliver.
         return Verdict::nothing_to_send();
     };
-    let read = store.integration_for_delivery(x.entity_id, integration_id);
+    let read = || async move {
+        let found = store.integration_for_delivery(x.entity_id, integration_id);
+        Ok::<_, herald_store::StoreError>(found.await?.map(Arc::new))
+    };
     let integration = match d
         .integrations
         .get((x.entity_id, integration_id), read)
@@ -468,7 +480,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
         &secrets,
         &webhook_id(x.id),
     );
-    let observed = d.sender.send(&out).await;
+    let observed = d.sender.send(out).await;
     if observed.error_class == Some(ErrorClass::Blocked) {
         tracing::warn!(execution = x.id.0, url = %integration.url, "destination refused by the SSRF guard");
     }
@@ -492,7 +504,7 @@ async fn deliver_slack(
     let channel = format!("{}", integration.id.0);
     let observed = d
         .pacer
-        .paced(&channel, d.slack.min_interval, d.sender.send(&out))
+        .paced(&channel, d.slack.min_interval, d.sender.send(out))
         .await;
     let code = slack::slack_error(&observed);
     let permanent = slack::is_permanent(code.as_deref(), observed.status);
@@ -619,7 +631,7 @@ pub async fn test_send(
         let channel = format!("{}", integration.id.0);
         let o = d
             .pacer
-            .paced(&channel, d.slack.min_interval, sender.send(&out))
+            .paced(&channel, d.slack.min_interval, sender.send(out))
             .await;
         let code = slack::slack_error(&o);
         let o = match &code {
@@ -663,7 +675,7 @@ pub async fn test_send(
         &id,
     );
     let masked = template.render_masked(&|_| None, &integration.secret_names());
-    let o = sender.send(&out).await;
+    let o = sender.send(out).await;
     Ok(TestOutcome {
         ok: o.error_class.is_none(),
         status_code: o.status,
@@ -690,6 +702,30 @@ mod tests {
             Some(Ok(t)) => t.render(&|name: &str| Some(format!("<{name}>"))),
             _ => panic!("no template"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_read_cache_reads_the_store_only_on_a_miss() {
+        let cache: ReadCache<u32, Arc<String>> = ReadCache::default();
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let load = |v: &'static str| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Ok::<_, ()>(Some(Arc::new(v.to_string()))))
+        };
+        let value = |got: Result<Option<Arc<String>>, ()>| got.unwrap().unwrap().to_string();
+        assert_eq!(value(cache.get(1, || load("first")).await), "first");
+        // A hit does not even start a read.
+        assert_eq!(value(cache.get(1, || load("second")).await), "first");
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A change clears it: the next get reads again.
+        cache.clear();
+        assert_eq!(value(cache.get(1, || load("third")).await), "third");
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Nothing found is not cached.
+        let missing = cache.get(2, || std::future::ready(Ok::<_, ()>(None))).await;
+        assert_eq!(missing, Ok(None));
+        let found = cache.get(2, || load("later")).await.unwrap();
+        assert_eq!(found.as_deref().map(String::as_str), Some("later"));
     }
 
     #[test]

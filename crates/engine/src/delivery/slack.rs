@@ -94,7 +94,7 @@ pub fn request(
     message: &Value,
 ) -> Outgoing {
     let json = (
-        "Content-Type".to_string(),
+        reqwest::header::CONTENT_TYPE,
         "application/json; charset=utf-8".to_string(),
     );
     match credential {
@@ -118,7 +118,10 @@ pub fn request(
                     "{}/api/chat.postMessage",
                     settings.base_url.trim_end_matches('/')
                 ),
-                headers: vec![json, ("Authorization".into(), format!("Bearer {token}"))],
+                headers: vec![
+                    json,
+                    (reqwest::header::AUTHORIZATION, format!("Bearer {token}")),
+                ],
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             }
         }
