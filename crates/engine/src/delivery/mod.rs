@@ -17,10 +17,9 @@ use herald_domain::automation::{Action, Integration};
 use herald_domain::ids::{AutomationId, EntityId, IntegrationId};
 use herald_domain::template::Template;
 use herald_store::{AttemptOutcome, ClaimedExecution, NewAttempt, Store};
+use reqwest::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize as _;
 use serde_json::Value;
-
-use reqwest::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
 
 use self::http::{ErrorClass, Observed, Outgoing, Sender};
 use self::retry::RetryPolicy;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_domain::automation::Integration;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
 use super::http::{ErrorClass, Observed, Outgoing};
@@ -93,10 +94,7 @@ pub fn request(
     credential: &SlackCredential,
     message: &Value,
 ) -> Outgoing {
-    let json = (
-        reqwest::header::CONTENT_TYPE,
-        "application/json; charset=utf-8".to_string(),
-    );
+    let json = (CONTENT_TYPE, "application/json; charset=utf-8".to_string());
     match credential {
         SlackCredential::WebhookUrl(url) => Outgoing {
             url: url.clone(),
@@ -118,10 +116,7 @@ pub fn request(
                     "{}/api/chat.postMessage",
                     settings.base_url.trim_end_matches('/')
                 ),
-                headers: vec![
-                    json,
-                    (reqwest::header::AUTHORIZATION, format!("Bearer {token}")),
-                ],
+                headers: vec![json, (AUTHORIZATION, format!("Bearer {token}"))],
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             }
         }
