@@ -2,9 +2,11 @@
 //! claims lease due work, attempts move executions on, and history expires by its age.
 
 use chrono::{Duration, Utc};
-use herald_domain::automation::{Action, ActionType, EventSpec, ExecutionStatus, Scope, ScopeType};
-use herald_domain::catalog::EntityKind;
-use herald_domain::event::{EventType, PageRequest};
+use herald_domain::automation::{
+    Action, ActionType, Automation, EventSpec, ExecutionStatus, Scope, ScopeType,
+};
+use herald_domain::catalog::{Entity, EntityKind};
+use herald_domain::event::{Event, EventType, PageRequest};
 use herald_domain::ids::EventId;
 use herald_domain::names::{ArtifactType, CollectionName, EntityName, ProjectName, Username};
 use herald_store::sql::SqlStore;
@@ -23,7 +25,86 @@ async fn queue_lifecycle_and_retention() {
     }
 }
 
-async fn queue_lifecycle(store: &SqlStore) {
+#[tokio::test]
+async fn recorded_matches_give_the_ids_of_the_rows_they_stored() {
+    for db in common::databases().await {
+        println!("backend: {}", db.name);
+        match_ids(&db.store).await;
+    }
+}
+
+/// Batches larger than one insert statement, and batches replaying executions stored already
+/// (before, or earlier in the same batch): each new execution gets its own row's id, each
+/// replayed one `None`.
+async fn match_ids(store: &SqlStore) {
+    let f = fixture(store, 120).await;
+    let pending = ExecutionStatus::Pending;
+    let first: Vec<NewExecution> = f.events[..45]
+        .iter()
+        .map(|e| f.execution(e.id, pending))
+        .collect();
+    let ids = store
+        .record_matches(0, f.events[44].id.0, &first)
+        .await
+        .unwrap()
+        .expect("the cursor stood where the batch began");
+    // A batch of 64 with two replays in it: one stored by the first batch, one earlier in this.
+    let mut second: Vec<NewExecution> = f.events[45..]
+        .iter()
+        .map(|e| f.execution(e.id, pending))
+        .collect();
+    second.insert(3, f.execution(f.events[5].id, pending));
+    second.insert(10, f.execution(f.events[50].id, pending));
+    second.truncate(64);
+    let up_to = second.iter().map(|x| x.event_id.0).max().unwrap();
+    let again = store
+        .record_matches(f.events[44].id.0, up_to, &second)
+        .await
+        .unwrap()
+        .expect("the cursor stood where the batch began");
+    let stored = store
+        .list_executions(
+            &f.team,
+            ExecutionQuery {
+                automation: None,
+                status: None,
+                page: PageRequest {
+                    after: None,
+                    limit: 500,
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let event_of: std::collections::HashMap<_, _> =
+        stored.iter().map(|x| (x.id, x.event_id)).collect();
+    assert_eq!(
+        stored.len(),
+        45 + 62,
+        "each (automation, event) pair stored once"
+    );
+    for (x, id) in first.iter().zip(&ids) {
+        let id = id.expect("a new execution has an id");
+        assert_eq!(event_of[&id], x.event_id, "the id of the row stored for it");
+    }
+    for (i, (x, id)) in second.iter().zip(&again).enumerate() {
+        match id {
+            Some(id) => assert_eq!(event_of[id], x.event_id, "row {i}"),
+            None => assert!(i == 3 || i == 10, "only the replays get no id, not row {i}"),
+        }
+    }
+    assert_eq!(again.iter().filter(|id| id.is_none()).count(), 2);
+}
+
+/// A team with a project holding `versions` artifact versions (one event each) and a NO_OP
+/// automation to match them.
+struct Fixture {
+    team: Entity,
+    automation: Automation,
+    events: Vec<Event>,
+}
+
+async fn fixture(store: &SqlStore, versions: usize) -> Fixture {
     let user = store
         .create_user(NewUser {
             username: Username::parse("u").unwrap(),
@@ -51,7 +132,7 @@ async fn queue_lifecycle(store: &SqlStore) {
         tags: vec![],
         run: None,
     };
-    for _ in 0..3 {
+    for _ in 0..versions {
         store
             .create_version(&project, &user, new_version())
             .await
@@ -80,25 +161,42 @@ async fn queue_lifecycle(store: &SqlStore) {
         )
         .await
         .unwrap();
-    let events = store.events_after(0, 10).await.unwrap();
-    assert_eq!(events.len(), 3);
-    let exec = |event: EventId, status| NewExecution {
-        entity_id: team.id,
-        automation_id: automation.id,
-        automation_name: "a".into(),
-        event_id: event,
-        event_type: EventType::CreateArtifact,
-        action_type: ActionType::NoOp,
-        integration_id: None,
-        status,
-        reason: None,
-        action: serde_json::json!({"type": "NO_OP"}).into(),
-        variables: serde_json::json!({}),
-        request: serde_json::json!({}),
-        next_attempt_at: Some(Utc::now()),
-        lease_until: None,
-        fired_run: None,
-    };
+    let events = store.events_after(0, 1000).await.unwrap();
+    assert_eq!(events.len(), versions);
+    Fixture {
+        team,
+        automation,
+        events,
+    }
+}
+
+impl Fixture {
+    /// The automation's execution for `event`.
+    fn execution(&self, event: EventId, status: ExecutionStatus) -> NewExecution {
+        NewExecution {
+            entity_id: self.team.id,
+            automation_id: self.automation.id,
+            automation_name: "a".into(),
+            event_id: event,
+            event_type: EventType::CreateArtifact,
+            action_type: ActionType::NoOp,
+            integration_id: None,
+            status,
+            reason: None,
+            action: serde_json::json!({"type": "NO_OP"}).into(),
+            variables: serde_json::json!({}),
+            request: serde_json::json!({}),
+            next_attempt_at: Some(Utc::now()),
+            lease_until: None,
+            fired_run: None,
+        }
+    }
+}
+
+async fn queue_lifecycle(store: &SqlStore) {
+    let f = fixture(store, 3).await;
+    let (team, automation, events) = (&f.team, &f.automation, &f.events);
+    let exec = |event, status| f.execution(event, status);
     // The second is taken by the matching process itself: stored leased, as if claimed.
     let mut handed_off = exec(events[1].id, ExecutionStatus::Pending);
     handed_off.lease_until = Some(Utc::now() + Duration::seconds(60));
@@ -191,7 +289,7 @@ async fn queue_lifecycle(store: &SqlStore) {
     };
     let all = store
         .list_executions(
-            &team,
+            team,
             ExecutionQuery {
                 automation: None,
                 status: None,
@@ -219,7 +317,7 @@ async fn queue_lifecycle(store: &SqlStore) {
     );
     let left = store
         .list_executions(
-            &team,
+            team,
             ExecutionQuery {
                 automation: None,
                 status: None,

@@ -229,10 +229,11 @@ impl ExecutionStore for SqlStore {
             }
         }
         tx.commit().await?;
+        // Taken, not copied: a pair twice in one batch was stored once, for its first.
         Ok(Some(
             executions
                 .iter()
-                .map(|x| ids.get(&(x.automation_id.0, x.event_id.0)).copied())
+                .map(|x| ids.remove(&(x.automation_id.0, x.event_id.0)))
                 .collect(),
         ))
     }
@@ -636,6 +637,83 @@ impl ActionTexts {
     }
 }
 
+/// Executions per insert statement on the inline connection: a statement's own costs
+/// (opening a cursor per index, the AUTOINCREMENT counter, finishing) are paid per chunk, not
+/// per row. 32 rows of 16 values stay far below SQLite's limit on parameters.
+const INLINE_CHUNK: usize = 32;
+
+/// `INSERT INTO executions … VALUES (?, …), …` for `rows` rows, skipping pairs stored already.
+fn insert_executions_sql(rows: usize) -> String {
+    let row = format!("({})", ["?"; 16].join(", "));
+    format!(
+        "{INSERT_EXECUTION} VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// One execution's values, in [`INSERT_EXECUTION`]'s order.
+struct ExecutionRow<'a> {
+    entity: i64,
+    automation: i64,
+    name: &'a str,
+    event: i64,
+    event_type: &'static str,
+    action_type: &'static str,
+    integration: Option<i64>,
+    status: &'static str,
+    reason: Option<&'a str>,
+    action: &'a str,
+    variables: &'a str,
+    request: &'a str,
+    next_attempt_at: Option<i64>,
+    lease_until: Option<i64>,
+    now: i64,
+}
+
+impl<'a> ExecutionRow<'a> {
+    fn new(x: &'a NewExecution, j: &'a MatchJson, now: i64) -> Self {
+        Self {
+            entity: x.entity_id.0,
+            automation: x.automation_id.0,
+            name: &x.automation_name,
+            event: x.event_id.0,
+            event_type: x.event_type.as_str(),
+            action_type: x.action_type.as_str(),
+            integration: x.integration_id.map(|i| i.0),
+            status: stored_status(x).as_str(),
+            reason: x.reason.as_deref(),
+            action: &j.action,
+            variables: &j.variables,
+            request: &j.request,
+            next_attempt_at: x.next_attempt_at.map(|t| t.timestamp_micros()),
+            lease_until: x.lease_until.map(|t| t.timestamp_micros()),
+            now,
+        }
+    }
+
+    /// Created and updated both now.
+    fn params(&self) -> [&dyn rusqlite::ToSql; 16] {
+        [
+            &self.entity,
+            &self.automation,
+            &self.name,
+            &self.event,
+            &self.event_type,
+            &self.action_type,
+            &self.integration,
+            &self.status,
+            &self.reason,
+            &self.action,
+            &self.variables,
+            &self.request,
+            &self.next_attempt_at,
+            &self.lease_until,
+            &self.now,
+            &self.now,
+        ]
+    }
+}
+
 /// [`ExecutionStore::record_matches`] on the inline SQLite connection.
 fn record_matches_inline(
     tx: &rusqlite::Transaction<'_>,
@@ -653,32 +731,49 @@ fn record_matches_inline(
     if moved == 0 {
         return Ok(None); // nothing was written: committing the empty transaction is harmless
     }
-    // No RETURNING, for the reason `inline::insert_returning_id` gives; that helper is not
-    // used here because a conflict inserts nothing, which only the count of changed rows tells.
-    let mut insert = tx.prepare_cached(&format!(
-        "{INSERT_EXECUTION} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
-         ON CONFLICT (automation_id, event_id) DO NOTHING"
-    ))?;
+    // No RETURNING, for the reason `inline::insert_returning_id` gives: ids come from the
+    // count of rows a statement inserted and the last id it gave.
+    let before: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM executions")?
+        .query_row([], |r| r.get(0))?;
+    let rows: Vec<ExecutionRow> = executions
+        .iter()
+        .zip(json)
+        .map(|(x, j)| ExecutionRow::new(x, j, now))
+        .collect();
     let mut ids = Vec::with_capacity(executions.len());
-    for (x, j) in executions.iter().zip(json) {
-        let inserted = insert.execute(rusqlite::params![
-            x.entity_id.0,
-            x.automation_id.0,
-            x.automation_name,
-            x.event_id.0,
-            x.event_type.as_str(),
-            x.action_type.as_str(),
-            x.integration_id.map(|i| i.0),
-            stored_status(x).as_str(),
-            x.reason,
-            &*j.action,
-            j.variables,
-            j.request,
-            x.next_attempt_at.map(|t| t.timestamp_micros()),
-            x.lease_until.map(|t| t.timestamp_micros()),
-            now,
-        ])?;
-        ids.push((inserted == 1).then(|| ExecutionId(tx.last_insert_rowid())));
+    let mut many = tx.prepare_cached(&insert_executions_sql(INLINE_CHUNK))?;
+    let mut one = tx.prepare_cached(&insert_executions_sql(1))?;
+    let whole = rows.len() - rows.len() % INLINE_CHUNK;
+    let chunks = rows[..whole]
+        .chunks(INLINE_CHUNK)
+        .chain(rows[whole..].chunks(1));
+    for chunk in chunks {
+        let insert = if chunk.len() == 1 {
+            &mut one
+        } else {
+            &mut many
+        };
+        let params: Vec<&dyn rusqlite::ToSql> =
+            chunk.iter().flat_map(ExecutionRow::params).collect();
+        let inserted = insert.execute(params.as_slice())?;
+        if inserted == chunk.len() {
+            // Each row took the next id (AUTOINCREMENT, and this transaction is the only writer).
+            let last = tx.last_insert_rowid();
+            let first = last - chunk.len() as i64 + 1;
+            ids.extend((first..=last).map(|id| Some(ExecutionId(id))));
+            continue;
+        }
+        // Some were stored already (a replayed batch): the new ones are those with an id this
+        // batch gave, each once.
+        let mut find = tx.prepare_cached(
+            "SELECT id FROM executions WHERE automation_id = ?1 AND event_id = ?2",
+        )?;
+        for row in chunk {
+            let id: i64 = find.query_row([row.automation, row.event], |r| r.get(0))?;
+            let new = id > before && !ids.contains(&Some(ExecutionId(id)));
+            ids.push(new.then_some(ExecutionId(id)));
+        }
     }
     let mut fired = tx.prepare_cached(&numbered(UPSERT_FIRED))?;
     for x in executions {
