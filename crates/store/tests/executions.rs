@@ -94,6 +94,39 @@ async fn match_ids(store: &SqlStore) {
         }
     }
     assert_eq!(again.iter().filter(|id| id.is_none()).count(), 2);
+
+    // Attempts recorded in one batch larger than an insert statement each land on their own
+    // execution, with their own values, and move it on.
+    let done: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let attempt = NewAttempt {
+                number: 1,
+                started_at: Utc::now(),
+                duration: std::time::Duration::from_millis(i as u64),
+                status_code: Some(200 + i as u16),
+                error_class: None,
+                error: None,
+                response: Some(format!("answer {i}")),
+            };
+            (id.unwrap(), attempt, AttemptOutcome::Finished)
+        })
+        .collect();
+    store.record_attempts(&done).await.unwrap();
+    for (i, (id, ..)) in done.iter().enumerate() {
+        let x = store.execution(&f.team, *id).await.unwrap();
+        assert_eq!(x.status, ExecutionStatus::Finished, "execution {i}");
+        assert_eq!(x.attempt_count, 1);
+        let attempts = x.attempts.expect("a single read carries its attempts");
+        assert_eq!(attempts.len(), 1, "execution {i}");
+        assert_eq!(attempts[0].status_code, Some(200 + i as u16));
+        assert_eq!(
+            attempts[0].response.as_deref(),
+            Some(format!("answer {i}").as_str())
+        );
+        assert_eq!(attempts[0].duration_ms, i as f64);
+    }
 }
 
 /// A team with a project holding `versions` artifact versions (one event each) and a NO_OP

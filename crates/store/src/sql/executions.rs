@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::automations::owner;
 use super::events::{event_from_row, EVENT_COLUMNS};
-use super::inline::{numbered, query_named};
+use super::inline::{insert_chunk, insert_chunks, numbered, query_named, values_sql, INSERT_CHUNK};
 use super::{json_col, json_text, now_us, ts, Columns, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
@@ -568,29 +568,66 @@ fn record_attempts_inline(
     done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     now: i64,
 ) -> StoreResult<()> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
+    let rows: Vec<AttemptRow> = done.iter().map(AttemptRow::new).collect();
+    let insert_sql = |rows| values_sql(INSERT_ATTEMPT, 8, rows, "");
+    let mut many = tx.prepare_cached(&insert_sql(INSERT_CHUNK))?;
+    let mut one = tx.prepare_cached(&insert_sql(1))?;
+    for chunk in insert_chunks(&rows) {
+        insert_chunk(&mut many, &mut one, chunk, AttemptRow::params)?;
+    }
     let mut update = tx.prepare_cached(
         "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
          status = ?2, next_attempt_at = ?3, reason = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
     )?;
     for (id, attempt, outcome) in done {
-        insert.execute(rusqlite::params![
-            id.0,
-            attempt.number,
-            attempt.started_at.timestamp_micros(),
-            attempt.duration.as_micros() as i64,
-            attempt.status_code.map(i64::from),
-            attempt.error_class,
-            attempt.error,
-            attempt.response,
-        ])?;
         let (status, next, reason) = after_attempt(attempt, outcome);
         update.execute(rusqlite::params![id.0, status.as_str(), next, reason, now])?;
     }
     Ok(())
+}
+
+const INSERT_ATTEMPT: &str =
+    "INSERT INTO attempts (execution_id, number, started_at, duration_us, \
+     status_code, error_class, error, response)";
+
+/// One attempt's values, in [`INSERT_ATTEMPT`]'s order.
+struct AttemptRow<'a> {
+    execution: i64,
+    number: i64,
+    started_at: i64,
+    duration_us: i64,
+    status_code: Option<i64>,
+    error_class: &'a Option<String>,
+    error: &'a Option<String>,
+    response: &'a Option<String>,
+}
+
+impl<'a> AttemptRow<'a> {
+    fn new((id, attempt, _): &'a (ExecutionId, NewAttempt, AttemptOutcome)) -> Self {
+        Self {
+            execution: id.0,
+            number: attempt.number,
+            started_at: attempt.started_at.timestamp_micros(),
+            duration_us: attempt.duration.as_micros() as i64,
+            status_code: attempt.status_code.map(i64::from),
+            error_class: &attempt.error_class,
+            error: &attempt.error,
+            response: &attempt.response,
+        }
+    }
+
+    fn params(&self) -> [&dyn rusqlite::ToSql; 8] {
+        [
+            &self.execution,
+            &self.number,
+            &self.started_at,
+            &self.duration_us,
+            &self.status_code,
+            self.error_class,
+            self.error,
+            self.response,
+        ]
+    }
 }
 
 const INSERT_EXECUTION: &str = "INSERT INTO executions (entity_id, automation_id, automation_name, event_id, event_type, \
@@ -637,17 +674,13 @@ impl ActionTexts {
     }
 }
 
-/// Executions per insert statement on the inline connection: a statement's own costs
-/// (opening a cursor per index, the AUTOINCREMENT counter, finishing) are paid per chunk, not
-/// per row. 32 rows of 16 values stay far below SQLite's limit on parameters.
-const INLINE_CHUNK: usize = 32;
-
 /// `INSERT INTO executions … VALUES (?, …), …` for `rows` rows, skipping pairs stored already.
 fn insert_executions_sql(rows: usize) -> String {
-    let row = format!("({})", ["?"; 16].join(", "));
-    format!(
-        "{INSERT_EXECUTION} VALUES {} ON CONFLICT (automation_id, event_id) DO NOTHING",
-        vec![row; rows].join(", ")
+    values_sql(
+        INSERT_EXECUTION,
+        16,
+        rows,
+        " ON CONFLICT (automation_id, event_id) DO NOTHING",
     )
 }
 
@@ -742,21 +775,10 @@ fn record_matches_inline(
         .map(|(x, j)| ExecutionRow::new(x, j, now))
         .collect();
     let mut ids = Vec::with_capacity(executions.len());
-    let mut many = tx.prepare_cached(&insert_executions_sql(INLINE_CHUNK))?;
+    let mut many = tx.prepare_cached(&insert_executions_sql(INSERT_CHUNK))?;
     let mut one = tx.prepare_cached(&insert_executions_sql(1))?;
-    let whole = rows.len() - rows.len() % INLINE_CHUNK;
-    let chunks = rows[..whole]
-        .chunks(INLINE_CHUNK)
-        .chain(rows[whole..].chunks(1));
-    for chunk in chunks {
-        let insert = if chunk.len() == 1 {
-            &mut one
-        } else {
-            &mut many
-        };
-        let params: Vec<&dyn rusqlite::ToSql> =
-            chunk.iter().flat_map(ExecutionRow::params).collect();
-        let inserted = insert.execute(params.as_slice())?;
+    for chunk in insert_chunks(&rows) {
+        let inserted = insert_chunk(&mut many, &mut one, chunk, ExecutionRow::params)?;
         if inserted == chunk.len() {
             // Each row took the next id (AUTOINCREMENT, and this transaction is the only writer).
             let last = tx.last_insert_rowid();

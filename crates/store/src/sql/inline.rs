@@ -66,6 +66,42 @@ pub(crate) fn insert_returning_id(
     Ok(tx.last_insert_rowid())
 }
 
+/// Rows per multi-row insert on the inline connection: a statement's own costs (a cursor per
+/// index, an AUTOINCREMENT counter, finishing) are paid per chunk instead of per row. 32 rows
+/// of 16 values stay far below SQLite's limit on parameters.
+pub(crate) const INSERT_CHUNK: usize = 32;
+
+/// `rows` split for multi-row inserts: whole chunks of [`INSERT_CHUNK`], then the rest one
+/// row at a time, so only two statements per table are prepared (and cached).
+pub(crate) fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let whole = rows.len() - rows.len() % INSERT_CHUNK;
+    rows[..whole]
+        .chunks(INSERT_CHUNK)
+        .chain(rows[whole..].chunks(1))
+}
+
+/// Runs `many` (a statement for [`INSERT_CHUNK`] rows) or `one` (for one row) on a chunk of
+/// [`insert_chunks`], with each row's values; returns how many rows it inserted.
+pub(crate) fn insert_chunk<'r, R, const W: usize>(
+    many: &mut rusqlite::Statement<'_>,
+    one: &mut rusqlite::Statement<'_>,
+    chunk: &'r [R],
+    values: impl Fn(&'r R) -> [&'r dyn rusqlite::ToSql; W],
+) -> rusqlite::Result<usize> {
+    let params: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(values).collect();
+    if chunk.len() == 1 {
+        one.execute(params.as_slice())
+    } else {
+        many.execute(params.as_slice())
+    }
+}
+
+/// `{head} VALUES (?, …), …{tail}`: `rows` rows of `width` parameters each.
+pub(crate) fn values_sql(head: &str, width: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    format!("{head} VALUES {}{tail}", vec![row; rows].join(", "))
+}
+
 /// Runs a prepared query on the inline connection and reads each row with `read`, by column
 /// name. rusqlite's `Row::get(name)` asks SQLite for each column's name, one call per column,
 /// at every lookup; here the names are taken once per query. The matcher reads every event
