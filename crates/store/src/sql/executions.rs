@@ -561,8 +561,8 @@ fn after_attempt(
     }
 }
 
-/// [`ExecutionStore::record_attempts`] on the inline SQLite connection: one prepared
-/// statement of each kind, executed per attempt.
+/// [`ExecutionStore::record_attempts`] on the inline SQLite connection: the attempts inserted
+/// in chunks, then each execution moved on by its own update.
 fn record_attempts_inline(
     tx: &rusqlite::Transaction<'_>,
     done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
