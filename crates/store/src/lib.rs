@@ -327,9 +327,10 @@ pub trait ExecutionStore: Send + Sync {
     /// Stores `executions` and moves the matcher cursor to `up_to` in one transaction, so an
     /// event is never matched twice nor skipped.
     /// Only if the cursor still stands at `from` (else another process matched these events
-    /// first: nothing is stored and `false` is returned), so each event is matched exactly
+    /// first: nothing is stored and `None` is returned), so each event is matched exactly
     /// once however many processes share the store.
-    /// Returns each execution's id, in the order given (`None` for one already stored).
+    /// Returns each execution's id, in the order given (`None` for one already stored, or
+    /// already given earlier in `executions`).
     async fn record_matches(
         &self,
         from: i64,
