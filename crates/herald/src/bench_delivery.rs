@@ -371,7 +371,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             &prefix,
         )
         .await?;
-        let raw_before = raw_posts_apart(
+        let round_before = raw_posts_apart(
             "  raw loopback POST (before)",
             &hook,
             n_raw,
@@ -421,7 +421,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
         );
         println!("  {}", drain_cpu.describe("while draining", "herald"));
-        let raw_after = raw_posts_apart(
+        let round_after = raw_posts_apart(
             "  raw loopback POST (after)",
             &hook,
             n_raw,
@@ -430,7 +430,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         )
         .await?;
         want += n_raw;
-        let raw_rate = (raw_before + raw_after) / 2.0;
+        let raw_rate = (round_before + round_after) / 2.0;
         println!(
             "  round {round}: ratio {:.2} ({engine_rate:.0} / {raw_rate:.0}, the mean of the raw runs before and after)",
             engine_rate / raw_rate

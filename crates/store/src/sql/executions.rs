@@ -372,8 +372,7 @@ impl ExecutionStore for SqlStore {
         // attempts at once, and each statement is a round trip to the database.
         for chunk in done.chunks(RECORD_CHUNK) {
             let sql = format!(
-                "INSERT INTO attempts (execution_id, number, started_at, duration_us, status_code, error_class, error, response) \
-                 VALUES {}",
+                "{INSERT_ATTEMPT} VALUES {}",
                 self.value_rows(chunk.len(), 8, 0)
             );
             let mut q = sqlx::query(&sql);
