@@ -127,6 +127,65 @@ async fn match_ids(store: &SqlStore) {
         );
         assert_eq!(attempts[0].duration_ms, i as f64);
     }
+
+    // A batch mixing outcomes: the finished executions (more than a statement's chunk of
+    // them) move on together, retries and failures each on their own, and an execution with
+    // two attempts in the batch counts both and ends as its last attempt left it.
+    let later: Vec<_> = again.iter().flatten().copied().collect();
+    let retry_at = Utc::now() + Duration::minutes(5);
+    let outcome_of = |i: usize| match i % 10 {
+        3 => AttemptOutcome::RetryAt(retry_at),
+        6 => AttemptOutcome::Failed(format!("gave up on {i}")),
+        _ => AttemptOutcome::Finished,
+    };
+    let attempt = |number: i64, code: u16| NewAttempt {
+        number,
+        started_at: Utc::now(),
+        duration: std::time::Duration::from_millis(1),
+        status_code: Some(code),
+        error_class: None,
+        error: None,
+        response: None,
+    };
+    let twice = 7; // finished by its second attempt; its first (a retry) comes first in the batch
+    let mut mixed = vec![(
+        later[twice],
+        attempt(1, 503),
+        AttemptOutcome::RetryAt(retry_at),
+    )];
+    for (i, id) in later.iter().enumerate() {
+        let number = if i == twice { 2 } else { 1 };
+        mixed.push((*id, attempt(number, 200 + i as u16), outcome_of(i)));
+    }
+    store.record_attempts(&mixed).await.unwrap();
+    let finished = (0..later.len())
+        .filter(|i| matches!(outcome_of(*i), AttemptOutcome::Finished))
+        .count();
+    assert!(finished > 32, "more finished than one statement's chunk");
+    for (i, id) in later.iter().enumerate() {
+        let x = store.execution(&f.team, *id).await.unwrap();
+        let attempts = x.attempts.expect("a single read carries its attempts");
+        let (status, next, reason) = match outcome_of(i) {
+            AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
+            AttemptOutcome::RetryAt(t) => (ExecutionStatus::Pending, Some(t), None),
+            AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why)),
+        };
+        assert_eq!(x.status, status, "execution {i}");
+        assert_eq!(
+            x.next_attempt_at.map(|t| t.timestamp_micros()),
+            next.map(|t| t.timestamp_micros()),
+            "execution {i}"
+        );
+        assert_eq!(x.reason, reason, "execution {i}");
+        let count = if i == twice { 2 } else { 1 };
+        assert_eq!(x.attempt_count, count, "execution {i}");
+        assert_eq!(attempts.len(), count as usize, "execution {i}");
+        assert_eq!(
+            attempts.last().unwrap().status_code,
+            Some(200 + i as u16),
+            "execution {i}"
+        );
+    }
 }
 
 /// A team with a project holding `versions` artifact versions (one event each) and a NO_OP
