@@ -482,8 +482,9 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
 /// Posts `n` small JSON bodies, keyed `<prefix>/<i>`, straight to the receiver with `client`,
 /// `concurrency` at a time, and returns the rate. Each request has the shape of one of
 /// herald's deliveries in this benchmark (the same headers, values of the same length, a
-/// body of the same size), so the two rates compare the same exchanges; only the work of
-/// making them (matching, rendering, signing, recording) is left out.
+/// body of the same size), and its answer is read, so the two rates compare the same
+/// exchanges; only the work of making them (matching, rendering, signing, recording) is left
+/// out.
 async fn raw_posts(
     label: &str,
     client: &reqwest::Client,
@@ -507,7 +508,10 @@ async fn raw_posts(
                 .header("webhook-signature", format!("v1,{RAW_SIGNATURE}"))
                 .send()
                 .await?
-                .error_for_status()?;
+                .error_for_status()?
+                // Read, as herald reads each answer for its history.
+                .bytes()
+                .await?;
             Ok(())
         }
     })
