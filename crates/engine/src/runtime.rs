@@ -95,8 +95,10 @@ pub struct Engine {
     /// Attempts handed to the recorder and not yet stored.
     records_pending: std::sync::atomic::AtomicUsize,
     records_done: Notify,
-    /// A delivery was sent: its destination has room for one more hand-off.
+    /// A delivery was sent and left room for the matcher's next batch (told only while the
+    /// matcher is `pacing`: waking it at every delivery would cost a task wake-up each).
     sent: Notify,
+    pacing: std::sync::atomic::AtomicBool,
     pacer: Pacer,
     integrations: IntegrationCache,
     prepared: PreparedActions,
@@ -272,6 +274,7 @@ impl Engine {
             records_pending: std::sync::atomic::AtomicUsize::new(0),
             records_done: Notify::new(),
             sent: Notify::new(),
+            pacing: std::sync::atomic::AtomicBool::new(false),
             pacer: Pacer::default(),
             integrations: IntegrationCache::default(),
             prepared: PreparedActions::default(),
@@ -393,21 +396,30 @@ impl Engine {
     /// second write of every execution. Only destinations that are sending count: a dead one
     /// (its requests timing out) keeps its backlog pending and holds nobody back.
     async fn pace(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
         let until = tokio::time::Instant::now() + PACE_MAX;
         loop {
+            // Registered (and `pacing` set) before the check: a delivery that makes room after
+            // it wakes this wait.
             let sent = self.sent.notified();
+            self.pacing.store(true, SeqCst);
             if self.room_for_batch() {
-                return;
+                break;
             }
             if tokio::time::timeout_at(until, sent).await.is_err() {
-                return;
+                break;
             }
         }
+        self.pacing.store(false, SeqCst);
     }
 
     /// Whether a whole batch of executions could be handed off to destinations now sending.
     fn room_for_batch(&self) -> bool {
-        self.in_flight.lock().expect("in-flight lock").room_for(
+        self.batch_fits(&self.in_flight.lock().expect("in-flight lock"))
+    }
+
+    fn batch_fits(&self, f: &InFlight) -> bool {
+        f.room_for(
             MATCH_BATCH as usize,
             self.config.per_destination * CLAIM_AHEAD,
             self.hold_limit(),
@@ -861,17 +873,23 @@ impl Engine {
             self.records_pending
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let destination = x.integration_id;
-            if let Some(d) = destination {
-                let mut f = self.in_flight.lock().expect("in-flight lock");
-                *f.unrecorded.entry(d).or_default() += 1;
-                f.sent_at.insert(d, std::time::Instant::now());
-            }
+            let room = match destination {
+                Some(d) => {
+                    let mut f = self.in_flight.lock().expect("in-flight lock");
+                    *f.unrecorded.entry(d).or_default() += 1;
+                    f.sent_at.insert(d, std::time::Instant::now());
+                    self.pacing.load(std::sync::atomic::Ordering::SeqCst) && self.batch_fits(&f)
+                }
+                None => false,
+            };
             self.unrecorded
                 .lock()
                 .expect("unrecorded lock")
                 .push(Sent { done, destination });
             self.record_wanted.notify_one();
-            self.sent.notify_waiters();
+            if room {
+                self.sent.notify_waiters();
+            }
             let next = {
                 let mut guard = self.in_flight.lock().expect("in-flight lock");
                 let f = &mut *guard;
@@ -887,10 +905,13 @@ impl Engine {
                 // The freed slot goes to the next destination in turn that has work waiting.
                 f.next_ready(x.integration_id, self.limits())
             };
-            self.slot_freed();
             match next {
                 Some(queued) => x = queued,
-                None => return,
+                None => {
+                    // Only a slot left free is news to the delivery loop: a claim may fill it.
+                    self.slot_freed();
+                    return;
+                }
             }
         }
     }
