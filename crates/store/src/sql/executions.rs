@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::automations::owner;
 use super::events::{event_from_row, EVENT_COLUMNS};
-use super::inline::{insert_chunk, insert_chunks, numbered, query_named, values_sql, INSERT_CHUNK};
+use super::inline::{insert_chunk, numbered, query_named, row_chunks, values_sql, CHUNK_ROWS};
 use super::{json_col, json_text, now_us, ts, Columns, SqlStore};
 use crate::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, ExecutionStore, NewAttempt, NewExecution,
@@ -576,9 +576,9 @@ fn record_attempts_inline(
 ) -> StoreResult<()> {
     let rows: Vec<AttemptRow> = done.iter().map(AttemptRow::new).collect();
     let insert_sql = |rows| values_sql(INSERT_ATTEMPT, 8, rows, "");
-    let mut many = tx.prepare_cached(&insert_sql(INSERT_CHUNK))?;
+    let mut many = tx.prepare_cached(&insert_sql(CHUNK_ROWS))?;
     let mut one = tx.prepare_cached(&insert_sql(1))?;
-    for chunk in insert_chunks(&rows) {
+    for chunk in row_chunks(&rows) {
         insert_chunk(&mut many, &mut one, chunk, AttemptRow::params)?;
     }
     let (once, repeated) = split_repeated(done);
@@ -587,9 +587,9 @@ fn record_attempts_inline(
         .partition(|(_, _, outcome)| matches!(outcome, AttemptOutcome::Finished));
     each.extend(repeated);
     let finished: Vec<i64> = finished.iter().map(|(id, ..)| id.0).collect();
-    let mut many = tx.prepare_cached(&finished_sql(INSERT_CHUNK))?;
+    let mut many = tx.prepare_cached(&finished_sql(CHUNK_ROWS))?;
     let mut one = tx.prepare_cached(&finished_sql(1))?;
-    for chunk in insert_chunks(&finished) {
+    for chunk in row_chunks(&finished) {
         let params: Vec<&dyn rusqlite::ToSql> = std::iter::once(&now as &dyn rusqlite::ToSql)
             .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql))
             .collect();
@@ -825,9 +825,9 @@ fn record_matches_inline(
         .map(|(x, j)| ExecutionRow::new(x, j, now))
         .collect();
     let mut ids = Vec::with_capacity(executions.len());
-    let mut many = tx.prepare_cached(&insert_executions_sql(INSERT_CHUNK))?;
+    let mut many = tx.prepare_cached(&insert_executions_sql(CHUNK_ROWS))?;
     let mut one = tx.prepare_cached(&insert_executions_sql(1))?;
-    for chunk in insert_chunks(&rows) {
+    for chunk in row_chunks(&rows) {
         let inserted = insert_chunk(&mut many, &mut one, chunk, ExecutionRow::params)?;
         if inserted == chunk.len() {
             // Each row took the next id (AUTOINCREMENT, and this transaction is the only writer).

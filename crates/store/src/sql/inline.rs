@@ -66,22 +66,23 @@ pub(crate) fn insert_returning_id(
     Ok(tx.last_insert_rowid())
 }
 
-/// Rows per multi-row insert on the inline connection: a statement's own costs (a cursor per
-/// index, an AUTOINCREMENT counter, finishing) are paid per chunk instead of per row. 32 rows
-/// of 16 values stay far below SQLite's limit on parameters.
-pub(crate) const INSERT_CHUNK: usize = 32;
+/// Rows per multi-row statement on the inline connection (an insert, or an update of rows
+/// by their ids): a statement's own costs (a cursor per index, an AUTOINCREMENT counter,
+/// finishing) are paid per chunk instead of per row. 32 rows of 16 values stay far below
+/// SQLite's limit on parameters.
+pub(crate) const CHUNK_ROWS: usize = 32;
 
-/// `rows` split for multi-row inserts: whole chunks of [`INSERT_CHUNK`], then the rest one
-/// row at a time, so only two statements per table are prepared (and cached).
-pub(crate) fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
-    let whole = rows.len() - rows.len() % INSERT_CHUNK;
+/// `rows` split for multi-row statements: whole chunks of [`CHUNK_ROWS`], then the rest one
+/// row at a time, so only two statements per use are prepared (and cached).
+pub(crate) fn row_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let whole = rows.len() - rows.len() % CHUNK_ROWS;
     rows[..whole]
-        .chunks(INSERT_CHUNK)
+        .chunks(CHUNK_ROWS)
         .chain(rows[whole..].chunks(1))
 }
 
-/// Runs `many` (a statement for [`INSERT_CHUNK`] rows) or `one` (for one row) on a chunk of
-/// [`insert_chunks`], with each row's values; returns how many rows it inserted.
+/// Runs `many` (a statement for [`CHUNK_ROWS`] rows) or `one` (for one row) on a chunk of
+/// [`row_chunks`], with each row's values; returns how many rows it inserted.
 pub(crate) fn insert_chunk<'r, R, const W: usize>(
     many: &mut rusqlite::Statement<'_>,
     one: &mut rusqlite::Statement<'_>,
