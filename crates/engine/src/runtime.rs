@@ -418,6 +418,7 @@ impl Engine {
         self.batch_fits(&self.in_flight.lock().expect("in-flight lock"))
     }
 
+    /// [`Self::room_for_batch`] under a lock the caller already holds.
     fn batch_fits(&self, f: &InFlight) -> bool {
         f.room_for(
             MATCH_BATCH as usize,

@@ -567,8 +567,8 @@ fn after_attempt(
 }
 
 /// [`ExecutionStore::record_attempts`] on the inline SQLite connection: the attempts inserted
-/// in chunks; then the executions their attempt finished, one statement per chunk of ids, and
-/// the rest (retries, failures) each by its own update.
+/// in chunks; then the executions their attempt finished, one statement per whole chunk of
+/// ids, and the rest (retries, failures, the last few finished) each by its own update.
 fn record_attempts_inline(
     tx: &rusqlite::Transaction<'_>,
     done: &[Done],
@@ -585,19 +585,18 @@ fn record_attempts_inline(
     let (finished, mut each): (Vec<_>, Vec<_>) = once
         .into_iter()
         .partition(|(_, _, outcome)| matches!(outcome, AttemptOutcome::Finished));
-    each.extend(repeated);
-    let finished: Vec<i64> = finished.iter().map(|(id, ..)| id.0).collect();
+    // Whole chunks of finished executions go by one statement each; the rest join the ones
+    // updated one by one (all different executions, so the order between them is free).
+    let whole = finished.len() - finished.len() % CHUNK_ROWS;
     let mut many = tx.prepare_cached(&finished_sql(CHUNK_ROWS))?;
-    let mut one = tx.prepare_cached(&finished_sql(1))?;
-    for chunk in row_chunks(&finished) {
+    for chunk in finished[..whole].chunks(CHUNK_ROWS) {
         let params: Vec<&dyn rusqlite::ToSql> = std::iter::once(&now as &dyn rusqlite::ToSql)
-            .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql))
+            .chain(chunk.iter().map(|(id, ..)| &id.0 as &dyn rusqlite::ToSql))
             .collect();
-        match chunk.len() {
-            1 => one.execute(params.as_slice())?,
-            _ => many.execute(params.as_slice())?,
-        };
+        many.execute(params.as_slice())?;
     }
+    each.extend(&finished[whole..]);
+    each.extend(repeated);
     let mut update = tx.prepare_cached(
         "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
          status = ?2, next_attempt_at = ?3, reason = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
