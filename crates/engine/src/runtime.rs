@@ -131,9 +131,10 @@ enum Claim {
 struct InFlight {
     /// Deliveries sent but not yet recorded, per destination.
     unrecorded: HashMap<IntegrationId, usize>,
-    /// When each destination last finished sending a delivery: one that has not for a while
+    /// When each destination last finished sending a delivery, or, until its first one
+    /// finishes, when it was given the work it holds: one that has done neither for a while
     /// (a dead receiver, timing out) does not hold back the matcher.
-    sent_at: HashMap<IntegrationId, std::time::Instant>,
+    live_at: HashMap<IntegrationId, std::time::Instant>,
     /// Every execution this process has claimed and not yet recorded: their leases are renewed.
     leased: std::collections::HashSet<ExecutionId>,
     /// Deliveries under way, each holding one of `max_in_flight` slots.
@@ -173,7 +174,7 @@ impl InFlight {
         let mut sending = 0;
         for d in self.by_destination.keys() {
             let recent = self
-                .sent_at
+                .live_at
                 .get(d)
                 .is_some_and(|t| now.saturating_duration_since(*t) < PACE_MAX);
             if recent {
@@ -191,6 +192,12 @@ impl InFlight {
     fn queue(&mut self, d: IntegrationId, x: ClaimedExecution) {
         self.leased.insert(x.id);
         *self.by_destination.entry(d).or_default() += 1;
+        // Work just given counts as sending: a destination that has sent nothing yet (every
+        // one, just after a start) would otherwise take no room, and the matcher would hand
+        // it batch after batch, past its claim-ahead, leaving the rest to be claimed again.
+        self.live_at
+            .entry(d)
+            .or_insert_with(std::time::Instant::now);
         self.queued.entry(d).or_default().push_back(x);
     }
 
@@ -878,7 +885,7 @@ impl Engine {
                 Some(d) => {
                     let mut f = self.in_flight.lock().expect("in-flight lock");
                     *f.unrecorded.entry(d).or_default() += 1;
-                    f.sent_at.insert(d, std::time::Instant::now());
+                    f.live_at.insert(d, std::time::Instant::now());
                     self.pacing.load(std::sync::atomic::Ordering::SeqCst) && self.batch_fits(&f)
                 }
                 None => false,
@@ -988,7 +995,7 @@ impl Engine {
                     *c -= 1;
                     if *c == 0 {
                         f.by_destination.remove(d);
-                        f.sent_at.remove(d);
+                        f.live_at.remove(d);
                     }
                 }
                 if let Some(c) = f.unrecorded.get_mut(d) {
@@ -1202,8 +1209,8 @@ mod tests {
         let mut f = InFlight::default();
         let now = std::time::Instant::now();
         let d = IntegrationId(1);
-        f.sent_at.insert(d, now);
-        // A matcher batch handed off: queued, not yet started.
+        // A matcher batch handed off: queued, not yet started, to a destination that has sent
+        // nothing yet (as at a start): it counts as sending from now.
         for id in 0..600 {
             f.queue(d, execution(id, 1, "GENERIC_WEBHOOK"));
         }
@@ -1216,6 +1223,10 @@ mod tests {
             "600 held + 500 exceed 1,024"
         );
         assert!(f.room_for(400, 1024, 4096, now));
+        assert!(
+            f.room_for(500, 1024, 4096, now + 2 * PACE_MAX),
+            "given work and silent since (its requests hang), it holds nobody back"
+        );
         // Started and sent (waiting for the recorder), they no longer take room.
         let limits = Limits {
             total: 1000,
@@ -1278,7 +1289,7 @@ mod tests {
         // `live` holds 900 claimed, 100 of them sent and waiting to be recorded.
         f.by_destination.insert(live, 900);
         f.unrecorded.insert(live, 100);
-        f.sent_at.insert(live, now);
+        f.live_at.insert(live, now);
         assert_eq!(f.unsent(live), 800);
         assert!(f.room_for(200, 1000, 4000, now), "800 + 200 fit in 1000");
         assert!(!f.room_for(201, 1000, 4000, now), "800 + 201 do not");
@@ -1289,14 +1300,14 @@ mod tests {
         // A destination that has sent nothing lately (its requests hang) holds nobody back,
         // however much it holds; once it sends again, it counts.
         f.by_destination.insert(dead, 1000);
-        f.sent_at.insert(dead, now - PACE_MAX);
+        f.live_at.insert(dead, now - PACE_MAX);
         assert!(f.room_for(500, 1000, 4000, now));
-        f.sent_at.insert(dead, now);
+        f.live_at.insert(dead, now);
         assert!(!f.room_for(1, 1000, 4000, now));
         // Limits below two batches wait for half of themselves, not for a whole batch.
         let mut small = InFlight::default();
         small.by_destination.insert(live, 64);
-        small.sent_at.insert(live, now);
+        small.live_at.insert(live, now);
         assert!(small.room_for(500, 128, 4000, now));
         *small.by_destination.get_mut(&live).unwrap() += 1;
         assert!(!small.room_for(500, 128, 4000, now));
