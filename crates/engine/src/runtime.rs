@@ -4,6 +4,13 @@
 //!
 //! Tests drive the same steps deterministically with [`Engine::match_once`] and
 //! [`Engine::deliver_once`].
+//!
+//! Deliveries (the HTTP exchanges, and the connections' own tasks) can run on a tokio runtime
+//! of their own ([`DeliveryConfig::threads`]). The engine's SQLite transactions run inline on
+//! the worker that needs them (see `herald_store`'s `inline` module) and keep it for up to
+//! milliseconds; tokio cannot take a task off a busy worker, so on one shared runtime the
+//! deliveries queued behind such a transaction wait for its end. On threads of their own, the
+//! operating system shares the cores between the two, and a delivery goes on meanwhile.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,6 +74,11 @@ pub struct Engine {
     key: MasterKey,
     config: DeliveryConfig,
     sender: Sender,
+    /// Integration tests' sends, apart from deliveries: its connections are made on the
+    /// caller's runtime, and would otherwise join the deliveries' pool.
+    test_sender: Sender,
+    /// Where deliveries run; `None`: on the runtime that runs the engine.
+    delivery_runtime: Option<DeliveryRuntime>,
     index: RwLock<Arc<Index>>,
     events_written: Notify,
     work_ready: Notify,
@@ -110,6 +122,45 @@ pub struct Engine {
     /// every INDEX_CHECK, which bounds how stale another replica's changes can be.
     index_dirty: std::sync::atomic::AtomicBool,
     index_checked: Mutex<Option<std::time::Instant>>,
+}
+
+/// A tokio runtime for deliveries only. Shut down without waiting when the engine goes (the
+/// engine may go inside another runtime, where waiting is not allowed): by then its
+/// deliveries are done or abandoned, and an abandoned one is sent again after its lease.
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl DeliveryRuntime {
+    /// A runtime of `threads` workers, or `None` (deliveries then share the engine's runtime)
+    /// if `threads` is 0 or the threads cannot be started.
+    fn start(threads: usize) -> Option<Self> {
+        if threads == 0 {
+            return None;
+        }
+        match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("herald-delivery")
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(Self(Some(rt))),
+            Err(e) => {
+                tracing::warn!(error = %e, threads, "could not start the delivery threads; deliveries share the engine's");
+                None
+            }
+        }
+    }
+
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// A delivery attempt made and not yet recorded.
@@ -258,11 +309,15 @@ impl InFlight {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, key: MasterKey, config: DeliveryConfig) -> Arc<Self> {
         let sender = Sender::new(config.allow.clone(), config.timeout);
+        let test_sender = Sender::new(config.allow.clone(), config.timeout);
+        let delivery_runtime = DeliveryRuntime::start(config.threads);
         Arc::new(Self {
             store,
             key,
             config,
             sender,
+            test_sender,
+            delivery_runtime,
             index: RwLock::new(Arc::new(Index::stale())),
             events_written: Notify::new(),
             work_ready: Notify::new(),
@@ -307,7 +362,11 @@ impl Engine {
         integration: &herald_domain::automation::Integration,
         payload: Option<Value>,
     ) -> Result<crate::delivery::TestOutcome> {
-        crate::delivery::test_send(&self.deliverer(), integration, payload).await
+        let deliverer = Deliverer {
+            sender: &self.test_sender,
+            ..self.deliverer()
+        };
+        crate::delivery::test_send(&deliverer, integration, payload).await
     }
 
     fn deliverer(&self) -> Deliverer<'_> {
@@ -816,7 +875,7 @@ impl Engine {
             }
         }
         for x in start {
-            set.spawn(self.clone().deliver_from(x));
+            self.spawn_delivery(set, x);
         }
     }
 
@@ -838,9 +897,22 @@ impl Engine {
             }
         }
         for x in at_once {
-            set.spawn(self.clone().deliver_from(x));
+            self.spawn_delivery(set, x);
         }
         self.start_ready(set);
+    }
+
+    /// Starts delivering `x` (and what its slot takes next) on the deliveries' runtime.
+    fn spawn_delivery(self: &Arc<Self>, set: &mut JoinSet<()>, x: ClaimedExecution) {
+        let task = self.clone().deliver_from(x);
+        match self
+            .delivery_runtime
+            .as_ref()
+            .and_then(DeliveryRuntime::handle)
+        {
+            Some(runtime) => set.spawn_on(task, runtime),
+            None => set.spawn(task),
+        };
     }
 
     fn limits(&self) -> Limits {

@@ -103,6 +103,9 @@ pub struct DeliverySettings {
     pub lease: String,
     pub allowed_destinations: String,
     pub retention_days: u32,
+    /// Worker threads of the deliveries' own runtime; 0 shares the server's. Unset: one per core.
+    #[serde(default)]
+    pub threads: Option<usize>,
 }
 
 impl DeliverySettings {
@@ -143,6 +146,9 @@ impl DeliverySettings {
                 u64::from(self.retention_days.max(1)) * 24 * 3600,
             ),
             slack: SlackSettings::default(),
+            threads: self.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
         })
     }
 }
@@ -188,6 +194,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
         "HERALD_DELIVERY_PER_DESTINATION",
         &["delivery", "per_destination"],
     ),
+    ("HERALD_DELIVERY_THREADS", &["delivery", "threads"]),
     ("HERALD_SLACK_BASE_URL", &["slack", "base_url"]),
     ("HERALD_PUBLIC_URL", &["public_url"]),
     ("HERALD_ENGINE", &["engine"]),
@@ -328,7 +335,12 @@ fn sqlite_path(data_dir: &Path) -> PathBuf {
 /// An environment value as TOML: a string, or an integer or boolean for the keys that take one.
 /// A value of the wrong kind stays a string, so validation names the key.
 fn env_value(key: &[&str], v: &str) -> toml::Value {
-    const NUMERIC: &[&str] = &["max_connections", "max_in_flight", "per_destination"];
+    const NUMERIC: &[&str] = &[
+        "max_connections",
+        "max_in_flight",
+        "per_destination",
+        "threads",
+    ];
     const BOOLEAN: &[&str] = &["engine"];
     let last = key.last().copied().unwrap_or_default();
     match (v.parse::<i64>(), v.parse::<bool>()) {
@@ -486,7 +498,28 @@ mod tests {
         assert!(bad("HERALD_ALLOWED_DESTINATIONS", "localhost").contains("allowed_destinations"));
         assert!(bad("HERALD_DELIVERY_TIMEOUT", "soon").contains("delivery.timeout"));
         assert!(bad("HERALD_DELIVERY_MAX_IN_FLIGHT", "many").contains("max_in_flight"));
+        assert!(bad("HERALD_DELIVERY_THREADS", "-1").contains("threads"));
         assert!(bad("HERALD_MASTER_KEY", "short").contains("HERALD_MASTER_KEY"));
+    }
+
+    #[test]
+    fn deliveries_get_a_thread_per_core_unless_told() {
+        let threads = |v: Option<&'static str>| {
+            let env = move |k: &str| {
+                v.filter(|_| k == "HERALD_DELIVERY_THREADS")
+                    .map(str::to_string)
+            };
+            let c = Config::load_from(&Overrides::default(), env).unwrap();
+            c.delivery.to_engine().unwrap().threads
+        };
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(threads(None), cores);
+        assert_eq!(threads(Some("3")), 3);
+        assert_eq!(
+            threads(Some("0")),
+            0,
+            "0: deliveries share the server's runtime"
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct DeliveryConfig {
     /// How long finished executions are kept in history.
     pub retention: Duration,
     pub slack: slack::SlackSettings,
+    /// Worker threads of a tokio runtime of the deliveries' own; 0 runs them on the runtime
+    /// that runs the engine (see [`crate::runtime`]).
+    pub threads: usize,
 }
 
 impl Default for DeliveryConfig {
@@ -55,6 +58,7 @@ impl Default for DeliveryConfig {
             allow: AllowList::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             slack: slack::SlackSettings::default(),
+            threads: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A backlog bigger than the matcher's batch of 500 events, stored while the engine was off,
 //! is matched batch by batch as delivery makes room for it: every execution is delivered
-//! exactly once, finishes, and nothing is left behind.
+//! exactly once, finishes, and nothing is left behind: with deliveries on threads of their own
+//! (the default) and on the server's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +13,16 @@ const EVENTS: usize = 900;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_larger_than_a_batch_is_delivered_exactly_once() {
+    backlog_delivered_exactly_once(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_delivered_exactly_once_on_the_servers_own_threads_too() {
+    backlog_delivered_exactly_once(&[("HERALD_DELIVERY_THREADS", "0")]).await;
+}
+
+/// Stores the backlog with the engine off, then starts it with `env`.
+async fn backlog_delivered_exactly_once(env: &[(&str, &str)]) {
     let options = Options {
         per_destination: 4,
         max_in_flight: 16,
@@ -35,7 +46,7 @@ async fn a_backlog_larger_than_a_batch_is_delivered_exactly_once() {
     drop(off);
     assert!(rx.received().is_empty(), "the engine was off");
 
-    let on = ChildServer::start(&data, &options, &[], None).await;
+    let on = ChildServer::start(&data, &options, env, None).await;
     let xs = on
         .admin
         .settled_executions(automation, EVENTS, Duration::from_secs(60))

@@ -12,7 +12,8 @@
 //! (a matcher batch or a claim of a few hundred rows: milliseconds at most), and meanwhile the
 //! other workers take over the waiting tasks. Handing the worker's tasks to another thread for
 //! every transaction cost more: a thread wake-up each time, about a tenth of herald's CPU per
-//! delivery in the drain benchmark.
+//! delivery in the drain benchmark. (The engine's deliveries run on threads of their own by
+//! default, so they do not wait for such a transaction at all: see `herald_engine::runtime`.)
 //!
 //! The one unbounded part of a commit is a WAL checkpoint: copying the log back into the
 //! database and syncing both can take a hundred milliseconds, which would stall every task
