@@ -587,15 +587,17 @@ fn record_attempts_inline(
         .partition(|(_, _, outcome)| matches!(outcome, AttemptOutcome::Finished));
     // Whole chunks of finished executions go by one statement each; the rest join the ones
     // updated one by one (all different executions, so the order between them is free).
-    let whole = finished.len() - finished.len() % CHUNK_ROWS;
     let mut many = tx.prepare_cached(&finished_sql(CHUNK_ROWS))?;
-    for chunk in finished[..whole].chunks(CHUNK_ROWS) {
+    for chunk in row_chunks(&finished) {
+        if chunk.len() < CHUNK_ROWS {
+            each.extend(chunk);
+            continue;
+        }
         let params: Vec<&dyn rusqlite::ToSql> = std::iter::once(&now as &dyn rusqlite::ToSql)
             .chain(chunk.iter().map(|(id, ..)| &id.0 as &dyn rusqlite::ToSql))
             .collect();
         many.execute(params.as_slice())?;
     }
-    each.extend(&finished[whole..]);
     each.extend(repeated);
     let mut update = tx.prepare_cached(
         "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
