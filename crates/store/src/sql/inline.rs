@@ -540,6 +540,42 @@ mod tests {
     }
 
     #[test]
+    fn a_new_database_gets_small_pages_and_an_older_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |inline: &Inline| -> i64 {
+            inline
+                .read(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
+                .unwrap()
+        };
+        let fresh = Inline::open(dir.path().join("new.db"), "NORMAL").unwrap();
+        commit_4_mb(&fresh);
+        assert_eq!(page_size(&fresh), i64::from(super::super::SQLITE_PAGE_SIZE));
+
+        // A database created with SQLite's default pages, as herald made them before.
+        let old = dir.path().join("old.db");
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;
+             CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('kept');",
+        )
+        .unwrap();
+        drop(conn);
+        let reopened = Inline::open(old, "NORMAL").unwrap();
+        assert_eq!(page_size(&reopened), 4096);
+        reopened
+            .write(|tx| Ok(tx.execute_batch("INSERT INTO t VALUES ('added')")?))
+            .unwrap();
+        let rows: Vec<String> = reopened
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT v FROM t ORDER BY rowid")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(rows, ["kept", "added"]);
+    }
+
+    #[test]
     fn only_a_file_gets_a_second_connection() {
         let path = |url| Inline::path_of(url).map(|p| p.display().to_string());
         assert_eq!(
