@@ -298,6 +298,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(total);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let written = servers_disk_writes(&servers);
     let started = Instant::now();
     for i in 0..total {
         tick.tick().await;
@@ -346,6 +347,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    print_disk_writes(written.zip(servers_disk_writes(&servers)), total, "event");
 
     // 4. The engine alone, draining a backlog stored while it was off, in rounds. Each round's
     // drain is compared with raw POST runs just before and just after it: this machine's speed
@@ -421,6 +423,12 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
         );
         println!("  {}", drain_cpu.describe("while draining", "herald"));
+        // Fresh processes: everything they wrote, they wrote for this drain.
+        print_disk_writes(
+            servers_disk_writes(&servers).map(|w| (0, w)),
+            args.backlog,
+            "delivery",
+        );
         let round_after = raw_posts_apart(
             "  raw loopback POST (after)",
             &hook,
@@ -477,6 +485,22 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             .unwrap_or_else(|| "unknown".into())
     );
     Ok(())
+}
+
+/// What the `herald serve` processes have written to files so far, all together.
+fn servers_disk_writes(servers: &[ServerProcess]) -> Option<u64> {
+    servers.iter().map(ServerProcess::disk_writes).sum()
+}
+
+/// "disk: herald wrote … KiB per <what>", from the processes' writes before and after `n`
+/// of them (the page cache's view: see [`crate::bench::disk_writes`]).
+fn print_disk_writes(before_after: Option<(u64, u64)>, n: usize, what: &str) {
+    if let Some((before, after)) = before_after {
+        println!(
+            "  disk: herald wrote {:.1} KiB per {what} (database and write-ahead log)",
+            after.saturating_sub(before) as f64 / 1024.0 / n.max(1) as f64
+        );
+    }
 }
 
 /// Posts `n` small JSON bodies, keyed `<prefix>/<i>`, straight to the receiver with `client`,
