@@ -250,6 +250,34 @@ impl ExecutionStore for SqlStore {
         // one its whole history.
         const PAGE: i64 = 256;
         let since = since.timestamp_micros();
+        if let Some(inline) = &self.inline {
+            // On SQLite, one cursor stepped until it stops, without pages or a thread switch
+            // for each: after a restart the matcher waits for this. It may still step through
+            // a minute of rows, so off the runtime.
+            return super::off_the_runtime(|| {
+                inline.read(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT created_at, status FROM executions WHERE automation_id = ?1 \
+                         ORDER BY id DESC",
+                    )?;
+                    let mut rows = stmt.query([automation.0])?;
+                    let skipped = ExecutionStatus::Skipped.as_str().as_bytes();
+                    let mut counted = 0i64;
+                    while let Some(row) = rows.next()? {
+                        if row.get::<_, i64>(0)? <= since {
+                            break;
+                        }
+                        if row.get_ref(1)?.as_bytes().ok() != Some(skipped) {
+                            counted += 1;
+                            if counted >= cap {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(counted)
+                })
+            });
+        }
         let (mut counted, mut before) = (0i64, i64::MAX);
         loop {
             let rows = sqlx::query(
