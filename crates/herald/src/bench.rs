@@ -140,8 +140,8 @@ impl ServerProcess {
 }
 
 /// Bytes process `pid` has written to files so far (`write_bytes` of `/proc/PID/io`: counted
-/// as the process fills the page cache, whether or not the disk has them yet; a page
-/// rewritten before the disk took it counts again); `None` where there is no `/proc`.
+/// as the process dirties pages of the page cache, whether or not the disk has them yet, so a
+/// page written again before the disk took it counts once); `None` where there is no `/proc`.
 pub(crate) fn disk_writes(pid: &str) -> Option<u64> {
     let io = std::fs::read_to_string(Path::new("/proc").join(pid).join("io")).ok()?;
     io.lines()

@@ -248,7 +248,6 @@ impl ExecutionStore for SqlStore {
         // execution older than `since` (the matcher stores them in the order of their times)
         // or at `cap`: a busy automation must not make this scan a minute of rows, nor an old
         // one its whole history.
-        const PAGE: i64 = 256;
         let since = since.timestamp_micros();
         if let Some(inline) = &self.inline {
             // On SQLite, one cursor stepped until it stops, without pages or a thread switch
@@ -278,6 +277,7 @@ impl ExecutionStore for SqlStore {
                 })
             });
         }
+        const PAGE: i64 = 256;
         let (mut counted, mut before) = (0i64, i64::MAX);
         loop {
             let rows = sqlx::query(
