@@ -81,6 +81,36 @@ impl SqlStore {
     }
 }
 
+/// What [`ExecutionStore::recent_executions`] counts, over an automation's executions newest
+/// first: those created after `since`, skipped ones left out, up to `cap`.
+struct RecentTally {
+    since: i64,
+    cap: i64,
+    counted: i64,
+}
+
+impl RecentTally {
+    fn new(since: i64, cap: i64) -> Self {
+        Self {
+            since,
+            cap,
+            counted: 0,
+        }
+    }
+
+    /// Counts the next execution (created at `created_at`, in microseconds); false once the
+    /// count is complete: an older execution came, or the cap was reached.
+    fn take(&mut self, created_at: i64, skipped: bool) -> bool {
+        if created_at <= self.since {
+            return false;
+        }
+        if !skipped {
+            self.counted += 1;
+        }
+        self.counted < self.cap
+    }
+}
+
 #[async_trait]
 impl ExecutionStore for SqlStore {
     async fn matcher_cursor(&self) -> StoreResult<i64> {
@@ -261,24 +291,19 @@ impl ExecutionStore for SqlStore {
                     )?;
                     let mut rows = stmt.query([automation.0])?;
                     let skipped = ExecutionStatus::Skipped.as_str().as_bytes();
-                    let mut counted = 0i64;
+                    let mut tally = RecentTally::new(since, cap);
                     while let Some(row) = rows.next()? {
-                        if row.get::<_, i64>(0)? <= since {
+                        let is_skipped = row.get_ref(1)?.as_bytes().ok() == Some(skipped);
+                        if !tally.take(row.get(0)?, is_skipped) {
                             break;
                         }
-                        if row.get_ref(1)?.as_bytes().ok() != Some(skipped) {
-                            counted += 1;
-                            if counted >= cap {
-                                break;
-                            }
-                        }
                     }
-                    Ok(counted)
+                    Ok(tally.counted)
                 })
             });
         }
         const PAGE: i64 = 256;
-        let (mut counted, mut before) = (0i64, i64::MAX);
+        let (mut tally, mut before) = (RecentTally::new(since, cap), i64::MAX);
         loop {
             let rows = sqlx::query(
                 "SELECT id, created_at, status FROM executions WHERE automation_id = $1 AND id < $2 \
@@ -290,19 +315,15 @@ impl ExecutionStore for SqlStore {
             .fetch_all(&self.read)
             .await?;
             for row in &rows {
-                if row.try_get::<i64, _>("created_at")? <= since {
-                    return Ok(counted);
-                }
-                if row.try_get::<String, _>("status")? != ExecutionStatus::Skipped.as_str() {
-                    counted += 1;
-                    if counted >= cap {
-                        return Ok(counted);
-                    }
+                let is_skipped =
+                    row.try_get::<String, _>("status")? == ExecutionStatus::Skipped.as_str();
+                if !tally.take(row.try_get("created_at")?, is_skipped) {
+                    return Ok(tally.counted);
                 }
                 before = row.try_get("id")?;
             }
             if (rows.len() as i64) < PAGE {
-                return Ok(counted);
+                return Ok(tally.counted);
             }
         }
     }
