@@ -122,15 +122,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn body_error(e: BytesRejection) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(timed_out) = s.downcast_ref::<crate::limits::BodyTimedOut>() {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                timed_out.to_string(),
+            );
+        }
+        source = s.source();
+    }
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "request body is over the limit of {} bytes",
-                crate::MAX_BODY_BYTES
-            ),
-        )
+        crate::limits::payload_too_large()
     } else {
         ApiError::bad_request(
             "invalid_body",

@@ -6,6 +6,7 @@
 
 mod error;
 mod extract;
+mod limits;
 mod openapi;
 mod routes;
 
@@ -21,6 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
+pub use limits::RequestLimits;
 pub use openapi::openapi_json;
 
 /// Largest accepted request body.
@@ -36,13 +38,17 @@ pub struct AppState {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP surface, ready to serve.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: RequestLimits) -> Router {
     routes::routes()
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), wake_matcher))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::bound_body,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

@@ -13,7 +13,8 @@ use herald_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SqliteSynchronous};
+use crate::config::{Config, ServerLimits, SqliteSynchronous};
+use crate::http_server::ConnectionLimits;
 
 /// File in the data directory that holds the bootstrap admin's API key (mode 0600).
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
@@ -27,6 +28,7 @@ pub struct App {
     store: Arc<SqlStore>,
     engine: Arc<Engine>,
     run_engine: bool,
+    limits: ServerLimits,
     admin_key: Option<String>,
 }
 
@@ -73,6 +75,7 @@ impl App {
             store,
             engine,
             run_engine: config.engine,
+            limits: config.server.limits()?,
             admin_key,
         })
     }
@@ -95,10 +98,15 @@ impl App {
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and closes the store.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store: Arc<dyn Store> = self.store.clone();
-        let router = herald_api::router(AppState {
-            store,
-            engine: self.engine.clone(),
-        });
+        let router = herald_api::router(
+            AppState {
+                store,
+                engine: self.engine.clone(),
+            },
+            herald_api::RequestLimits {
+                body_timeout: self.limits.body_timeout,
+            },
+        );
         tracing::info!(address = %self.address, "herald is listening");
         if !self.run_engine {
             tracing::info!(
@@ -108,16 +116,16 @@ impl App {
         let engine = self
             .run_engine
             .then(|| tokio::spawn(self.engine.clone().run(shutdown.clone())));
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("serving HTTP");
-        // Stop the engine too if serving failed; then let it drain its deliveries.
+        let limits = ConnectionLimits {
+            header_timeout: self.limits.header_timeout,
+            max_connections: self.limits.max_connections,
+        };
+        crate::http_server::serve(self.listener, router, limits, shutdown.clone()).await;
+        // Then let the engine drain its deliveries.
         shutdown.cancel();
         if let Some(engine) = engine {
             let _ = engine.await;
         }
-        served?;
         self.store.close().await;
         tracing::info!("herald stopped");
         Ok(())

@@ -44,6 +44,7 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub server: ServerSettings,
     pub log: LogConfig,
     pub storage: StorageConfig,
     pub delivery: DeliverySettings,
@@ -62,6 +63,46 @@ pub struct Config {
     /// Only from `HERALD_BOOTSTRAP_API_KEY`: the key of the admin created on an empty store.
     #[serde(default)]
     pub bootstrap_api_key: Option<Secret>,
+}
+
+/// Limits on clients' connections and requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub header_timeout: String,
+    pub body_timeout: String,
+    /// Unset: derived from the process's open-file limit.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+}
+
+/// [`ServerSettings`] checked and parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
+impl ServerSettings {
+    pub fn limits(&self) -> anyhow::Result<ServerLimits> {
+        let duration = |key: &str, v: &str| match parse_duration(v) {
+            Some(d) if !d.is_zero() => Ok(d),
+            _ => Err(anyhow::anyhow!(
+                "invalid configuration: server.{key} {v:?} is not a positive duration like 5s"
+            )),
+        };
+        let max_connections = match self.max_connections {
+            Some(0) => bail!("invalid configuration: server.max_connections must be at least 1"),
+            Some(n) => n,
+            None => crate::http_server::default_max_connections(),
+        };
+        Ok(ServerLimits {
+            header_timeout: duration("header_timeout", &self.header_timeout)?,
+            body_timeout: duration("body_timeout", &self.body_timeout)?,
+            max_connections,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +212,9 @@ pub struct Overrides {
 
 /// Environment variables without a flag, and the config key each one sets.
 const ENV_KEYS: &[(&str, &[&str])] = &[
+    ("HERALD_HEADER_TIMEOUT", &["server", "header_timeout"]),
+    ("HERALD_BODY_TIMEOUT", &["server", "body_timeout"]),
+    ("HERALD_MAX_CONNECTIONS", &["server", "max_connections"]),
     ("HERALD_LOG", &["log", "level"]),
     ("HERALD_LOG_FORMAT", &["log", "format"]),
     (
@@ -283,6 +327,7 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
+        self.server.limits()?;
         if self.storage.max_connections == 0 || self.storage.max_connections > 1000 {
             bail!("invalid configuration: storage.max_connections must be between 1 and 1000");
         }

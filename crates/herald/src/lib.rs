@@ -10,5 +10,6 @@ pub mod cli;
 mod cli_automations;
 pub mod client;
 pub mod config;
+mod http_server;
 pub mod telemetry;
 pub mod testing;

@@ -9,6 +9,7 @@ mod events;
 mod helpers;
 mod ops;
 mod runs;
+mod slow_clients;
 #[path = "../support/mod.rs"]
 mod support;
 mod users_entities;

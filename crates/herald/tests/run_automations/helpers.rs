@@ -79,10 +79,13 @@ pub async fn spawn_app_with(extra: &[(&'static str, &'static str)]) -> TestApp {
     assert_eq!(key.as_deref(), Some(ADMIN_KEY));
     let delivery = config.delivery.to_engine().expect("delivery config");
     let engine = Engine::new(store.clone(), MasterKey::generate(), delivery);
-    let router = herald_api::router(AppState {
-        store,
-        engine: engine.clone(),
-    });
+    let router = herald_api::router(
+        AppState {
+            store,
+            engine: engine.clone(),
+        },
+        herald_api::RequestLimits::default(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let shutdown = CancellationToken::new();

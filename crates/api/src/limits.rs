@@ -1,0 +1,105 @@
+//! Limits on a request's body that hold before any handler runs: a body declared larger than
+//! [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) is refused from its `Content-Length` alone, and a
+//! body must arrive whole within the body timeout, however slowly its bytes trickle in. Without
+//! these a client declaring two megabytes and sending ten bytes held a request (and its
+//! connection) open for as long as it liked.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+
+use crate::error::ApiError;
+
+/// Limits on requests, set by the server's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Time from a request's headers to the last byte of its body.
+    pub body_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The body did not arrive within the body timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimedOut(pub Duration);
+
+/// Refuses an oversized declared body, and gives the body a deadline.
+pub async fn bound_body(
+    axum::extract::State(limits): axum::extract::State<RequestLimits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
+        return payload_too_large().into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = Body::new(Deadline {
+        inner: body,
+        sleep: Box::pin(tokio::time::sleep(limits.body_timeout)),
+        timeout: limits.body_timeout,
+    });
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
+/// The 413 answer, for a declared or an actual body over the limit.
+pub(crate) fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "request body is over the limit of {} bytes",
+            crate::MAX_BODY_BYTES
+        ),
+    )
+}
+
+/// A body that fails once its deadline passes before its end.
+struct Deadline {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.timeout)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
