@@ -308,8 +308,12 @@ impl InFlight {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, key: MasterKey, config: DeliveryConfig) -> Arc<Self> {
-        let sender = Sender::new(config.allow.clone(), config.timeout);
-        let test_sender = Sender::new(config.allow.clone(), config.timeout);
+        let egress = crate::delivery::http::Egress {
+            proxy: config.proxy.clone(),
+            ..crate::delivery::http::Egress::direct(config.allow.clone())
+        };
+        let sender = Sender::new(&egress, config.timeout);
+        let test_sender = Sender::new(&egress, config.timeout);
         let delivery_runtime = DeliveryRuntime::start(config.threads);
         Arc::new(Self {
             store,
@@ -381,6 +385,14 @@ impl Engine {
             slack: &self.config.slack,
             pacer: &self.pacer,
         }
+    }
+
+    /// Refuses a webhook URL whose host is an address this server may not call.
+    pub fn check_destination_url(&self, url: &str) -> Result<()> {
+        Ok(crate::delivery::ssrf::check_destination_url(
+            url,
+            &self.config.allow,
+        )?)
     }
 
     /// Tells deliveries that integrations changed here, so they read them again.

@@ -143,6 +143,9 @@ pub struct DeliverySettings {
     pub per_destination: usize,
     pub lease: String,
     pub allowed_destinations: String,
+    /// A forward proxy for deliveries; empty connects directly.
+    #[serde(default)]
+    pub proxy: String,
     pub retention_days: u32,
     /// Worker threads of the deliveries' own runtime; 0 shares the server's. Unset: one per core.
     #[serde(default)]
@@ -173,8 +176,22 @@ impl DeliverySettings {
         let allow = AllowList::parse(&self.allowed_destinations).map_err(|e| {
             anyhow::anyhow!("invalid configuration: delivery.allowed_destinations: {e}")
         })?;
+        let proxy = if self.proxy.is_empty() {
+            None
+        } else {
+            let bad = || {
+                anyhow::anyhow!("invalid configuration: delivery.proxy {:?} is not a proxy URL like http://proxy.internal:3128", self.proxy)
+            };
+            let url = reqwest::Url::parse(&self.proxy).map_err(|_| bad())?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(bad());
+            }
+            reqwest::Proxy::all(url.clone()).map_err(|_| bad())?;
+            Some(url)
+        };
         Ok(DeliveryConfig {
             timeout,
+            proxy,
             retry: RetryPolicy {
                 schedule,
                 jitter: self.jitter,
@@ -229,6 +246,7 @@ const ENV_KEYS: &[(&str, &[&str])] = &[
         &["delivery", "allowed_destinations"],
     ),
     ("HERALD_DELIVERY_TIMEOUT", &["delivery", "timeout"]),
+    ("HERALD_DELIVERY_PROXY", &["delivery", "proxy"]),
     ("HERALD_DELIVERY_LEASE", &["delivery", "lease"]),
     (
         "HERALD_DELIVERY_MAX_IN_FLIGHT",
@@ -545,6 +563,46 @@ mod tests {
         assert!(bad("HERALD_DELIVERY_MAX_IN_FLIGHT", "many").contains("max_in_flight"));
         assert!(bad("HERALD_DELIVERY_THREADS", "-1").contains("threads"));
         assert!(bad("HERALD_MASTER_KEY", "short").contains("HERALD_MASTER_KEY"));
+        assert!(bad("HERALD_DELIVERY_PROXY", "proxy:3128").contains("delivery.proxy"));
+        assert!(bad("HERALD_DELIVERY_PROXY", "ftp://proxy/").contains("delivery.proxy"));
+        assert!(bad("HERALD_HEADER_TIMEOUT", "0s").contains("server.header_timeout"));
+        assert!(bad("HERALD_BODY_TIMEOUT", "later").contains("server.body_timeout"));
+        assert!(bad("HERALD_MAX_CONNECTIONS", "0").contains("server.max_connections"));
+    }
+
+    #[test]
+    fn a_delivery_proxy_comes_only_from_the_configuration() {
+        let c = Config::load_from(&Overrides::default(), no_env).unwrap();
+        assert_eq!(c.delivery.to_engine().unwrap().proxy, None);
+        let env = |k: &str| {
+            (k == "HERALD_DELIVERY_PROXY").then(|| "http://proxy.internal:3128".to_string())
+        };
+        let c = Config::load_from(&Overrides::default(), env).unwrap();
+        let proxy = c.delivery.to_engine().unwrap().proxy.unwrap();
+        assert_eq!(proxy.as_str(), "http://proxy.internal:3128/");
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_can_be_set() {
+        let c = Config::load_from(&Overrides::default(), no_env).unwrap();
+        let l = c.server.limits().unwrap();
+        assert_eq!(l.header_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(l.body_timeout, std::time::Duration::from_secs(30));
+        assert!(l.max_connections >= 64);
+        let env = |k: &str| match k {
+            "HERALD_HEADER_TIMEOUT" => Some("2s".to_string()),
+            "HERALD_MAX_CONNECTIONS" => Some("100".to_string()),
+            _ => None,
+        };
+        let l = Config::load_from(&Overrides::default(), env)
+            .unwrap()
+            .server
+            .limits()
+            .unwrap();
+        assert_eq!(
+            (l.header_timeout, l.max_connections),
+            (std::time::Duration::from_secs(2), 100)
+        );
     }
 
     #[test]

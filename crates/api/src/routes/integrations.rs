@@ -180,6 +180,7 @@ pub async fn create_integration(
                 .url
                 .ok_or_else(|| InvalidInput::new("url", "a webhook integration needs a url"))?;
             check_webhook_url(&url)?;
+            state.engine.check_destination_url(&url)?;
             for (field, given) in [
                 ("channel_name", body.channel_name.is_some()),
                 ("webhook_url_secret", body.webhook_url_secret.is_some()),
@@ -320,6 +321,7 @@ pub async fn update_integration(
     }
     if let Some(u) = &body.url {
         check_webhook_url(u)?;
+        state.engine.check_destination_url(u)?;
     }
     check_secret_ref(
         "access_token_secret",

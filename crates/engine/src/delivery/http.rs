@@ -4,12 +4,16 @@
 //! the destination does.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::retry::parse_retry_after;
-use super::ssrf::{check_literal_host, AllowList, Blocked, GuardedResolver};
+use super::ssrf::{
+    check_literal_host, check_name_for_proxy, AllowList, Blocked, GuardedResolver, NameLookup,
+    SystemLookup,
+};
 
 /// How much of a response body herald keeps.
 pub const RESPONSE_SNIPPET: usize = 4096;
@@ -78,14 +82,39 @@ impl ErrorClass {
     }
 }
 
+/// How deliveries reach destinations.
+#[derive(Clone)]
+pub struct Egress {
+    /// Which otherwise-refused internal networks may be called.
+    pub allow: AllowList,
+    /// A forward proxy every delivery goes through, from herald's own configuration; `None`
+    /// connects directly. The environment's proxy variables (`HTTP_PROXY`, …) are never used:
+    /// a proxy resolves destination names itself, out of the guard's sight.
+    pub proxy: Option<reqwest::Url>,
+    pub lookup: Arc<dyn NameLookup>,
+}
+
+impl Egress {
+    /// Direct connections through the system's resolver.
+    pub fn direct(allow: AllowList) -> Self {
+        Self {
+            allow,
+            proxy: None,
+            lookup: Arc::new(SystemLookup),
+        }
+    }
+}
+
 /// The HTTP client for deliveries and integration tests.
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
     allow: AllowList,
+    /// Set when deliveries go through a proxy: names are then checked before each request.
+    proxy_lookup: Option<Arc<dyn NameLookup>>,
     /// Destination URLs already parsed and checked, by their text: parsing a URL (its host
     /// through IDNA) cost more than building and signing the rest of a request.
-    parsed: std::sync::Arc<std::sync::Mutex<HashMap<String, Destination>>>,
+    parsed: Arc<std::sync::Mutex<HashMap<String, Destination>>>,
 }
 
 /// A destination URL as parsed and checked, or why it cannot be sent to.
@@ -96,21 +125,35 @@ type Destination = Result<reqwest::Url, (ErrorClass, String)>;
 const PARSED_URLS: usize = 1024;
 
 impl Sender {
-    pub fn new(allow: AllowList, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
+    pub fn new(egress: &Egress, timeout: Duration) -> Self {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .dns_resolver(std::sync::Arc::new(GuardedResolver {
-                allow: allow.clone(),
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: egress.allow.clone(),
+                lookup: egress.lookup.clone(),
+                trusted_host: egress
+                    .proxy
+                    .as_ref()
+                    .and_then(|p| p.host_str())
+                    .map(str::to_string),
             }))
             .pool_max_idle_per_host(32)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")));
+        builder = match &egress.proxy {
+            Some(proxy) => builder.proxy(
+                reqwest::Proxy::all(proxy.clone()).expect("a proxy URL checked by the config"),
+            ),
+            None => builder.no_proxy(),
+        };
+        let client = builder
             .build()
             .expect("the delivery HTTP client builds with rustls");
         Self {
             client,
-            allow,
+            allow: egress.allow.clone(),
+            proxy_lookup: egress.proxy.as_ref().map(|_| egress.lookup.clone()),
             parsed: Default::default(),
         }
     }
@@ -156,6 +199,11 @@ impl Sender {
             Ok(u) => u,
             Err((class, why)) => return failed(class, why),
         };
+        if let Some(lookup) = &self.proxy_lookup {
+            if let Err(Blocked(why)) = check_name_for_proxy(&url, &self.allow, &**lookup).await {
+                return failed(ErrorClass::Blocked, why);
+            }
+        }
         let mut req = self.client.post(url).body(out.body);
         for (k, v) in out.headers {
             req = req.header(k, v);
@@ -275,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn a_cached_destination_is_checked_as_when_first_parsed() {
         let sender = Sender::new(
-            AllowList::parse("10.1.0.0/16").unwrap(),
+            &Egress::direct(AllowList::parse("10.1.0.0/16").unwrap()),
             Duration::from_secs(1),
         );
         // Each twice: the second answer comes from the cache and must be the same.

@@ -39,6 +39,8 @@ pub struct DeliveryConfig {
     /// How long a claimed execution stays leased before another worker may take it over.
     pub lease: Duration,
     pub allow: AllowList,
+    /// A forward proxy for every delivery, from `delivery.proxy`; never the environment's.
+    pub proxy: Option<reqwest::Url>,
     /// How long finished executions are kept in history.
     pub retention: Duration,
     pub slack: slack::SlackSettings,
@@ -56,6 +58,7 @@ impl Default for DeliveryConfig {
             per_destination: 8,
             lease: Duration::from_secs(30),
             allow: AllowList::default(),
+            proxy: None,
             retention: Duration::from_secs(30 * 24 * 3600),
             slack: slack::SlackSettings::default(),
             threads: 0,

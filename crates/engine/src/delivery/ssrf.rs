@@ -88,29 +88,55 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || ip.to_ipv4().is_some_and(|v4| s[0..6] == [0; 6] && forbidden_v4(v4)) // IPv4-compatible
 }
 
+/// Looks host names up: the system's resolver in production, a table in tests (so a test can
+/// make a name resolve to an internal address without touching DNS).
+pub trait NameLookup: Send + Sync {
+    fn lookup(&self, host: &str) -> BoxFuture<std::io::Result<Vec<IpAddr>>>;
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// The operating system's resolver.
+pub struct SystemLookup;
+
+impl NameLookup for SystemLookup {
+    fn lookup(&self, host: &str) -> BoxFuture<std::io::Result<Vec<IpAddr>>> {
+        let host = host.to_string();
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
+    }
+}
+
 /// A DNS resolver for reqwest that only returns permitted addresses.
 #[derive(Clone)]
 pub struct GuardedResolver {
     pub allow: AllowList,
+    pub lookup: Arc<dyn NameLookup>,
+    /// The configured proxy's host: the operator chose it, so it may be internal.
+    pub trusted_host: Option<String>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow.clone();
+        let this = self.clone();
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let permitted: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| allow.permits(a.ip()))
-                .collect();
-            if permitted.is_empty() {
-                let err: Box<dyn std::error::Error + Send + Sync> = Box::new(Blocked(format!(
-                    "{host} resolves only to addresses herald may not call ({}); allow them with HERALD_ALLOWED_DESTINATIONS",
-                    addrs.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
-                )));
+            let host = name.as_str();
+            let addrs = this.lookup.lookup(host).await?;
+            let permitted: Vec<SocketAddr> = if this.trusted_host.as_deref() == Some(host) {
+                addrs.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()
+            } else {
+                addrs
+                    .iter()
+                    .filter(|ip| this.allow.permits(**ip))
+                    .map(|ip| SocketAddr::new(*ip, 0))
+                    .collect()
+            };
+            if permitted.is_empty() && !addrs.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> = Box::new(Blocked::name(host));
                 return Err(err);
             }
             let iter: reqwest::dns::Addrs = Box::new(permitted.into_iter());
@@ -119,28 +145,78 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// A destination refused by the guard.
+/// A destination refused by the guard. Its text says which destination and why in general
+/// terms, never what a name resolved to: it reaches API answers and execution history, and
+/// the addresses behind an internal name are none of a caller's business.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Blocked(pub String);
 
+impl Blocked {
+    fn name(host: &str) -> Self {
+        Self(format!(
+            "the destination {host} is not allowed: herald does not call private, loopback or other internal addresses unless HERALD_ALLOWED_DESTINATIONS allows them"
+        ))
+    }
+
+    fn literal(ip: IpAddr) -> Self {
+        Self(format!(
+            "the destination {ip} is not allowed: it is a private, loopback or otherwise internal address; allow it with HERALD_ALLOWED_DESTINATIONS"
+        ))
+    }
+}
+
+/// The IP address a URL's host spells, if it is an IP literal (those never reach the resolver).
+fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 /// Checks a URL whose host is an IP literal (those never reach the resolver).
 pub fn check_literal_host(url: &reqwest::Url, allow: &AllowList) -> Result<(), Blocked> {
-    let host = url.host_str().unwrap_or("");
-    let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    else {
+    match literal_ip(url) {
+        Some(ip) if !allow.permits(ip) => Err(Blocked::literal(ip)),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses, when it is saved, an integration URL whose host is an IP literal herald may not
+/// call: it could never be delivered to. (Names are checked when connecting, since what a name
+/// resolves to may change.)
+pub fn check_destination_url(
+    url: &str,
+    allow: &AllowList,
+) -> Result<(), herald_domain::InvalidInput> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Ok(()); // the URL's syntax is checked (and named) elsewhere
+    };
+    check_literal_host(&parsed, allow)
+        .map_err(|Blocked(why)| herald_domain::InvalidInput::new("url", why))
+}
+
+/// Checks a host name before a request is handed to a proxy, which resolves the name itself:
+/// every address it resolves to must be permitted, since the proxy may pick any of them.
+/// (The proxy resolves it again; an operator who sends deliveries through a proxy should have
+/// the proxy refuse internal destinations as well.)
+pub async fn check_name_for_proxy(
+    url: &reqwest::Url,
+    allow: &AllowList,
+    lookup: &dyn NameLookup,
+) -> Result<(), Blocked> {
+    let Some(url::Host::Domain(host)) = url.host() else {
         return Ok(());
     };
-    if allow.permits(ip) {
-        Ok(())
-    } else {
-        Err(Blocked(format!(
-            "{ip} is a private, loopback or otherwise internal address; allow it with HERALD_ALLOWED_DESTINATIONS"
-        )))
+    let addrs = lookup
+        .lookup(host)
+        .await
+        .map_err(|_| Blocked(format!("the destination {host} could not be resolved")))?;
+    if addrs.is_empty() || addrs.iter().any(|ip| !allow.permits(*ip)) {
+        return Err(Blocked::name(host));
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -414,7 +414,26 @@ async fn loopback_destinations_are_refused_unless_allowed() {
     .await;
     let rx = Receiver::start().await;
     let api = &app.admin;
-    let t = team(api, E, &rx, "/hook").await;
+    api.create_entity(E, "organization").await;
+    api.create_project(E, "proj").await;
+    // An address herald may never call is refused when the integration is saved.
+    for url in [
+        rx.url("/hook"),
+        "http://10.1.2.3/hook".to_string(),
+        "http://169.254.169.254/latest".to_string(),
+        "http://[::1]:9/hook".to_string(),
+    ] {
+        let body = json!({"kind": "webhook", "name": "literal", "url": url});
+        let err = expect(
+            api.post(&format!("/api/v1/entities/{E}/integrations"), body)
+                .await,
+            StatusCode::BAD_REQUEST,
+        );
+        assert_eq!(err["error"]["path"], "url", "{err}");
+        let msg = err["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("HERALD_ALLOWED_DESTINATIONS"), "{msg}");
+    }
+    // A name is checked when connecting, since what it resolves to may change.
     let by_name = api
         .create_integration(
             E,
@@ -424,32 +443,41 @@ async fn loopback_destinations_are_refused_unless_allowed() {
             None,
         )
         .await;
-    let a1 = api
-        .create_automation(E, on_create("literal", E, t.integration))
-        .await;
-    let a2 = api
+    // Nor can an integration be moved onto such an address.
+    let err = expect(
+        api.patch(
+            &format!("/api/v1/integrations/{by_name}"),
+            json!({"url": rx.url("/moved")}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_eq!(err["error"]["path"], "url", "{err}");
+    let a = api
         .create_automation(E, on_create("named", E, by_name))
         .await;
     api.create_version(E, "proj", "clf").await;
-    for a in [a1, a2] {
-        let id = api.first_execution(a["id"].as_i64().unwrap()).await;
-        let x = api.wait_status(id, "FAILED", Duration::from_secs(10)).await;
-        let att = attempts(&x);
-        assert_eq!(att.len(), 1, "a refused destination is not retried");
-        assert_eq!(att[0]["error_class"], "blocked");
-        assert_eq!(att[0]["status_code"], Value::Null);
-        let error = att[0]["error"].as_str().unwrap();
-        assert!(error.contains("HERALD_ALLOWED_DESTINATIONS"), "{error}");
-    }
+    let id = api.first_execution(a["id"].as_i64().unwrap()).await;
+    let x = api.wait_status(id, "FAILED", Duration::from_secs(10)).await;
+    let att = attempts(&x);
+    assert_eq!(att.len(), 1, "a refused destination is not retried");
+    assert_eq!(att[0]["error_class"], "blocked");
+    assert_eq!(att[0]["status_code"], Value::Null);
+    let error = att[0]["error"].as_str().unwrap();
+    assert!(error.contains("HERALD_ALLOWED_DESTINATIONS"), "{error}");
     let r = expect(
-        api.post(
-            &format!("/api/v1/integrations/{}/test", t.integration),
-            json!({}),
-        )
-        .await,
+        api.post(&format!("/api/v1/integrations/{by_name}/test"), json!({}))
+            .await,
         StatusCode::OK,
     );
     assert_eq!(r["ok"], false);
     assert_eq!(r["error_class"], "blocked");
+    // The refusal says the destination is not allowed, not what the name resolved to.
+    let error = r["error"].as_str().unwrap();
+    assert!(error.contains("not allowed"), "{error}");
+    assert!(
+        !error.contains("127.0.0.1") && !error.contains("::1"),
+        "{error}"
+    );
     assert!(rx.received().is_empty(), "the receiver was called");
 }
