@@ -3,6 +3,7 @@
 //! (finished, retry at a time, or failed — and whether the destination asked to be disabled).
 
 pub mod http;
+mod mask;
 pub mod retry;
 pub mod signing;
 pub mod slack;
@@ -22,6 +23,7 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 use self::http::{ErrorClass, Observed, Outgoing, Sender};
+use self::mask::SecretValues;
 use self::retry::RetryPolicy;
 use self::ssrf::AllowList;
 use crate::secrets::MasterKey;
@@ -487,6 +489,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
         &webhook_id(x.id),
     );
     let observed = d.sender.send(out).await;
+    let observed = SecretValues::of_webhook(&secrets).mask_observed(observed);
     if observed.error_class == Some(ErrorClass::Blocked) {
         tracing::warn!(execution = x.id.0, url = %integration.url, "destination refused by the SSRF guard");
     }
@@ -518,6 +521,7 @@ async fn deliver_slack(
         Some(c) => slack::as_failure(observed, c),
         None => observed,
     };
+    let observed = SecretValues::of_slack(&credential).mask_observed(observed);
     if permanent {
         let why = observed
             .error
@@ -644,6 +648,7 @@ pub async fn test_send(
             Some(c) => slack::as_failure(o, c),
             None => o,
         };
+        let o = SecretValues::of_slack(&credential).mask_observed(o);
         return Ok(TestOutcome {
             ok: o.error_class.is_none(),
             status_code: o.status,
@@ -682,6 +687,7 @@ pub async fn test_send(
     );
     let masked = template.render_masked(&|_| None, &integration.secret_names());
     let o = sender.send(out).await;
+    let o = SecretValues::of_webhook(&secrets).mask_observed(o);
     Ok(TestOutcome {
         ok: o.error_class.is_none(),
         status_code: o.status,

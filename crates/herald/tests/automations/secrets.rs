@@ -99,6 +99,8 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
     assert_eq!(status, StatusCode::OK);
     assert_no_secret("PUT secret", &text);
 
+    // The receiver echoes what it got, as many test receivers do: its answer holds the values.
+    rx.answer("/hook", Reply::Echo(200));
     let mut body = on_create("with secrets", E, t.integration);
     body["action"]["payload"] = payload();
     let a = api.create_automation(E, body).await;
@@ -121,6 +123,13 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
         stored["request"]["body"],
         json!({ "auth": "***", "sig": "***", "***": "a secret as a key", "v": "acme/proj/clf:v0" })
     );
+    // ...and so does the answer kept in history, which echoed them.
+    let response = stored["attempts"][0]["response"].as_str().unwrap();
+    assert!(
+        response.contains("authorization: Bearer ***"),
+        "{response}"
+    );
+    assert_no_secret("the stored answer", response);
     let test = expect(
         api.post(
             &format!("/api/v1/integrations/{}/test", t.integration),
@@ -129,6 +138,7 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
         .await,
         StatusCode::OK,
     );
+    assert!(test["response"].as_str().unwrap().contains("Bearer ***"), "{test}");
     assert_eq!(test["request_body"]["auth"], "***");
     assert_eq!(test["request_body"]["sig"], "***");
     assert_no_secret("the test call's answer", &test.to_string());

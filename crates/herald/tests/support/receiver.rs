@@ -39,6 +39,8 @@ pub enum Reply {
     Reset,
     /// 200 with a body of this many bytes, streamed.
     Huge(u64),
+    /// This status, echoing the request's headers and body as text (as many test receivers do).
+    Echo(u16),
 }
 
 /// One request the receiver got.
@@ -206,6 +208,15 @@ async fn handle(
         .iter()
         .find(|(k, _)| k == "webhook-id")
         .map(|(_, v)| v.clone());
+    let echo = format!(
+        "{}\n\n{}",
+        headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&body)
+    );
     inner.received.lock().unwrap().push(Received {
         at: Instant::now(),
         method: parts.method.to_string(),
@@ -240,6 +251,7 @@ async fn handle(
             (AxStatus::OK, "never sent").into_response()
         }
         Reply::Huge(n) => Response::new(Body::new(HugeBody { remaining: n })),
+        Reply::Echo(c) => (status(c), echo).into_response(),
     }
 }
 
