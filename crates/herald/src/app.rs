@@ -48,8 +48,10 @@ impl App {
         config: &Config,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        create_private_dir(&config.data_dir)?;
+        for file in [ADMIN_KEY_FILE, MASTER_KEY_FILE] {
+            make_private(&config.data_dir.join(file))?;
+        }
         let options = SqlOptions {
             max_connections: config.storage.max_connections,
             sqlite_synchronous: match config.storage.sqlite_synchronous {
@@ -150,6 +152,48 @@ fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// Creates the data directory accessible to its owner only (0700), or makes an existing one
+/// so: it holds the database, the master key and the admin's key.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        builder.mode(0o700);
+        builder
+            .create(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making data directory {} private", dir.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    Ok(())
+}
+
+/// Makes an existing file readable by its owner only (an older herald left its keys 0644).
+fn make_private(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", path.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Writes `contents` to `path` readable by the owner only.
 fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
@@ -163,6 +207,12 @@ fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // The mode applies only when the file is created; an older one may be readable by all.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     f.write_all(contents.as_bytes())?;
     f.write_all(b"\n")?;
     Ok(())

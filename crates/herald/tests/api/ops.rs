@@ -296,3 +296,58 @@ async fn wrong_methods_are_json_405s() {
         assert_eq!(allow, allowed, "{method} {path}");
     }
 }
+
+/// The data directory is its owner's alone: the directory 0700; the database, its log and
+/// shared-memory files and the key files 0600, also when an older herald left them readable.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // SQLite whatever the test backend: the files are what is checked.
+    let overrides = herald::config::Overrides {
+        data_dir: Some(data.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    };
+    let env =
+        |k: &str| (k == "HERALD_BOOTSTRAP_API_KEY").then(|| crate::helpers::ADMIN_KEY.to_string());
+    let config = herald::config::Config::load_from(&overrides, env).unwrap();
+    let names = [
+        "herald.db",
+        "herald.db-wal",
+        "herald.db-shm",
+        "master-key",
+        "admin-api-key",
+    ];
+    let mode = |name: &str| {
+        std::fs::metadata(data.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let start = || async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        herald::app::App::build_with_listener(&config, listener)
+            .await
+            .expect("the app builds")
+    };
+    let app = start().await;
+    assert_eq!(mode(""), 0o700, "the data directory");
+    for name in names {
+        assert_eq!(mode(name), 0o600, "{name}");
+    }
+    // An older herald's files, readable by all, are made private at the next start.
+    for name in [""].into_iter().chain(names) {
+        let m = if name.is_empty() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    drop(app);
+    let _app = start().await;
+    assert_eq!(mode(""), 0o700, "the data directory");
+    for name in names {
+        assert_eq!(mode(name), 0o600, "{name}");
+    }
+}

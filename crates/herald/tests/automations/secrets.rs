@@ -125,10 +125,7 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
     );
     // ...and so does the answer kept in history, which echoed them.
     let response = stored["attempts"][0]["response"].as_str().unwrap();
-    assert!(
-        response.contains("authorization: Bearer ***"),
-        "{response}"
-    );
+    assert!(response.contains("authorization: Bearer ***"), "{response}");
     assert_no_secret("the stored answer", response);
     let test = expect(
         api.post(
@@ -138,7 +135,10 @@ async fn secrets_never_appear_in_api_answers_or_stored_history() {
         .await,
         StatusCode::OK,
     );
-    assert!(test["response"].as_str().unwrap().contains("Bearer ***"), "{test}");
+    assert!(
+        test["response"].as_str().unwrap().contains("Bearer ***"),
+        "{test}"
+    );
     assert_eq!(test["request_body"]["auth"], "***");
     assert_eq!(test["request_body"]["sig"], "***");
     assert_no_secret("the test call's answer", &test.to_string());

@@ -208,6 +208,9 @@ impl SqlStore {
         } else {
             format!("{url}?mode=rwc")
         };
+        if let Some(path) = inline::Inline::path_of(&url) {
+            owner_only(&path)?;
+        }
         let connect = AnyConnectOptions::from_str(&url)
             .with_context(|| format!("invalid database URL {url:?}"))?;
         let sync = match options.sqlite_synchronous {
@@ -518,6 +521,39 @@ pub(crate) fn json_text(v: &serde_json::Value) -> String {
 /// Parses JSON the store wrote itself.
 pub(crate) fn json_col(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+/// Creates the SQLite database file readable by its owner only, or makes an existing one (and
+/// its log and shared-memory files) so. SQLite gives the files it creates beside a database the
+/// database file's permissions, so the log and shared-memory files follow. The database holds
+/// API key hashes, sealed secrets and everything a team logged; nobody else on the machine
+/// should read it.
+fn owner_only(db: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db)
+            .with_context(|| format!("creating SQLite database {}", db.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .with_context(|| format!("making {} private", path.display()))?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 #[cfg(test)]
