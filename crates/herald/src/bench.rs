@@ -278,11 +278,11 @@ where
             .unwrap_or_default()
     };
     let rate = n as f64 / secs;
-    print!("{label:<28} {n:>6} requests in {secs:>6.2} s  {rate:>9.0} req/s");
+    out!("{label:<28} {n:>6} requests in {secs:>6.2} s  {rate:>9.0} req/s");
     if unit.1 != 1.0 {
-        print!("  ({:.0} {}/s)", rate * unit.1, unit.0);
+        out!("  ({:.0} {}/s)", rate * unit.1, unit.0);
     }
-    println!(
+    outln!(
         "  p50 {:>6.2} ms  p99 {:>6.2} ms",
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
@@ -303,11 +303,12 @@ async fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
     c.post("/api/v1/entities/bench/projects", &json!({"name": "p"}))
         .await?;
     let base = "/api/v1/entities/bench/projects/p".to_string();
-    println!(
+    outln!(
         "herald bench catalog: {} (concurrency {}, SQLite, child process)",
-        server.url, args.concurrency
+        server.url,
+        args.concurrency
     );
-    println!(
+    outln!(
         "idle RSS after start: {}",
         idle.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_else(|| "unknown".into())
@@ -384,7 +385,7 @@ async fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    println!(
+    outln!(
         "RSS after the load: {}",
         server
             .rss_kib()

@@ -250,7 +250,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     });
     c.post("/api/v1/entities/bench/automations", &automation)
         .await?;
-    println!(
+    outln!(
         "herald bench delivery: {n} herald serve ({}) → webhook receiver on {hook}; {} cores",
         if backend.is_some() {
             "PostgreSQL"
@@ -286,9 +286,10 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         .context("throughput run")?;
     let secs = start.elapsed().as_secs_f64();
     let delivery_rate = args.events as f64 / secs;
-    println!(
+    outln!(
         "{:<28} {:>6} deliveries in {secs:>6.2} s  {delivery_rate:>9.0} deliveries/s",
-        "deliveries (end to end)", args.events
+        "deliveries (end to end)",
+        args.events
     );
 
     // 3. Latency at a fixed rate: each event's accept time against its receipt time.
@@ -340,7 +341,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             .collect()
     };
     lat.sort();
-    println!(
+    outln!(
         "latency at {offered:.0} events/s ({} events): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         lat.len(),
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
@@ -415,14 +416,14 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
                 .saturating_duration_since(first)
                 .as_secs_f64()
                 .max(1e-9);
-        println!(
+        outln!(
             "{:<28} {:>6} deliveries in {:>6.2} s  {engine_rate:>9.0} deliveries/s  ({all:.2} s from restart; {} duplicates)",
             "  backlog drained (engine)",
             times.len(),
             last.saturating_duration_since(first).as_secs_f64(),
             received.count.load(Ordering::Relaxed).saturating_sub(before + args.backlog),
         );
-        println!("  {}", drain_cpu.describe("while draining", "herald"));
+        outln!("  {}", drain_cpu.describe("while draining", "herald"));
         // Fresh processes: everything they wrote, they wrote for this drain.
         print_disk_writes(
             servers_disk_writes(&servers).map(|w| (0, w)),
@@ -439,7 +440,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         .await?;
         want += n_raw;
         let raw_rate = (round_before + round_after) / 2.0;
-        println!(
+        outln!(
             "  round {round}: ratio {:.2} ({engine_rate:.0} / {raw_rate:.0}, the mean of the raw runs before and after)",
             engine_rate / raw_rate
         );
@@ -461,7 +462,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     let raw_rate =
         (raw_before + drains.iter().map(|r| r.raw).sum::<f64>()) / (1 + drains.len()) as f64;
     let near_rate = (near_before + near_after) / 2.0;
-    println!(
+    outln!(
         "ratio deliveries/s ÷ raw POST/s: engine {:.2} (the median of {} rounds: {}); end to end through the API {:.2} ({delivery_rate:.0} / {raw_rate:.0}, the mean of every raw run)",
         middle.ratio(),
         drains.len(),
@@ -472,12 +473,12 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             .join(", "),
         delivery_rate / raw_rate
     );
-    println!(
+    outln!(
         "  against raw POSTs from the receiver's own process: engine {:.2} ({:.0} / {near_rate:.0})",
         middle.engine / near_rate,
         middle.engine
     );
-    println!(
+    outln!(
         "herald RSS after the runs: {}",
         servers[0]
             .rss_kib()
@@ -496,7 +497,7 @@ fn servers_disk_writes(servers: &[ServerProcess]) -> Option<u64> {
 /// of them (the page cache's view: see [`crate::bench::disk_writes`]).
 fn print_disk_writes(before_after: Option<(u64, u64)>, n: usize, what: &str) {
     if let Some((before, after)) = before_after {
-        println!(
+        outln!(
             "  disk: herald wrote {:.1} KiB per {what} (database and write-ahead log)",
             after.saturating_sub(before) as f64 / 1024.0 / n.max(1) as f64
         );
@@ -585,9 +586,9 @@ pub async fn raw_posts_here(args: RawPostArgs) -> anyhow::Result<()> {
         &args.prefix,
     )
     .await?;
-    println!("{RATE_LINE}{rate}");
+    outln!("{RATE_LINE}{rate}");
     if let Some(cpu) = cpu_time("self") {
-        println!("{CPU_LINE}{}", cpu.as_secs_f64());
+        outln!("{CPU_LINE}{}", cpu.as_secs_f64());
     }
     Ok(())
 }
@@ -630,10 +631,10 @@ async fn raw_posts_apart(
         } else if let Some(c) = line.strip_prefix(CPU_LINE) {
             client_cpu = c.parse::<f64>().ok().map(Duration::from_secs_f64);
         } else {
-            println!("{line}");
+            outln!("{line}");
         }
     }
-    println!(
+    outln!(
         "  {}",
         CpuUse::since(&mark, client_cpu, n).describe("while posting", "client")
     );

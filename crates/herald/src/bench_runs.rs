@@ -100,8 +100,8 @@ pub fn evaluator(args: EvaluatorArgs) -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     let evaluations = values.len() * evaluators.len();
-    println!("herald bench evaluator: 100 automations (threshold AVERAGE/MAX/newest, change, z-score), one core");
-    println!(
+    outln!("herald bench evaluator: 100 automations (threshold AVERAGE/MAX/newest, change, z-score), one core");
+    outln!(
         "{evaluations} evaluations in {secs:.3} s: {:.1} M evaluations/s ({met} met)",
         evaluations as f64 / secs / 1e6
     );
@@ -168,9 +168,10 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     .await?;
     c.post("/api/v1/entities/bench/projects", &json!({"name": "p"}))
         .await?;
-    println!(
+    outln!(
         "herald bench history: {} (SQLite, child process, concurrency {})",
-        server.url, args.concurrency
+        server.url,
+        args.concurrency
     );
     history_run(&c, "no automations", &args, "plain").await?;
     for i in 0..100 {
@@ -193,7 +194,7 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!(
+    outln!(
         "matcher caught up {:.2} s after the last batch was accepted",
         caught_up.elapsed().as_secs_f64()
     );

@@ -636,15 +636,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init(&config.log);
     let app = crate::app::App::build(&config).await?;
     if let Some(key) = app.bootstrap_admin_key() {
-        println!(
+        outln!(
             "Created the server admin user `admin`. Its API key (shown once; also in {}):",
             config.data_dir.join(crate::app::ADMIN_KEY_FILE).display()
         );
-        println!("\n    {key}\n");
+        outln!("\n    {key}\n");
     }
     let shutdown = CancellationToken::new();
     on_shutdown_signal(shutdown.clone())?;
-    println!("herald listening on http://{}", app.address());
+    outln!("herald listening on http://{}", app.address());
     app.run_until_stopped(shutdown).await
 }
 
@@ -750,7 +750,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 )
                 .await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "created user {}; API key (shown once):\n\n    {}\n",
                     out["user"]["username"].as_str().unwrap_or("?"),
                     out["api_key"].as_str().unwrap_or("?")
@@ -760,7 +760,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
         Command::Whoami(opts) => {
             let out = client(&opts).get("/api/v1/viewer").await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "{}{}",
                     out["user"]["username"].as_str().unwrap_or("?"),
                     if out["user"]["is_admin"] == json!(true) {
@@ -791,9 +791,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                     &json!({"name": p[1], "description": description}),
                 )
                 .await?;
-            show(&opts, &out, || {
-                println!("created project {}/{}", p[0], p[1])
-            })
+            show(&opts, &out, || outln!("created project {}/{}", p[0], p[1]))
         }
         Command::Project(ProjectCmd::List { entity, opts }) => {
             let out = client(&opts)
@@ -819,7 +817,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 )
                 .await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "created registry {}/{}",
                     p[0],
                     out["name"].as_str().unwrap_or("?")
@@ -852,7 +850,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 cursor = page["next_cursor"].as_str().map(str::to_string);
                 if !all || cursor.is_none() {
                     if opts.json && !all {
-                        println!("{}", serde_json::to_string_pretty(&page)?);
+                        outln!("{}", serde_json::to_string_pretty(&page)?);
                         return Ok(());
                     }
                     break;
@@ -895,7 +893,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                         .collect(),
                 );
                 if let Some(c) = &cursor {
-                    println!("(more: --after {c})");
+                    outln!("(more: --after {c})");
                 }
             })
         }
@@ -909,7 +907,7 @@ async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
                 .post("/api/v1/entities", &json!({"name": name, "kind": kind}))
                 .await?;
             show(&opts, &out, || {
-                println!("created {kind} {name}; you are its ADMIN")
+                outln!("created {kind} {name}; you are its ADMIN")
             })
         }
         EntityCmd::List(opts) => {
@@ -946,7 +944,7 @@ async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
                 )
                 .await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "{username} is now {} in {entity}",
                     out["role"].as_str().unwrap_or("?")
                 )
@@ -965,7 +963,7 @@ async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
                 ))
                 .await?;
             show(&opts, &Value::Null, || {
-                println!("removed {username} from {entity}")
+                outln!("removed {username} from {entity}")
             })
         }
     }
@@ -1090,7 +1088,7 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                 if a.version.is_some() {
                     print_version(&out)
                 } else {
-                    println!(
+                    outln!(
                         "{}/{}/{} tags: {}",
                         a.entity,
                         a.project,
@@ -1113,7 +1111,7 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                 .post(&format!("{}/links", a.version_url()), &body)
                 .await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "linked {path} into {}/{}/{} as {}",
                     out["entity"].as_str().unwrap_or("?"),
                     out["project"].as_str().unwrap_or("?"),
@@ -1129,7 +1127,7 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                 bail!("{path:?}: say which version to unlink: ORG/wandb-registry-NAME/COLLECTION:VERSION");
             }
             client(&opts).delete(&a.version_url()).await?;
-            show(&opts, &Value::Null, || println!("unlinked {path}"))
+            show(&opts, &Value::Null, || outln!("unlinked {path}"))
         }
     }
 }
@@ -1170,7 +1168,7 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
                 )
                 .await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "started run {}/{}/{} ({})",
                     p[0],
                     p[1],
@@ -1232,7 +1230,7 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
                 )
                 .await?;
             show(&opts, &out, || {
-                println!(
+                outln!(
                     "logged {} rows ({} values) to {path}",
                     cell(&out["rows"]),
                     cell(&out["values"])
@@ -1244,7 +1242,7 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
                 .patch(&run_url(&path)?, &json!({"state": state}))
                 .await?;
             show(&opts, &out, || {
-                println!("run {path} is {}", out["state"].as_str().unwrap_or("?"))
+                outln!("run {path} is {}", out["state"].as_str().unwrap_or("?"))
             })
         }
     }
@@ -1285,7 +1283,7 @@ pub(crate) fn client(opts: &ClientOpts) -> Client {
 /// Prints `out` as JSON with `--json`, or runs `human`.
 pub(crate) fn show(opts: &ClientOpts, out: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
     if opts.json {
-        println!("{}", serde_json::to_string_pretty(out)?);
+        outln!("{}", serde_json::to_string_pretty(out)?);
     } else {
         human();
     }
@@ -1293,7 +1291,7 @@ pub(crate) fn show(opts: &ClientOpts, out: &Value, human: impl FnOnce()) -> anyh
 }
 
 fn print_version(v: &Value) {
-    println!(
+    outln!(
         "{}/{}/{}:{}  type={}  aliases={}  tags={}  digest={}",
         cell(&v["entity"]),
         cell(&v["project"]),
@@ -1342,7 +1340,7 @@ pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) {
             .enumerate()
             .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
             .collect();
-        println!("{}", s.join("  ").trim_end());
+        outln!("{}", s.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for r in rows {

@@ -36,7 +36,7 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
                 body["grace_period_seconds"] = json!(g);
             }
             let out = client(&opts).put(&url, &body).await?;
-            show(&opts, &out, || println!("secret {name} saved in {entity}"))
+            show(&opts, &out, || outln!("secret {name} saved in {entity}"))
         }
         SecretCmd::List { entity, opts } => {
             let out = client(&opts)
@@ -61,7 +61,7 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
                 ))
                 .await?;
             show(&opts, &Value::Null, || {
-                println!("deleted secret {name} from {entity}")
+                outln!("deleted secret {name} from {entity}")
             })
         }
     }
@@ -150,18 +150,18 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
                 .await?;
             show(&opts, &out, || {
                 match out["status_code"].as_u64() {
-                    Some(code) => println!(
+                    Some(code) => outln!(
                         "HTTP {code} in {:.1} ms",
                         out["duration_ms"].as_f64().unwrap_or(0.0)
                     ),
-                    None => println!(
+                    None => outln!(
                         "no answer: {} ({})",
                         cell(&out["error"]),
                         cell(&out["error_class"])
                     ),
                 }
                 if let Some(r) = out["response"].as_str().filter(|r| !r.is_empty()) {
-                    println!("{r}");
+                    outln!("{r}");
                 }
             })
         }
@@ -169,7 +169,7 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
             client(&opts)
                 .delete(&format!("/api/v1/integrations/{id}"))
                 .await?;
-            show(&opts, &Value::Null, || println!("deleted integration {id}"))
+            show(&opts, &Value::Null, || outln!("deleted integration {id}"))
         }
     }
 }
@@ -384,7 +384,7 @@ pub async fn automation(cmd: AutomationCmd) -> anyhow::Result<()> {
                 .get(&format!("/api/v1/automations/{id}"))
                 .await?;
             show(&opts, &out, || {
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
+                outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
             })
         }
         AutomationCmd::Update { id, file, opts } => {
@@ -407,7 +407,7 @@ pub async fn automation(cmd: AutomationCmd) -> anyhow::Result<()> {
             client(&opts)
                 .delete(&format!("/api/v1/automations/{id}"))
                 .await?;
-            show(&opts, &Value::Null, || println!("deleted automation {id}"))
+            show(&opts, &Value::Null, || outln!("deleted automation {id}"))
         }
     }
 }
@@ -420,7 +420,7 @@ async fn set_enabled(id: i64, enabled: bool, opts: &crate::cli::ClientOpts) -> a
         )
         .await?;
     show(opts, &out, || {
-        println!(
+        outln!(
             "automation {id} is {}",
             if enabled { "enabled" } else { "disabled" }
         )
@@ -488,8 +488,8 @@ pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
                     EXECUTION_HEADERS,
                     rows(&Value::Array(vec![out.clone()]), EXECUTION_COLUMNS),
                 );
-                println!("\nrequest: {}", out["request"]);
-                println!();
+                outln!("\nrequest: {}", out["request"]);
+                outln!();
                 table(
                     &[
                         "#",
@@ -520,7 +520,7 @@ pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
                 .post(&format!("/api/v1/executions/{id}/redeliver"), &json!({}))
                 .await?;
             show(&opts, &out, || {
-                println!("execution {id} will be delivered again")
+                outln!("execution {id} will be delivered again")
             })
         }
     }

@@ -2,6 +2,9 @@
 //! command line ([`cli`]) and its HTTP client, and benchmarks. `main.rs` only parses and calls.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+pub mod output;
+
 pub mod app;
 pub mod bench;
 mod bench_delivery;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod friction;
+
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
 
 struct Server {
