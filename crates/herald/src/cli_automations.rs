@@ -163,7 +163,16 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
                 if let Some(r) = out["response"].as_str().filter(|r| !r.is_empty()) {
                     outln!("{r}");
                 }
-            })
+            })?;
+            // Scripts (and people) learn from the exit code whether the destination took it.
+            if out["ok"] != Value::Bool(true) {
+                let why = match out["status_code"].as_u64() {
+                    Some(code) => format!("the destination answered HTTP {code}"),
+                    None => format!("no answer: {}", cell(&out["error"])),
+                };
+                anyhow::bail!("the test delivery failed: {why}");
+            }
+            Ok(())
         }
         IntegrationCmd::Delete { id, opts } => {
             client(&opts)

@@ -59,3 +59,59 @@ fn output_cut_short_ends_the_command_quietly() {
         assert_eq!(stderr, "", "herald {args:?} printed to stderr");
     }
 }
+
+/// Runs `args`; returns the exit code, standard output and standard error.
+fn run(server: &Server, key: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("HERALD_URL", &server.url)
+        .env("HERALD_API_KEY", key)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_failed_integration_test_exits_non_zero_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")],
+    );
+    let key = admin_key(dir.path());
+    herald(&server, &key, &["entity", "create", "ml-team"]);
+    // Nothing listens there: the test delivery cannot connect.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", dead.local_addr().unwrap());
+    drop(dead);
+    let created = herald(
+        &server,
+        &key,
+        &[
+            "integration",
+            "create",
+            "ml-team",
+            "--name",
+            "ci",
+            "--url",
+            &url,
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].to_string();
+
+    let (code, stdout, stderr) = run(&server, &key, &["integration", "test", &id]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("no answer"), "{stdout}");
+    assert!(stderr.contains("the test delivery failed"), "{stderr}");
+
+    let (code, stdout, stderr) = run(&server, &key, &["integration", "test", &id, "--json"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).expect("the answer is still printed");
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["error_class"], "connect");
+}
