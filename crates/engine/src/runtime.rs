@@ -387,6 +387,20 @@ impl Engine {
         }
     }
 
+    /// `execution`'s request as its integration sends it now: URL and headers, secrets masked.
+    pub fn shown_request(
+        &self,
+        integration: Option<&herald_domain::automation::Integration>,
+        execution: &herald_domain::automation::Execution,
+    ) -> Value {
+        crate::delivery::shown_request(
+            integration,
+            execution.id,
+            &execution.request,
+            &self.config.slack,
+        )
+    }
+
     /// Refuses a webhook URL whose host is an address this server may not call.
     pub fn check_destination_url(&self, url: &str) -> Result<()> {
         Ok(crate::delivery::ssrf::check_destination_url(

@@ -22,6 +22,10 @@ use crate::config::{Config, Overrides};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The server and key every client command uses; global, so they may come before or after
+    /// the subcommand (`herald --json whoami`, `herald whoami --json`).
+    #[command(flatten)]
+    pub opts: ClientOpts,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -50,7 +54,7 @@ pub enum Command {
     #[command(subcommand)]
     User(UserCmd),
     /// Show who the API key belongs to.
-    Whoami(ClientOpts),
+    Whoami,
     /// Teams and organizations, and their members.
     #[command(subcommand)]
     Entity(EntityCmd),
@@ -106,14 +110,14 @@ pub struct ServeArgs {
 pub enum UserCmd {
     /// Create a user and print their API key.
     Create {
+        /// The new user's name (1-128 letters, digits, `-`, `_` or `.`).
         username: String,
+        /// The user's email address.
         #[arg(long)]
         email: Option<String>,
         /// Make the user a server admin.
         #[arg(long)]
         admin: bool,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -121,34 +125,34 @@ pub enum UserCmd {
 pub enum EntityCmd {
     /// Create a team (or, with --kind organization, an organization).
     Create {
+        /// The entity's name.
         name: String,
+        /// team, or organization (registries live in organizations).
         #[arg(long, default_value = "team", value_parser = ["team", "organization"])]
         kind: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// List the entities you are a member of.
-    List(ClientOpts),
+    List,
     /// List an entity's members.
     Members {
+        /// The team or organization.
         entity: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Add a member or change their role (ADMIN, MEMBER or VIEWER).
     SetMember {
+        /// The team or organization.
         entity: String,
+        /// The user to add or change.
         username: String,
+        /// ADMIN, MEMBER or VIEWER.
         role: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Remove a member.
     RemoveMember {
+        /// The team or organization.
         entity: String,
+        /// The member to remove.
         username: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -156,17 +160,16 @@ pub enum EntityCmd {
 pub enum ProjectCmd {
     /// Create a project: ENTITY/PROJECT.
     Create {
+        /// ENTITY/PROJECT.
         path: String,
+        /// What the project is for.
         #[arg(long)]
         description: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// List an entity's projects and registries.
     List {
+        /// The team, user or organization.
         entity: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -174,11 +177,11 @@ pub enum ProjectCmd {
 pub enum RegistryCmd {
     /// Create a registry: ORG/NAME (the project wandb-registry-NAME).
     Create {
+        /// ORG/NAME.
         path: String,
+        /// What the registry holds.
         #[arg(long)]
         description: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -186,12 +189,15 @@ pub enum RegistryCmd {
 pub enum ArtifactCmd {
     /// Create a new version: ENTITY/PROJECT/COLLECTION.
     Create {
+        /// ENTITY/PROJECT/COLLECTION.
         path: String,
         /// Artifact type (model, dataset, …).
         #[arg(long = "type")]
         artifact_type: String,
+        /// The version's content digest (any text, such as a checksum).
         #[arg(long)]
         digest: Option<String>,
+        /// What this version is.
         #[arg(long)]
         description: Option<String>,
         /// Metadata as a JSON object.
@@ -206,20 +212,16 @@ pub enum ArtifactCmd {
         /// The run that produced it.
         #[arg(long)]
         run_id: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Show a version: ENTITY/PROJECT/COLLECTION[:VERSION] (vN or alias; latest by default).
     Get {
+        /// ENTITY/PROJECT/COLLECTION[:VERSION].
         path: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// List collections (ENTITY/PROJECT) or a collection's versions (ENTITY/PROJECT/COLLECTION).
     List {
+        /// ENTITY/PROJECT or ENTITY/PROJECT/COLLECTION.
         path: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Add or remove an alias: ENTITY/PROJECT/COLLECTION:VERSION ALIAS.
     #[command(subcommand)]
@@ -240,30 +242,29 @@ pub enum ArtifactCmd {
         /// An alias to add in the registry collection (repeatable).
         #[arg(long = "alias")]
         aliases: Vec<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Unlink a version from a registry collection: ORG/wandb-registry-NAME/COLLECTION:VERSION.
     Unlink {
+        /// ORG/wandb-registry-NAME/COLLECTION:VERSION.
         path: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum LabelCmd {
+    /// Add it (an alias held by another version moves here).
     Add {
+        /// ENTITY/PROJECT/COLLECTION:VERSION (or …/COLLECTION for a collection's tag).
         path: String,
+        /// The alias or tag.
         name: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
+    /// Remove it.
     Remove {
+        /// ENTITY/PROJECT/COLLECTION:VERSION (or …/COLLECTION for a collection's tag).
         path: String,
+        /// The alias or tag.
         name: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -271,6 +272,7 @@ pub enum LabelCmd {
 pub enum RunCmd {
     /// Start a run in ENTITY/PROJECT.
     Create {
+        /// ENTITY/PROJECT.
         path: String,
         /// Run id (8 random characters when absent).
         #[arg(long)]
@@ -278,22 +280,21 @@ pub enum RunCmd {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
+        /// A tag (repeatable).
         #[arg(long = "tag")]
         tags: Vec<String>,
         /// Config as a JSON object.
         #[arg(long)]
         config: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Show a run: ENTITY/PROJECT/RUN.
     Get {
+        /// ENTITY/PROJECT/RUN.
         path: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Log history to ENTITY/PROJECT/RUN: `--step 3 loss=0.4 acc=0.9`, or rows from a JSON file.
     Log {
+        /// ENTITY/PROJECT/RUN.
         path: String,
         /// Step of the row given as NAME=VALUE pairs.
         #[arg(long)]
@@ -303,16 +304,19 @@ pub enum RunCmd {
         /// A JSON file: an array of {"step": N, "values": {...}} rows, or one such row per line.
         #[arg(long, conflicts_with_all = ["step", "values"])]
         file: Option<PathBuf>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Finish a run (FINISHED by default; or FAILED, CRASHED, KILLED).
     Finish {
+        /// ENTITY/PROJECT/RUN.
         path: String,
+        /// FINISHED, FAILED, CRASHED (stored as FAILED) or KILLED.
         #[arg(long, default_value = "FINISHED")]
         state: String,
-        #[command(flatten)]
-        opts: ClientOpts,
+    },
+    /// Mark a run FAILED (the same as `finish --state FAILED`).
+    Fail {
+        /// ENTITY/PROJECT/RUN.
+        path: String,
     },
 }
 
@@ -320,17 +324,17 @@ pub enum RunCmd {
 pub enum EventsCmd {
     /// List an entity's events, oldest first.
     List {
+        /// The team, user or organization.
         entity: String,
         /// Start after this cursor (an event id).
         #[arg(long)]
         after: Option<String>,
+        /// Events per page (1-1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
         /// Follow cursors to the end.
         #[arg(long)]
         all: bool,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -340,7 +344,9 @@ pub enum SecretCmd {
     /// A rotated signing secret's previous value keeps signing deliveries beside the new one
     /// for the grace period, so receivers can switch without rejecting a message.
     Set {
+        /// The team that owns the secret.
         entity: String,
+        /// The secret's name (letters, digits and `_`, not starting with a digit).
         name: String,
         /// The value (prefer standard input, which keeps it out of shell history).
         #[arg(long)]
@@ -349,33 +355,32 @@ pub enum SecretCmd {
         /// default is 86400, a day). 0 ends every previous value at once, as for a leaked secret.
         #[arg(long, value_name = "SECONDS")]
         grace_period: Option<u32>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// List secret names (values are never shown).
     List {
+        /// The team that owns the secrets.
         entity: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Delete a secret.
     Delete {
+        /// The team that owns the secret.
         entity: String,
+        /// The secret's name.
         name: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum IntegrationCmd {
-    /// Create a webhook integration in ENTITY.
+    /// Create a webhook or Slack integration in ENTITY (integrations belong to one team).
     Create {
+        /// The team the integration belongs to; only its automations can use it.
         entity: String,
         /// webhook or slack.
         #[arg(long, default_value = "webhook", value_parser = ["webhook", "slack"])]
         kind: String,
+        /// The integration's name, unique in the team.
         #[arg(long)]
         name: String,
         /// Webhooks: where deliveries are POSTed.
@@ -402,29 +407,34 @@ pub enum IntegrationCmd {
         /// Secret that signs deliveries.
         #[arg(long)]
         signing_secret: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// List ENTITY's integrations.
     List {
+        /// The team.
         entity: String,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
-    /// Send a test payload through integration ID and show the answer.
+    /// Send a test payload through integration ID and show the answer (exits 1 unless 2xx).
     Test {
+        /// The integration's id.
         id: i64,
         /// JSON payload (may use ${ACCESS_TOKEN} and the integration's secrets).
         #[arg(long)]
         payload: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
+    },
+    /// Enable integration ID (also after herald disabled it, clearing the reason).
+    Enable {
+        /// The integration's id.
+        id: i64,
+    },
+    /// Disable integration ID: its automations' waiting executions are cancelled.
+    Disable {
+        /// The integration's id.
+        id: i64,
     },
     /// Delete integration ID.
     Delete {
+        /// The integration's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -434,43 +444,39 @@ pub enum AutomationCmd {
     Create(Box<AutomationArgs>),
     /// List ENTITY's automations.
     List {
+        /// The team, user or organization.
         entity: String,
+        /// Only the automation with this name.
         #[arg(long)]
         name: Option<String>,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Show automation ID.
     Get {
+        /// The automation's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Change automation ID: the JSON file's top-level fields replace the stored ones.
     Update {
+        /// The automation's id.
         id: i64,
+        /// A JSON file with the fields to replace.
         #[arg(long)]
         file: PathBuf,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Enable automation ID.
     Enable {
+        /// The automation's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
-    /// Disable automation ID.
+    /// Disable automation ID: its waiting executions are cancelled.
     Disable {
+        /// The automation's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
-    /// Delete automation ID.
+    /// Delete automation ID: its waiting executions are cancelled.
     Delete {
+        /// The automation's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
 }
 
@@ -480,8 +486,10 @@ pub struct AutomationArgs {
     /// its entity is the first part of scope.path.
     #[arg(long, conflicts_with_all = ["name", "scope", "event"])]
     pub file: Option<PathBuf>,
+    /// The automation's name, unique in its entity.
     #[arg(long, required_unless_present = "file")]
     pub name: Option<String>,
+    /// What the automation is for.
     #[arg(long)]
     pub description: Option<String>,
     /// ENTITY, ENTITY/PROJECT (or registry) or ENTITY/PROJECT/COLLECTION.
@@ -526,8 +534,6 @@ pub struct AutomationArgs {
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
-    #[command(flatten)]
-    pub opts: ClientOpts,
 }
 
 /// Run-event conditions in a readable form, e.g. `--metric loss --agg avg --window 5 --gt 0.5`,
@@ -591,29 +597,33 @@ pub struct RunConditionArgs {
 pub enum ExecutionCmd {
     /// List executions of an automation (--automation) or of an entity (--entity).
     List {
+        /// The automation's id.
         #[arg(long, required_unless_present = "entity")]
         automation: Option<i64>,
+        /// The team, user or organization (every automation of it).
         #[arg(long)]
         entity: Option<String>,
         /// PENDING, RUNNING, FINISHED, FAILED, SKIPPED or CANCELLED.
         #[arg(long)]
         status: Option<String>,
+        /// Executions to show, newest first (1-1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
-    /// Show execution ID with every attempt.
+    /// Show execution ID: its request (URL, headers and body, secrets masked) and every attempt.
     Show {
+        /// The execution's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
     },
     /// Deliver execution ID again (same webhook-id).
     Redeliver {
+        /// The execution's id.
         id: i64,
-        #[command(flatten)]
-        opts: ClientOpts,
+    },
+    /// Cancel execution ID: a waiting retry never happens (an attempt in flight may finish).
+    Cancel {
+        /// The execution's id.
+        id: i64,
     },
 }
 
@@ -621,7 +631,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
-        other => client_command(other).await,
+        other => client_command(other, &cli.opts).await,
     }
 }
 
@@ -734,22 +744,21 @@ pub(crate) fn json_arg(what: &str, s: &Option<String>) -> anyhow::Result<Option<
         .transpose()
 }
 
-async fn client_command(command: Command) -> anyhow::Result<()> {
+async fn client_command(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) | Command::Bench(_) => unreachable!("handled by run"),
         Command::User(UserCmd::Create {
             username,
             email,
             admin,
-            opts,
         }) => {
-            let out = client(&opts)
+            let out = client(opts)
                 .post(
                     "/api/v1/users",
                     &json!({"username": username, "email": email, "admin": admin}),
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!(
                     "created user {}; API key (shown once):\n\n    {}\n",
                     out["user"]["username"].as_str().unwrap_or("?"),
@@ -757,9 +766,9 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 );
             })
         }
-        Command::Whoami(opts) => {
-            let out = client(&opts).get("/api/v1/viewer").await?;
-            show(&opts, &out, || {
+        Command::Whoami => {
+            let out = client(opts).get("/api/v1/viewer").await?;
+            show(opts, &out, || {
                 outln!(
                     "{}{}",
                     out["user"]["username"].as_str().unwrap_or("?"),
@@ -778,45 +787,37 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 );
             })
         }
-        Command::Entity(cmd) => entity_command(cmd).await,
-        Command::Project(ProjectCmd::Create {
-            path,
-            description,
-            opts,
-        }) => {
+        Command::Entity(cmd) => entity_command(opts, cmd).await,
+        Command::Project(ProjectCmd::Create { path, description }) => {
             let p = split_path(&path, 2, "ENTITY/PROJECT")?;
-            let out = client(&opts)
+            let out = client(opts)
                 .post(
                     &format!("/api/v1/entities/{}/projects", seg(p[0])),
                     &json!({"name": p[1], "description": description}),
                 )
                 .await?;
-            show(&opts, &out, || outln!("created project {}/{}", p[0], p[1]))
+            show(opts, &out, || outln!("created project {}/{}", p[0], p[1]))
         }
-        Command::Project(ProjectCmd::List { entity, opts }) => {
-            let out = client(&opts)
+        Command::Project(ProjectCmd::List { entity }) => {
+            let out = client(opts)
                 .get(&format!("/api/v1/entities/{}/projects", seg(&entity)))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(
                     &["PROJECT", "REGISTRY", "DESCRIPTION"],
                     rows(&out, &[&["name"], &["is_registry"], &["description"]]),
                 )
             })
         }
-        Command::Registry(RegistryCmd::Create {
-            path,
-            description,
-            opts,
-        }) => {
+        Command::Registry(RegistryCmd::Create { path, description }) => {
             let p = split_path(&path, 2, "ORG/NAME")?;
-            let out = client(&opts)
+            let out = client(opts)
                 .post(
                     &format!("/api/v1/entities/{}/registries", seg(p[0])),
                     &json!({"name": p[1], "description": description}),
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!(
                     "created registry {}/{}",
                     p[0],
@@ -824,20 +825,19 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Artifact(cmd) => artifact_command(cmd).await,
-        Command::Secret(cmd) => crate::cli_automations::secret(cmd).await,
-        Command::Integration(cmd) => crate::cli_automations::integration(cmd).await,
-        Command::Automation(cmd) => crate::cli_automations::automation(*cmd).await,
-        Command::Execution(cmd) => crate::cli_automations::execution(cmd).await,
-        Command::Run(cmd) => run_command(cmd).await,
+        Command::Artifact(cmd) => artifact_command(opts, cmd).await,
+        Command::Secret(cmd) => crate::cli_automations::secret(cmd, opts).await,
+        Command::Integration(cmd) => crate::cli_automations::integration(cmd, opts).await,
+        Command::Automation(cmd) => crate::cli_automations::automation(*cmd, opts).await,
+        Command::Execution(cmd) => crate::cli_automations::execution(cmd, opts).await,
+        Command::Run(cmd) => run_command(opts, cmd).await,
         Command::Events(EventsCmd::List {
             entity,
             after,
             limit,
             all,
-            opts,
         }) => {
-            let c = client(&opts);
+            let c = client(opts);
             let mut cursor = after;
             let mut events = Vec::new();
             loop {
@@ -857,7 +857,7 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
                 }
             }
             let out = Value::Array(events);
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(
                     &[
                         "ID",
@@ -900,30 +900,30 @@ async fn client_command(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
+async fn entity_command(opts: &ClientOpts, cmd: EntityCmd) -> anyhow::Result<()> {
     match cmd {
-        EntityCmd::Create { name, kind, opts } => {
-            let out = client(&opts)
+        EntityCmd::Create { name, kind } => {
+            let out = client(opts)
                 .post("/api/v1/entities", &json!({"name": name, "kind": kind}))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!("created {kind} {name}; you are its ADMIN")
             })
         }
-        EntityCmd::List(opts) => {
-            let out = client(&opts).get("/api/v1/entities").await?;
-            show(&opts, &out, || {
+        EntityCmd::List => {
+            let out = client(opts).get("/api/v1/entities").await?;
+            show(opts, &out, || {
                 table(
                     &["ENTITY", "KIND", "ROLE"],
                     rows(&out, &[&["entity", "name"], &["entity", "kind"], &["role"]]),
                 )
             })
         }
-        EntityCmd::Members { entity, opts } => {
-            let out = client(&opts)
+        EntityCmd::Members { entity } => {
+            let out = client(opts)
                 .get(&format!("/api/v1/entities/{}/members", seg(&entity)))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(&["USER", "ROLE"], rows(&out, &[&["username"], &["role"]]))
             })
         }
@@ -931,9 +931,8 @@ async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
             entity,
             username,
             role,
-            opts,
         } => {
-            let out = client(&opts)
+            let out = client(opts)
                 .put(
                     &format!(
                         "/api/v1/entities/{}/members/{}",
@@ -943,33 +942,29 @@ async fn entity_command(cmd: EntityCmd) -> anyhow::Result<()> {
                     &json!({"role": role.to_ascii_uppercase()}),
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!(
                     "{username} is now {} in {entity}",
                     out["role"].as_str().unwrap_or("?")
                 )
             })
         }
-        EntityCmd::RemoveMember {
-            entity,
-            username,
-            opts,
-        } => {
-            client(&opts)
+        EntityCmd::RemoveMember { entity, username } => {
+            client(opts)
                 .delete(&format!(
                     "/api/v1/entities/{}/members/{}",
                     seg(&entity),
                     seg(&username)
                 ))
                 .await?;
-            show(&opts, &Value::Null, || {
+            show(opts, &Value::Null, || {
                 outln!("removed {username} from {entity}")
             })
         }
     }
 }
 
-async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
+async fn artifact_command(opts: &ClientOpts, cmd: ArtifactCmd) -> anyhow::Result<()> {
     match cmd {
         ArtifactCmd::Create {
             path,
@@ -980,7 +975,6 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
             aliases,
             tags,
             run_id,
-            opts,
         } => {
             let a = ArtifactPath::parse(&path)?;
             if a.version.is_some() {
@@ -997,16 +991,16 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                 seg(&a.entity),
                 seg(&a.project)
             );
-            let out = client(&opts).post(&url, &body).await?;
-            show(&opts, &out, || print_version(&out))
+            let out = client(opts).post(&url, &body).await?;
+            show(opts, &out, || print_version(&out))
         }
-        ArtifactCmd::Get { path, opts } => {
+        ArtifactCmd::Get { path } => {
             let a = ArtifactPath::parse(&path)?;
-            let out = client(&opts).get(&a.version_url()).await?;
-            show(&opts, &out, || print_version(&out))
+            let out = client(opts).get(&a.version_url()).await?;
+            show(opts, &out, || print_version(&out))
         }
-        ArtifactCmd::List { path, opts } => {
-            let c = client(&opts);
+        ArtifactCmd::List { path } => {
+            let c = client(opts);
             if let Ok(p) = split_path(&path, 2, "") {
                 let out = c
                     .get(&format!(
@@ -1015,7 +1009,7 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                         seg(p[1])
                     ))
                     .await?;
-                return show(&opts, &out, || {
+                return show(opts, &out, || {
                     table(
                         &["COLLECTION", "KIND", "TYPE", "TAGS"],
                         rows(&out, &[&["name"], &["kind"], &["type"], &["tags"]]),
@@ -1024,7 +1018,7 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
             }
             let a = ArtifactPath::parse(&path)?;
             let out = c.get(&format!("{}/versions", a.collection_url())).await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(
                     &[
                         "VERSION",
@@ -1049,14 +1043,14 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
             })
         }
         ArtifactCmd::Alias(cmd) => {
-            let (path, name, opts, add) = label_parts(cmd);
+            let (path, name, add) = label_parts(cmd);
             let a = ArtifactPath::parse(&path)?;
             if a.version.is_none() {
                 bail!(
                     "{path:?}: say which version gets the alias: ENTITY/PROJECT/COLLECTION:VERSION"
                 );
             }
-            let c = client(&opts);
+            let c = client(opts);
             let out = if add {
                 c.post(
                     &format!("{}/aliases", a.version_url()),
@@ -1067,24 +1061,24 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                 c.delete(&format!("{}/aliases/{}", a.version_url(), seg(&name)))
                     .await?
             };
-            show(&opts, &out, || print_version(&out))
+            show(opts, &out, || print_version(&out))
         }
         ArtifactCmd::Tag(cmd) => {
-            let (path, name, opts, add) = label_parts(cmd);
+            let (path, name, add) = label_parts(cmd);
             let a = ArtifactPath::parse(&path)?;
             let base = if a.version.is_some() {
                 a.version_url()
             } else {
                 a.collection_url()
             };
-            let c = client(&opts);
+            let c = client(opts);
             let out = if add {
                 c.post(&format!("{base}/tags"), &json!({"tag": name}))
                     .await?
             } else {
                 c.delete(&format!("{base}/tags/{}", seg(&name))).await?
             };
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 if a.version.is_some() {
                     print_version(&out)
                 } else {
@@ -1103,14 +1097,13 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
             registry,
             collection,
             aliases,
-            opts,
         } => {
             let a = ArtifactPath::parse(&path)?;
             let body = json!({"registry": registry, "collection": collection, "aliases": aliases});
-            let out = client(&opts)
+            let out = client(opts)
                 .post(&format!("{}/links", a.version_url()), &body)
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!(
                     "linked {path} into {}/{}/{} as {}",
                     out["entity"].as_str().unwrap_or("?"),
@@ -1121,21 +1114,21 @@ async fn artifact_command(cmd: ArtifactCmd) -> anyhow::Result<()> {
                 print_version(&out)
             })
         }
-        ArtifactCmd::Unlink { path, opts } => {
+        ArtifactCmd::Unlink { path } => {
             let a = ArtifactPath::parse(&path)?;
             if a.version.is_none() {
                 bail!("{path:?}: say which version to unlink: ORG/wandb-registry-NAME/COLLECTION:VERSION");
             }
-            client(&opts).delete(&a.version_url()).await?;
-            show(&opts, &Value::Null, || outln!("unlinked {path}"))
+            client(opts).delete(&a.version_url()).await?;
+            show(opts, &Value::Null, || outln!("unlinked {path}"))
         }
     }
 }
 
-fn label_parts(cmd: LabelCmd) -> (String, String, ClientOpts, bool) {
+fn label_parts(cmd: LabelCmd) -> (String, String, bool) {
     match cmd {
-        LabelCmd::Add { path, name, opts } => (path, name, opts, true),
-        LabelCmd::Remove { path, name, opts } => (path, name, opts, false),
+        LabelCmd::Add { path, name } => (path, name, true),
+        LabelCmd::Remove { path, name } => (path, name, false),
     }
 }
 
@@ -1149,7 +1142,7 @@ fn run_url(path: &str) -> anyhow::Result<String> {
     ))
 }
 
-async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
+async fn run_command(opts: &ClientOpts, cmd: RunCmd) -> anyhow::Result<()> {
     match cmd {
         RunCmd::Create {
             path,
@@ -1157,17 +1150,16 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
             name,
             tags,
             config,
-            opts,
         } => {
             let p = split_path(&path, 2, "ENTITY/PROJECT")?;
             let body = json!({"id": id, "display_name": name, "tags": tags, "config": json_arg("config", &config)?});
-            let out = client(&opts)
+            let out = client(opts)
                 .post(
                     &format!("/api/v1/entities/{}/projects/{}/runs", seg(p[0]), seg(p[1])),
                     &body,
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!(
                     "started run {}/{}/{} ({})",
                     p[0],
@@ -1177,9 +1169,9 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
                 )
             })
         }
-        RunCmd::Get { path, opts } => {
-            let out = client(&opts).get(&run_url(&path)?).await?;
-            show(&opts, &out, || {
+        RunCmd::Get { path } => {
+            let out = client(opts).get(&run_url(&path)?).await?;
+            show(opts, &out, || {
                 table(
                     &["RUN", "NAME", "STATE", "USER", "TAGS", "UPDATED"],
                     rows(
@@ -1201,7 +1193,6 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
             step,
             values,
             file,
-            opts,
         } => {
             let rows = match file {
                 Some(f) => read_rows(&f)?,
@@ -1223,13 +1214,13 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
                     vec![json!({"step": step, "values": map})]
                 }
             };
-            let out = client(&opts)
+            let out = client(opts)
                 .post(
                     &format!("{}/history", run_url(&path)?),
                     &json!({"rows": rows}),
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!(
                     "logged {} rows ({} values) to {path}",
                     cell(&out["rows"]),
@@ -1237,15 +1228,18 @@ async fn run_command(cmd: RunCmd) -> anyhow::Result<()> {
                 )
             })
         }
-        RunCmd::Finish { path, state, opts } => {
-            let out = client(&opts)
-                .patch(&run_url(&path)?, &json!({"state": state}))
-                .await?;
-            show(&opts, &out, || {
-                outln!("run {path} is {}", out["state"].as_str().unwrap_or("?"))
-            })
-        }
+        RunCmd::Finish { path, state } => finish_run(opts, &path, &state).await,
+        RunCmd::Fail { path } => finish_run(opts, &path, "FAILED").await,
     }
+}
+
+async fn finish_run(opts: &ClientOpts, path: &str, state: &str) -> anyhow::Result<()> {
+    let out = client(opts)
+        .patch(&run_url(path)?, &json!({"state": state}))
+        .await?;
+    show(opts, &out, || {
+        outln!("run {path} is {}", out["state"].as_str().unwrap_or("?"))
+    })
 }
 
 /// History rows from a file: a JSON array, `{"rows": [...]}`, or one row per line.
@@ -1376,5 +1370,28 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory as _;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_argument_and_flag_has_help() {
+        use clap::CommandFactory as _;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() {
+                missing.push(format!("{path} (the command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

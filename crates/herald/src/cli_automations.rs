@@ -6,19 +6,18 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use crate::cli::{
-    cell, client, json_arg, rows, show, table, AutomationArgs, AutomationCmd, ExecutionCmd,
-    IntegrationCmd, RunConditionArgs, SecretCmd,
+    cell, client, json_arg, rows, show, table, AutomationArgs, AutomationCmd, ClientOpts,
+    ExecutionCmd, IntegrationCmd, RunConditionArgs, SecretCmd,
 };
 use crate::client::seg;
 
-pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
+pub async fn secret(cmd: SecretCmd, opts: &ClientOpts) -> anyhow::Result<()> {
     match cmd {
         SecretCmd::Set {
             entity,
             name,
             value,
             grace_period,
-            opts,
         } => {
             let value = match value {
                 Some(v) => v,
@@ -35,14 +34,14 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
             if let Some(g) = grace_period {
                 body["grace_period_seconds"] = json!(g);
             }
-            let out = client(&opts).put(&url, &body).await?;
-            show(&opts, &out, || outln!("secret {name} saved in {entity}"))
+            let out = client(opts).put(&url, &body).await?;
+            show(opts, &out, || outln!("secret {name} saved in {entity}"))
         }
-        SecretCmd::List { entity, opts } => {
-            let out = client(&opts)
+        SecretCmd::List { entity } => {
+            let out = client(opts)
                 .get(&format!("/api/v1/entities/{}/secrets", seg(&entity)))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 let mut listed = rows(&out, &[&["name"], &["updated_at"]]);
                 // How many rotated-out values still sign deliveries.
                 for (row, s) in listed.iter_mut().zip(out.as_array().into_iter().flatten()) {
@@ -52,15 +51,15 @@ pub async fn secret(cmd: SecretCmd) -> anyhow::Result<()> {
                 table(&["SECRET", "UPDATED", "PREVIOUS VALUES"], listed)
             })
         }
-        SecretCmd::Delete { entity, name, opts } => {
-            client(&opts)
+        SecretCmd::Delete { entity, name } => {
+            client(opts)
                 .delete(&format!(
                     "/api/v1/entities/{}/secrets/{}",
                     seg(&entity),
                     seg(&name)
                 ))
                 .await?;
-            show(&opts, &Value::Null, || {
+            show(opts, &Value::Null, || {
                 outln!("deleted secret {name} from {entity}")
             })
         }
@@ -90,7 +89,7 @@ const INTEGRATION_HEADERS: &[&str] = &[
     "DISABLED BECAUSE",
 ];
 
-pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
+pub async fn integration(cmd: IntegrationCmd, opts: &ClientOpts) -> anyhow::Result<()> {
     match cmd {
         IntegrationCmd::Create {
             entity,
@@ -104,7 +103,6 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
             webhook_url_secret,
             bot_token_secret,
             channel_id,
-            opts,
         } => {
             let mut body = json!({"kind": kind, "name": name});
             let fields = [
@@ -122,33 +120,33 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
                     body[k] = json!(v);
                 }
             }
-            let out = client(&opts)
+            let out = client(opts)
                 .post(
                     &format!("/api/v1/entities/{}/integrations", seg(&entity)),
                     &body,
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(
                     INTEGRATION_HEADERS,
                     rows(&Value::Array(vec![out.clone()]), INTEGRATION_COLUMNS),
                 )
             })
         }
-        IntegrationCmd::List { entity, opts } => {
-            let out = client(&opts)
+        IntegrationCmd::List { entity } => {
+            let out = client(opts)
                 .get(&format!("/api/v1/entities/{}/integrations", seg(&entity)))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(INTEGRATION_HEADERS, rows(&out, INTEGRATION_COLUMNS))
             })
         }
-        IntegrationCmd::Test { id, payload, opts } => {
+        IntegrationCmd::Test { id, payload } => {
             let body = json!({ "payload": json_arg("payload", &payload)? });
-            let out = client(&opts)
+            let out = client(opts)
                 .post(&format!("/api/v1/integrations/{id}/test"), &body)
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 match out["status_code"].as_u64() {
                     Some(code) => outln!(
                         "HTTP {code} in {:.1} ms",
@@ -174,11 +172,13 @@ pub async fn integration(cmd: IntegrationCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        IntegrationCmd::Delete { id, opts } => {
-            client(&opts)
+        IntegrationCmd::Enable { id } => set_integration_enabled(id, true, opts).await,
+        IntegrationCmd::Disable { id } => set_integration_enabled(id, false, opts).await,
+        IntegrationCmd::Delete { id } => {
+            client(opts)
                 .delete(&format!("/api/v1/integrations/{id}"))
                 .await?;
-            show(&opts, &Value::Null, || outln!("deleted integration {id}"))
+            show(opts, &Value::Null, || outln!("deleted integration {id}"))
         }
     }
 }
@@ -354,7 +354,7 @@ fn read_json_file(path: &std::path::Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
-pub async fn automation(cmd: AutomationCmd) -> anyhow::Result<()> {
+pub async fn automation(cmd: AutomationCmd, opts: &ClientOpts) -> anyhow::Result<()> {
     match cmd {
         AutomationCmd::Create(args) => {
             let body = match &args.file {
@@ -365,63 +365,76 @@ pub async fn automation(cmd: AutomationCmd) -> anyhow::Result<()> {
                 .as_str()
                 .context("the automation has no scope.path")?;
             let entity = path.split('/').next().unwrap_or_default().to_string();
-            let out = client(&args.opts)
+            let out = client(opts)
                 .post(
                     &format!("/api/v1/entities/{}/automations", seg(&entity)),
                     &body,
                 )
                 .await?;
-            show(&args.opts, &out, || {
+            show(opts, &out, || {
                 table(
                     AUTOMATION_HEADERS,
                     rows(&Value::Array(vec![out.clone()]), AUTOMATION_COLUMNS),
                 )
             })
         }
-        AutomationCmd::List { entity, name, opts } => {
+        AutomationCmd::List { entity, name } => {
             let mut url = format!("/api/v1/entities/{}/automations", seg(&entity));
             if let Some(n) = &name {
                 url.push_str(&format!("?name={}", seg(n)));
             }
-            let out = client(&opts).get(&url).await?;
-            show(&opts, &out, || {
+            let out = client(opts).get(&url).await?;
+            show(opts, &out, || {
                 table(AUTOMATION_HEADERS, rows(&out, AUTOMATION_COLUMNS))
             })
         }
-        AutomationCmd::Get { id, opts } => {
-            let out = client(&opts)
+        AutomationCmd::Get { id } => {
+            let out = client(opts)
                 .get(&format!("/api/v1/automations/{id}"))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
             })
         }
-        AutomationCmd::Update { id, file, opts } => {
-            let out = client(&opts)
+        AutomationCmd::Update { id, file } => {
+            let out = client(opts)
                 .patch(
                     &format!("/api/v1/automations/{id}"),
                     &read_json_file(&file)?,
                 )
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(
                     AUTOMATION_HEADERS,
                     rows(&Value::Array(vec![out.clone()]), AUTOMATION_COLUMNS),
                 )
             })
         }
-        AutomationCmd::Enable { id, opts } => set_enabled(id, true, &opts).await,
-        AutomationCmd::Disable { id, opts } => set_enabled(id, false, &opts).await,
-        AutomationCmd::Delete { id, opts } => {
-            client(&opts)
+        AutomationCmd::Enable { id } => set_enabled(id, true, opts).await,
+        AutomationCmd::Disable { id } => set_enabled(id, false, opts).await,
+        AutomationCmd::Delete { id } => {
+            client(opts)
                 .delete(&format!("/api/v1/automations/{id}"))
                 .await?;
-            show(&opts, &Value::Null, || outln!("deleted automation {id}"))
+            show(opts, &Value::Null, || outln!("deleted automation {id}"))
         }
     }
 }
 
-async fn set_enabled(id: i64, enabled: bool, opts: &crate::cli::ClientOpts) -> anyhow::Result<()> {
+async fn set_integration_enabled(id: i64, enabled: bool, opts: &ClientOpts) -> anyhow::Result<()> {
+    let out = client(opts)
+        .patch(
+            &format!("/api/v1/integrations/{id}"),
+            &json!({ "enabled": enabled }),
+        )
+        .await?;
+    show(opts, &out, || {
+        let state = if enabled { "enabled" } else { "disabled" };
+        outln!("integration {id} is {state}")
+    })
+}
+
+async fn set_enabled(id: i64, enabled: bool, opts: &ClientOpts) -> anyhow::Result<()> {
     let out = client(opts)
         .patch(
             &format!("/api/v1/automations/{id}"),
@@ -457,14 +470,13 @@ const EXECUTION_COLUMNS: &[&[&str]] = &[
     &["created_at"],
 ];
 
-pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
+pub async fn execution(cmd: ExecutionCmd, opts: &ClientOpts) -> anyhow::Result<()> {
     match cmd {
         ExecutionCmd::List {
             automation,
             entity,
             status,
             limit,
-            opts,
         } => {
             let mut url = match (automation, &entity) {
                 (Some(a), None) => format!("/api/v1/automations/{a}/executions?limit={limit}"),
@@ -480,25 +492,24 @@ pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
             if let Some(s) = &status {
                 url.push_str(&format!("&status={}", seg(s)));
             }
-            let out = client(&opts).get(&url).await?;
-            show(&opts, &out, || {
+            let out = client(opts).get(&url).await?;
+            show(opts, &out, || {
                 table(
                     EXECUTION_HEADERS,
                     rows(&out["executions"], EXECUTION_COLUMNS),
                 )
             })
         }
-        ExecutionCmd::Show { id, opts } => {
-            let out = client(&opts)
+        ExecutionCmd::Show { id } => {
+            let out = client(opts)
                 .get(&format!("/api/v1/executions/{id}"))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 table(
                     EXECUTION_HEADERS,
                     rows(&Value::Array(vec![out.clone()]), EXECUTION_COLUMNS),
                 );
-                outln!("\nrequest: {}", out["request"]);
-                outln!();
+                print_request(&out["request"]);
                 table(
                     &[
                         "#",
@@ -524,15 +535,50 @@ pub async fn execution(cmd: ExecutionCmd) -> anyhow::Result<()> {
                 );
             })
         }
-        ExecutionCmd::Redeliver { id, opts } => {
-            let out = client(&opts)
+        ExecutionCmd::Redeliver { id } => {
+            let out = client(opts)
                 .post(&format!("/api/v1/executions/{id}/redeliver"), &json!({}))
                 .await?;
-            show(&opts, &out, || {
+            show(opts, &out, || {
                 outln!("execution {id} will be delivered again")
             })
         }
+        ExecutionCmd::Cancel { id } => {
+            let out = client(opts)
+                .post(&format!("/api/v1/executions/{id}/cancel"), &json!({}))
+                .await?;
+            show(opts, &out, || {
+                outln!(
+                    "execution {id} is {}",
+                    out["status"].as_str().unwrap_or("?")
+                )
+            })
+        }
     }
+}
+
+/// An execution's request as a person reads it: the line, the headers, the body.
+fn print_request(request: &Value) {
+    outln!();
+    match request["url"].as_str() {
+        Some(url) => outln!("{} {url}", request["method"].as_str().unwrap_or("POST")),
+        None => outln!("request (nothing is sent):"),
+    }
+    if let Some(headers) = request["headers"].as_object() {
+        for (k, v) in headers {
+            outln!("{k}: {}", v.as_str().unwrap_or_default());
+        }
+    }
+    let body = match request.get("body").or_else(|| request.get("slack")) {
+        Some(b) => b.clone(),
+        None => request.clone(),
+    };
+    outln!();
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
+    outln!();
 }
 
 #[cfg(test)]

@@ -115,3 +115,98 @@ fn a_failed_integration_test_exits_non_zero_in_both_modes() {
     assert_eq!(answer["ok"], false);
     assert_eq!(answer["error_class"], "connect");
 }
+
+#[test]
+fn global_flags_work_before_and_after_the_subcommand_and_new_commands_do_their_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let key = admin_key(dir.path());
+    // No HERALD_URL or HERALD_API_KEY: the flags say it all, before the subcommand...
+    let bare = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("HERALD_URL")
+            .env_remove("HERALD_API_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "herald {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = bare(&[
+        "--server",
+        &server.url,
+        "--api-key",
+        &key,
+        "--json",
+        "whoami",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&before).unwrap()["user"]["username"],
+        "admin"
+    );
+    // ...after it, or both ways at once.
+    let after = bare(&[
+        "whoami",
+        "--server",
+        &server.url,
+        "--api-key",
+        &key,
+        "--json",
+    ]);
+    assert_eq!(before, after);
+    let mixed = bare(&[
+        "--server",
+        &server.url,
+        "entity",
+        "create",
+        "ml-team",
+        "--api-key",
+        &key,
+    ]);
+    assert!(mixed.contains("created team ml-team"), "{mixed}");
+
+    // run fail
+    herald(&server, &key, &["project", "create", "ml-team/mnist"]);
+    herald(
+        &server,
+        &key,
+        &["run", "create", "ml-team/mnist", "--id", "r1"],
+    );
+    let failed = herald(&server, &key, &["run", "fail", "ml-team/mnist/r1"]);
+    assert!(failed.contains("is FAILED"), "{failed}");
+    let run: Value = serde_json::from_str(&herald(
+        &server,
+        &key,
+        &["run", "get", "ml-team/mnist/r1", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(run["state"], "FAILED");
+
+    // integration disable | enable
+    let created = herald(
+        &server,
+        &key,
+        &[
+            "integration",
+            "create",
+            "ml-team",
+            "--name",
+            "ci",
+            "--url",
+            "https://ci.example/hook",
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].to_string();
+    let enabled = |out: &str| serde_json::from_str::<Value>(out).unwrap()["enabled"].clone();
+    let off = herald(&server, &key, &["integration", "disable", &id, "--json"]);
+    assert_eq!(enabled(&off), false);
+    let on = herald(&server, &key, &["integration", "enable", &id, "--json"]);
+    assert_eq!(enabled(&on), true);
+    let said = herald(&server, &key, &["integration", "disable", &id]);
+    assert_eq!(said.trim(), format!("integration {id} is disabled"));
+}
