@@ -250,7 +250,9 @@ impl Sender {
                 Some(ErrorClass::Redirect),
                 Some(format!(
                     "HTTP {code}: redirects are not followed{}",
-                    location.map(|l| format!(" (to {l})")).unwrap_or_default()
+                    location
+                        .map(|l| format!(" (to {})", without_secrets(&l)))
+                        .unwrap_or_default()
                 )),
             )
         } else {
@@ -270,6 +272,22 @@ impl Sender {
             response,
             retry_after,
         }
+    }
+}
+
+/// A URL for history and logs: scheme, host and path, without the credentials or query it
+/// may carry.
+fn without_secrets(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        // A relative location: its path only.
+        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_string(),
     }
 }
 
@@ -319,6 +337,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_targets_lose_credentials_and_queries() {
+        assert_eq!(
+            without_secrets("https://user:pw@example.com/a/b?token=s3cret#x"),
+            "https://example.com/a/b"
+        );
+        assert_eq!(without_secrets("/login?next=/x&sig=abc"), "/login");
+    }
 
     #[tokio::test]
     async fn a_cached_destination_is_checked_as_when_first_parsed() {

@@ -452,6 +452,7 @@ pub async fn deliver(
     let store = d.store;
     let mut verdict = attempt(d, x).await;
     verdict.attempt.number = x.attempt_count + 1;
+    log_failure(x, &verdict);
     if let (Some(reason), Some(id)) = (&verdict.disable, x.integration_id) {
         let disabled = store.disable_integration(x.entity_id, id, reason).await;
         d.integrations.clear();
@@ -462,6 +463,27 @@ pub async fn deliver(
         }
     }
     (x.id, verdict.attempt, verdict.outcome)
+}
+
+/// A failed attempt is the operator's business: one WARN line with the execution and why.
+/// The reason never holds a secret (answers and errors are masked) nor a URL (errors are made
+/// without one; a redirect's target keeps only its scheme, host and path).
+fn log_failure(x: &ClaimedExecution, verdict: &Verdict) {
+    let next = match &verdict.outcome {
+        AttemptOutcome::Finished => return,
+        AttemptOutcome::RetryAt(at) => format!("retrying at {}", at.to_rfc3339()),
+        AttemptOutcome::Failed(_) => "giving up".to_string(),
+    };
+    let a = &verdict.attempt;
+    tracing::warn!(
+        execution = x.id.0,
+        automation = x.automation_id.0,
+        attempt = x.attempt_count + 1,
+        status = a.status_code,
+        error_class = a.error_class.as_deref().unwrap_or("-"),
+        reason = a.error.as_deref().unwrap_or("-"),
+        "delivery failed; {next}"
+    );
 }
 
 async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
@@ -545,7 +567,15 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     let observed = d.sender.send(out).await;
     let observed = SecretValues::of_webhook(&secrets).mask_observed(observed);
     if observed.error_class == Some(ErrorClass::Blocked) {
-        tracing::warn!(execution = x.id.0, url = %integration.url, "destination refused by the SSRF guard");
+        let host = reqwest::Url::parse(&integration.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        tracing::warn!(
+            execution = x.id.0,
+            host,
+            "destination refused by the SSRF guard"
+        );
     }
     judge(observed, x.round_attempts, d.policy)
 }

@@ -210,3 +210,111 @@ fn global_flags_work_before_and_after_the_subcommand_and_new_commands_do_their_j
     let said = herald(&server, &key, &["integration", "disable", &id]);
     assert_eq!(said.trim(), format!("integration {id} is disabled"));
 }
+
+#[test]
+fn logs_to_a_file_are_plain_text_and_a_failed_delivery_is_a_warning_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("herald.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let data = dir.path().join("data");
+    let server = start_logging_to(
+        &data,
+        &[
+            ("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8"),
+            ("HERALD_LOG", "info"),
+        ],
+        Stdio::from(log),
+    );
+    let key = admin_key(&data);
+    herald(&server, &key, &["entity", "create", "ml-team"]);
+    herald(&server, &key, &["project", "create", "ml-team/mnist"]);
+    let token = "tok_never_in_logs_5b2e";
+    let mut set = Command::new(BIN)
+        .args(["secret", "set", "ml-team", "CI_TOKEN"])
+        .env("HERALD_URL", &server.url)
+        .env("HERALD_API_KEY", &key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut set.stdin.take().unwrap(), token.as_bytes()).unwrap();
+    assert!(set.wait().unwrap().success());
+    // A receiver that answers 500 to everything, at a URL with a secret in its query.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let app = axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") });
+        axum::serve(listener, app).await.unwrap();
+    });
+    let url = format!("http://127.0.0.1:{port}/hook?sig=query_secret_77");
+    let created = herald(
+        &server,
+        &key,
+        &[
+            "integration",
+            "create",
+            "ml-team",
+            "--name",
+            "ci",
+            "--url",
+            &url,
+            "--access-token-secret",
+            "CI_TOKEN",
+            "--json",
+        ],
+    );
+    let integration = serde_json::from_str::<Value>(&created).unwrap()["id"].to_string();
+    herald(
+        &server,
+        &key,
+        &[
+            "automation",
+            "create",
+            "--name",
+            "on create",
+            "--scope",
+            "ml-team/mnist",
+            "--event",
+            "CREATE_ARTIFACT",
+            "--webhook",
+            &integration,
+            "--payload",
+            r#"{"token": "${ACCESS_TOKEN}"}"#,
+        ],
+    );
+    herald(
+        &server,
+        &key,
+        &["artifact", "create", "ml-team/mnist/clf", "--type", "model"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text.contains("delivery failed") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.contains("delivery failed"))
+        .unwrap_or_else(|| panic!("no delivery warning in the log:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("execution=1"), "{line}");
+    assert!(line.contains("HTTP 500"), "{line}");
+    assert!(line.contains("retrying at"), "{line}");
+    assert!(text.contains("herald is listening"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+    assert!(!text.contains(token), "a secret in the log:\n{text}");
+    assert!(
+        !text.contains("query_secret_77"),
+        "a URL's query in the log:\n{text}"
+    );
+}

@@ -27,6 +27,11 @@ impl Drop for Server {
 /// Starts `herald serve` on a port the OS picks (so parallel tests never collide) with
 /// `env`, and reads the address it prints once it is listening.
 fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
+    start_logging_to(data, env, Stdio::null())
+}
+
+/// [`start_with`], the server's log (its standard error) going to `stderr`.
+fn start_logging_to(data: &Path, env: &[(&str, &str)], stderr: Stdio) -> Server {
     use std::io::BufRead as _;
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -37,7 +42,7 @@ fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
         .envs(env.iter().copied())
         .envs(backend_env(data))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
