@@ -104,15 +104,20 @@ pub async fn bootstrap_admin(store: &dyn Store, key: Option<&str>) -> Result<Opt
         None => generate_key(),
     };
     let username = Username::parse(BOOTSTRAP_ADMIN).map_err(Error::Invalid)?;
-    store
+    let created = store
         .create_user(NewUser {
             username,
             email: None,
             is_admin: true,
             key_hash: hash_key(&key),
         })
-        .await?;
-    Ok(Some(key))
+        .await;
+    match created {
+        Ok(_) => Ok(Some(key)),
+        // Another replica starting at the same moment created it first.
+        Err(herald_store::StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

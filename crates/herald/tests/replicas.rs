@@ -483,3 +483,45 @@ async fn a_secret_rotated_on_one_replica_is_used_by_another_within_a_second() {
     );
     drop(b);
 }
+
+/// Replicas started at the same moment on a new database all come up: the first to take the
+/// migrations lock creates the tables and the bootstrap admin, the others wait and find them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_together_on_a_new_database_all_come_up() {
+    if !on_postgres() {
+        return;
+    }
+    let shared = tempfile::tempdir().unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The schema exists (made here, once) and is empty; every replica starts on it at once.
+    herald::testing::child_env(shared.path()).await;
+    let (a, b, c, d) = tokio::join!(
+        replica(shared.path(), dirs[0].path()),
+        replica(shared.path(), dirs[1].path()),
+        replica(shared.path(), dirs[2].path()),
+        replica(shared.path(), dirs[3].path()),
+    );
+    let http = reqwest::Client::new();
+    for r in [&a, &b, &c, &d] {
+        let me = call(&http, r, reqwest::Method::GET, "/api/v1/viewer", None).await;
+        assert_eq!(me["user"]["username"], "admin");
+    }
+    // One schema, one admin, and writes through any replica are seen by all.
+    call(
+        &http,
+        &a,
+        reqwest::Method::POST,
+        "/api/v1/entities",
+        Some(json!({"name": "together", "kind": "team"})),
+    )
+    .await;
+    let seen = call(
+        &http,
+        &d,
+        reqwest::Method::GET,
+        "/api/v1/entities/together",
+        None,
+    )
+    .await;
+    assert_eq!(seen["entity"]["name"], "together");
+}

@@ -299,7 +299,32 @@ impl SqlStore {
     }
 
     /// Applies every migration newer than the database, each in its own transaction.
+    /// Brings the schema up to date. On PostgreSQL, replicas starting together on a new
+    /// database would each create the tables at once (and all but one fail on PostgreSQL's own
+    /// catalog), so the whole step runs under a session advisory lock that every replica waits
+    /// for: the first applies the migrations, the others then find nothing left to do. The
+    /// lock's second key is the schema's hash, so databases in other schemas do not wait.
     async fn migrate(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::Sqlite {
+            return self.migrate_unlocked().await;
+        }
+        let mut lock = self.write.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock(7244, hashtext(current_schema()))")
+            .execute(&mut *lock)
+            .await
+            .context("waiting for the migrations lock")?;
+        let migrated = self.migrate_unlocked().await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(7244, hashtext(current_schema()))")
+            .execute(&mut *lock)
+            .await;
+        if unlocked.is_err() {
+            // A session lock outlives a transaction: never hand this connection to anyone else.
+            lock.detach();
+        }
+        migrated
+    }
+
+    async fn migrate_unlocked(&self) -> anyhow::Result<()> {
         let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
