@@ -32,7 +32,7 @@ use crate::automations::Rule;
 use crate::delivery::http::Sender;
 use crate::delivery::slack::Pacer;
 use crate::delivery::{
-    deliver, Deliverer, DeliveryConfig, IntegrationCache, PreparedActions, SecretCache,
+    deliver_caught, Deliverer, DeliveryConfig, IntegrationCache, PreparedActions, SecretCache,
 };
 use crate::matcher::{execution_for, Compiled, Index, RateLimiter, RunFiring};
 use crate::run_matching::{run_document, run_variables, HistoryBatch, RunSlots};
@@ -306,7 +306,43 @@ impl InFlight {
     }
 }
 
+/// A delivery's hold on one of the in-flight slots. A delivery passes it on to the next
+/// queued execution when it is done; if the task ends any other way (a panic, a cancelled
+/// runtime), dropping it gives the slot back, so a destination never loses one for good.
+struct Slot<'a> {
+    engine: &'a Engine,
+    destination: Option<IntegrationId>,
+    held: bool,
+}
+
+impl Slot<'_> {
+    /// Frees this slot and, under the same lock, hands it to the next destination in turn
+    /// that has work waiting (which then holds a slot of its own).
+    fn pass_on(&mut self) -> Option<ClaimedExecution> {
+        let mut guard = self.engine.lock_in_flight();
+        let f = &mut *guard;
+        Engine::free_slot(f, self.destination);
+        self.held = false;
+        f.next_ready(self.destination, self.engine.limits())
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            Engine::free_slot(&mut self.engine.lock_in_flight(), self.destination);
+            self.engine.slot_freed();
+        }
+    }
+}
+
 impl Engine {
+    /// The in-flight accounting, also after a panic elsewhere poisoned its lock: the counts
+    /// are only ever changed whole under it.
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn new(store: Arc<dyn Store>, key: MasterKey, config: DeliveryConfig) -> Arc<Self> {
         let egress = crate::delivery::http::Egress {
             proxy: config.proxy.clone(),
@@ -950,6 +986,11 @@ impl Engine {
 
     /// Delivers `x`, then, keeping its slot, the next queued execution that may start.
     async fn deliver_from(self: Arc<Self>, mut x: ClaimedExecution) {
+        let mut slot = Slot {
+            engine: &self,
+            destination: x.integration_id,
+            held: true,
+        };
         loop {
             // Sent but unrecorded deliveries are the ones a crash would send again, so each
             // destination may have only so many waiting for the database. A delivery that
@@ -967,7 +1008,7 @@ impl Engine {
                 }
             }
             let started = std::time::Instant::now();
-            let done = deliver(&self.deliverer(), &x).await;
+            let done = deliver_caught(&self.deliverer(), &x).await;
             tracing::trace!(
                 elapsed_us = started.elapsed().as_micros() as u64,
                 sent_us = done.1.duration.as_micros() as u64,
@@ -996,27 +1037,32 @@ impl Engine {
             if room {
                 self.sent.notify_waiters();
             }
-            let next = {
-                let mut guard = self.in_flight.lock().expect("in-flight lock");
-                let f = &mut *guard;
-                f.total -= 1;
-                if let Some(d) = x.integration_id {
-                    if let Some(a) = f.active.get_mut(&d) {
-                        *a -= 1;
-                        if *a == 0 {
-                            f.active.remove(&d);
-                        }
-                    }
+            match slot.pass_on() {
+                Some(queued) => {
+                    slot = Slot {
+                        engine: &self,
+                        destination: queued.integration_id,
+                        held: true,
+                    };
+                    x = queued;
                 }
-                // The freed slot goes to the next destination in turn that has work waiting.
-                f.next_ready(x.integration_id, self.limits())
-            };
-            match next {
-                Some(queued) => x = queued,
                 None => {
                     // Only a slot left free is news to the delivery loop: a claim may fill it.
                     self.slot_freed();
                     return;
+                }
+            }
+        }
+    }
+
+    /// Gives back a delivery's slot: its place in the total and its destination's count.
+    fn free_slot(f: &mut InFlight, destination: Option<IntegrationId>) {
+        f.total -= 1;
+        if let Some(d) = destination {
+            if let Some(a) = f.active.get_mut(&d) {
+                *a -= 1;
+                if *a == 0 {
+                    f.active.remove(&d);
                 }
             }
         }

@@ -57,6 +57,8 @@ pub enum ErrorClass {
     InvalidUrl,
     /// The answer broke off while being read.
     Body,
+    /// herald itself failed while delivering (a bug); retried.
+    Internal,
     Other,
 }
 
@@ -72,6 +74,7 @@ impl ErrorClass {
             Self::Blocked => "blocked",
             Self::InvalidUrl => "invalid_url",
             Self::Body => "body",
+            Self::Internal => "internal",
             Self::Other => "other",
         }
     }

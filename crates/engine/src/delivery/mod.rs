@@ -465,6 +465,44 @@ pub async fn deliver(
     (x.id, verdict.attempt, verdict.outcome)
 }
 
+/// [`deliver`], with a panic inside it (a bug in herald, not the destination's doing) caught
+/// and recorded as a failed attempt that is retried on the schedule, as if the destination had
+/// not answered: the execution neither stays RUNNING nor holds its slot and lease for ever.
+pub async fn deliver_caught(
+    d: &Deliverer<'_>,
+    x: &ClaimedExecution,
+) -> (herald_domain::ids::ExecutionId, NewAttempt, AttemptOutcome) {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(deliver(d, x))
+        .catch_unwind()
+        .await
+    {
+        Ok(done) => done,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            let why = format!("herald failed while delivering (an internal error: {what})");
+            tracing::error!(execution = x.id.0, "{why}");
+            let observed = Observed {
+                started_at: Utc::now(),
+                duration: Duration::ZERO,
+                status: None,
+                error_class: Some(ErrorClass::Internal),
+                error: Some(why),
+                response: None,
+                retry_after: None,
+            };
+            let mut verdict = judge(observed, x.round_attempts, d.policy);
+            verdict.attempt.number = x.attempt_count + 1;
+            log_failure(x, &verdict);
+            (x.id, verdict.attempt, verdict.outcome)
+        }
+    }
+}
+
 /// A failed attempt is the operator's business: one WARN line with the execution and why.
 /// The reason never holds a secret (answers and errors are masked) nor a URL (errors are made
 /// without one; a redirect's target keeps only its scheme, host and path).
@@ -526,6 +564,11 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
             )
         }
     };
+    // Tests inject a panic into a delivery through an integration's name.
+    #[cfg(feature = "faults")]
+    if integration.name.starts_with("fault panic") && x.attempt_count == 0 {
+        panic!("injected fault: a delivery panicked");
+    }
     if !integration.enabled {
         let why = integration
             .disabled_reason

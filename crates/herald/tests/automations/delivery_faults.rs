@@ -481,3 +481,43 @@ async fn loopback_destinations_are_refused_unless_allowed() {
     );
     assert!(rx.received().is_empty(), "the receiver was called");
 }
+
+/// A delivery that panics (a bug in herald, injected here through the integration's name) is
+/// recorded as a failed attempt and retried, and gives its slot back: with one slot for the
+/// destination, every later execution still gets delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_panics_is_retried_and_gives_back_its_slot() {
+    let app = spawn_app(Options {
+        per_destination: 1,
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let api = &app.admin;
+    api.create_entity(E, "organization").await;
+    api.create_project(E, "proj").await;
+    let faulty = api
+        .create_integration(E, "fault panic once", &rx.url("/hook"), None, None)
+        .await;
+    let a = api
+        .create_automation(E, on_create("panics first", E, faulty))
+        .await;
+    let automation = a["id"].as_i64().unwrap();
+    for collection in ["a", "b", "c"] {
+        api.create_version(E, "proj", collection).await;
+    }
+    let xs = api
+        .settled_executions(automation, 3, Duration::from_secs(20))
+        .await;
+    for x in &xs {
+        assert_eq!(x["status"], "FINISHED", "{x}");
+        let x = api.execution(x["id"].as_i64().unwrap()).await;
+        let att = attempts(&x);
+        assert_eq!(att.len(), 2, "{x}");
+        assert_eq!(att[0]["error_class"], "internal", "{x}");
+        let why = att[0]["error"].as_str().unwrap();
+        assert!(why.contains("injected fault"), "{why}");
+        assert_eq!(att[1]["status_code"], 200, "{x}");
+    }
+    assert_eq!(rx.received_at("/hook").len(), 3);
+}
