@@ -115,6 +115,7 @@ pub struct Engine {
     integrations: IntegrationCache,
     prepared: PreparedActions,
     secrets: SecretCache,
+    withdrawals: crate::delivery::Withdrawals,
     /// Where this process last moved the matcher's cursor; another value in the store means
     /// another process matched in between.
     cursor: Mutex<Option<i64>>,
@@ -381,6 +382,7 @@ impl Engine {
             integrations: IntegrationCache::default(),
             prepared: PreparedActions::default(),
             secrets: SecretCache::default(),
+            withdrawals: Default::default(),
             cursor: Mutex::new(None),
             index_dirty: std::sync::atomic::AtomicBool::new(true),
             index_checked: Mutex::new(None),
@@ -412,6 +414,7 @@ impl Engine {
     fn deliverer(&self) -> Deliverer<'_> {
         Deliverer {
             store: &*self.store,
+            withdrawals: &self.withdrawals,
             prepared: &self.prepared,
             integrations: &self.integrations,
             secrets: &self.secrets,
@@ -443,6 +446,33 @@ impl Engine {
             url,
             &self.config.allow,
         )?)
+    }
+
+    /// An automation was deleted or disabled (its waiting executions were cancelled in the
+    /// same transaction): the ones this process claimed before do not start either.
+    pub fn automation_withdrawn(&self, id: herald_domain::ids::AutomationId) {
+        self.withdrawals
+            .add(crate::delivery::Withdrawn::Automation(id));
+        self.automations_changed();
+    }
+
+    /// An integration was deleted or disabled: as [`Engine::automation_withdrawn`].
+    pub fn integration_withdrawn(&self, id: herald_domain::ids::IntegrationId) {
+        self.withdrawals
+            .add(crate::delivery::Withdrawn::Integration(id));
+        self.integrations_changed();
+    }
+
+    /// Cancels execution `id` of `entity`: no new attempt starts.
+    pub async fn cancel_execution(
+        &self,
+        entity: &herald_domain::catalog::Entity,
+        id: herald_domain::ids::ExecutionId,
+    ) -> Result<herald_domain::automation::Execution> {
+        let x = self.store.cancel_execution(entity, id).await?;
+        self.withdrawals
+            .add(crate::delivery::Withdrawn::Execution(id));
+        Ok(x)
     }
 
     /// Tells deliveries that integrations changed here, so they read them again.

@@ -162,4 +162,7 @@ pub enum AttemptOutcome {
     Finished,
     RetryAt(chrono::DateTime<chrono::Utc>),
     Failed(String),
+    /// Nothing was sent: the execution was cancelled (its automation or integration withdrawn)
+    /// before it started. No attempt is stored; the execution is CANCELLED with this reason.
+    Cancelled(String),
 }

@@ -278,12 +278,14 @@ pub trait AutomationStore: Send + Sync {
     ) -> StoreResult<Integration>;
     /// Deletes an integration; refuses while an automation uses it.
     async fn delete_integration(&self, entity: &Entity, id: IntegrationId) -> StoreResult<()>;
-    /// Disables an integration with a reason users will see (e.g. the destination said 410 Gone).
+    /// Disables an integration with a reason users will see (e.g. the destination said 410 Gone)
+    /// and cancels its waiting executions but `except`, the one whose attempt disabled it.
     async fn disable_integration(
         &self,
         entity: EntityId,
         id: IntegrationId,
         reason: &str,
+        except: ExecutionId,
     ) -> StoreResult<()>;
 
     async fn create_automation(
@@ -374,6 +376,9 @@ pub trait ExecutionStore: Send + Sync {
     async fn execution_owner(&self, id: ExecutionId) -> StoreResult<Option<EntityId>>;
     /// One execution with its attempts.
     async fn execution(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution>;
+    /// Cancels a pending or running execution: no new attempt starts (one in flight may
+    /// finish, and leaves it CANCELLED). Conflict when it is already final.
+    async fn cancel_execution(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution>;
     /// Starts a new round of delivery for a finished or failed execution (same id, so receivers
     /// can deduplicate).
     async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution>;

@@ -301,6 +301,13 @@ impl Verdict {
         }
     }
 
+    /// An execution withdrawn before it started: nothing is sent, nothing is retried.
+    fn cancelled(why: String) -> Self {
+        let mut v = Self::nothing_to_send();
+        v.outcome = AttemptOutcome::Cancelled(why);
+        v
+    }
+
     /// An action with nothing to send finishes at once.
     fn nothing_to_send() -> Self {
         Verdict {
@@ -454,8 +461,11 @@ pub async fn deliver(
     verdict.attempt.number = x.attempt_count + 1;
     log_failure(x, &verdict);
     if let (Some(reason), Some(id)) = (&verdict.disable, x.integration_id) {
-        let disabled = store.disable_integration(x.entity_id, id, reason).await;
+        let disabled = store
+            .disable_integration(x.entity_id, id, reason, x.id)
+            .await;
         d.integrations.clear();
+        d.withdrawals.add(Withdrawn::Integration(id));
         if let Err(e) = disabled {
             tracing::error!(execution = x.id.0, error = %e, "could not disable the integration");
         } else {
@@ -508,7 +518,7 @@ pub async fn deliver_caught(
 /// without one; a redirect's target keeps only its scheme, host and path).
 fn log_failure(x: &ClaimedExecution, verdict: &Verdict) {
     let next = match &verdict.outcome {
-        AttemptOutcome::Finished => return,
+        AttemptOutcome::Finished | AttemptOutcome::Cancelled(_) => return,
         AttemptOutcome::RetryAt(at) => format!("retrying at {}", at.to_rfc3339()),
         AttemptOutcome::Failed(_) => "giving up".to_string(),
     };
@@ -527,6 +537,10 @@ fn log_failure(x: &ClaimedExecution, verdict: &Verdict) {
 async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     let store = d.store;
     let fail = Verdict::failed_before_sending;
+    // Claimed before its automation, integration or itself was withdrawn in this process.
+    if let Some(why) = d.withdrawals.covering(x) {
+        return Verdict::cancelled(why);
+    }
     let prepared = match d.prepared.get(x.automation_id, &x.action) {
         Ok(p) => p,
         Err(e) => {
@@ -552,10 +566,9 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     {
         Ok(Some(i)) => i,
         Ok(None) => {
-            return fail(
-                "integration_missing",
-                format!("integration {integration_id} was deleted"),
-            )
+            return Verdict::cancelled(format!(
+                "cancelled: integration {integration_id} was deleted"
+            ))
         }
         Err(e) => {
             return fail(
@@ -574,10 +587,10 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
             .disabled_reason
             .clone()
             .unwrap_or_else(|| "disabled by a user".into());
-        return fail(
-            "integration_disabled",
-            format!("integration {:?} is disabled: {why}", integration.name),
-        );
+        return Verdict::cancelled(format!(
+            "cancelled: integration {:?} is disabled: {why}",
+            integration.name
+        ));
     }
     let template = match (action, &prepared.template) {
         (Action::Notification { .. }, _) => return deliver_slack(d, x, action, &integration).await,
@@ -721,10 +734,61 @@ impl PreparedActions {
     }
 }
 
+/// What this process has withdrawn lately: automations and integrations deleted or disabled,
+/// executions cancelled. The database already says so; this tells the executions this process
+/// claimed before (queued in memory, leased) not to start. Entries go after an hour, by when
+/// anything claimed before them has long been sent or given back.
+#[derive(Default)]
+pub struct Withdrawals {
+    any: std::sync::atomic::AtomicBool,
+    since: std::sync::Mutex<HashMap<Withdrawn, std::time::Instant>>,
+}
+
+/// One thing withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Withdrawn {
+    Automation(AutomationId),
+    Integration(herald_domain::ids::IntegrationId),
+    Execution(herald_domain::ids::ExecutionId),
+}
+
+impl Withdrawals {
+    const KEEP: Duration = Duration::from_secs(3600);
+
+    pub fn add(&self, what: Withdrawn) {
+        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        since.retain(|_, at| at.elapsed() < Self::KEEP);
+        since.insert(what, std::time::Instant::now());
+        self.any.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Why `x` must not start, if something it belongs to was withdrawn.
+    fn covering(&self, x: &ClaimedExecution) -> Option<String> {
+        if !self.any.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        let has = |w| since.contains_key(&w);
+        if has(Withdrawn::Execution(x.id)) {
+            Some("cancelled by a user".into())
+        } else if has(Withdrawn::Automation(x.automation_id)) {
+            Some(format!(
+                "cancelled: automation {} was deleted or disabled",
+                x.automation_id
+            ))
+        } else {
+            x.integration_id
+                .filter(|i| has(Withdrawn::Integration(*i)))
+                .map(|i| format!("cancelled: integration {i} was deleted or disabled"))
+        }
+    }
+}
+
 /// What delivering needs: the store, the master key, the HTTP client and retry policy, and
 /// Slack's settings and pacing.
 pub struct Deliverer<'a> {
     pub store: &'a dyn Store,
+    pub withdrawals: &'a Withdrawals,
     pub prepared: &'a PreparedActions,
     pub integrations: &'a IntegrationCache,
     pub secrets: &'a SecretCache,

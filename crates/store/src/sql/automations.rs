@@ -8,7 +8,7 @@ use herald_domain::automation::{
 };
 use herald_domain::catalog::Entity;
 use herald_domain::event::EventType;
-use herald_domain::ids::{AutomationId, EntityId, IntegrationId};
+use herald_domain::ids::{AutomationId, EntityId, ExecutionId, IntegrationId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -196,6 +196,42 @@ async fn check_action_integration(
         }
     }
     Ok(())
+}
+
+/// What waiting executions are cancelled for.
+enum Withdrawn {
+    Automation(AutomationId),
+    Integration(IntegrationId),
+}
+
+/// Cancels, in the caller's transaction, the executions of an automation or integration that
+/// is deleted or disabled and that are still waiting (for a first attempt or a retry) or in
+/// flight: nothing new is sent for them. An attempt already in flight may finish; recording it
+/// leaves the execution CANCELLED.
+async fn cancel_waiting(
+    conn: &mut AnyConnection,
+    entity: EntityId,
+    what: Withdrawn,
+    reason: &str,
+    except: Option<ExecutionId>,
+) -> StoreResult<u64> {
+    let (column, id) = match what {
+        Withdrawn::Automation(id) => ("automation_id", id.0),
+        Withdrawn::Integration(id) => ("integration_id", id.0),
+    };
+    let n = sqlx::query(&format!(
+        "UPDATE executions SET status = 'CANCELLED', reason = $1, next_attempt_at = NULL, lease_until = NULL, \
+         updated_at = $2 WHERE entity_id = $3 AND {column} = $4 AND status IN ('PENDING', 'RUNNING') AND id <> $5"
+    ))
+    .bind(reason)
+    .bind(now_us())
+    .bind(entity.0)
+    .bind(id)
+    .bind(except.map_or(0, |x| x.0))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(n)
 }
 
 async fn bump_epoch(conn: &mut AnyConnection) -> StoreResult<()> {
@@ -540,6 +576,10 @@ impl AutomationStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(|| format!("{:?} already has an integration named {name:?}", entity.name.as_str())))?;
+        if current.enabled && !enabled {
+            let why = format!("cancelled: integration {name:?} was disabled");
+            cancel_waiting(&mut tx, entity.id, Withdrawn::Integration(id), &why, None).await?;
+        }
         let integration = find_integration(&mut tx, entity, id).await?;
         tx.commit().await?;
         Ok(integration)
@@ -561,6 +601,8 @@ impl AutomationStore for SqlStore {
                 row.try_get::<String, _>("name")?
             )));
         }
+        let why = format!("cancelled: integration {id} was deleted");
+        cancel_waiting(&mut tx, entity.id, Withdrawn::Integration(id), &why, None).await?;
         sqlx::query("DELETE FROM integrations WHERE entity_id = $1 AND id = $2")
             .bind(entity.id.0)
             .bind(id.0)
@@ -575,7 +617,9 @@ impl AutomationStore for SqlStore {
         entity: EntityId,
         id: IntegrationId,
         reason: &str,
+        except: ExecutionId,
     ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE integrations SET enabled = 0, disabled_reason = $1, updated_at = $2 WHERE entity_id = $3 AND id = $4",
         )
@@ -583,8 +627,18 @@ impl AutomationStore for SqlStore {
         .bind(now_us())
         .bind(entity.0)
         .bind(id.0)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        let why = format!("cancelled: herald disabled the integration ({reason})");
+        cancel_waiting(
+            &mut tx,
+            entity,
+            Withdrawn::Integration(id),
+            &why,
+            Some(except),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -701,6 +755,10 @@ impl AutomationStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(duplicate_automation(&new.name, entity)))?;
+        if !new.enabled {
+            let why = format!("cancelled: automation {:?} was disabled", new.name);
+            cancel_waiting(&mut tx, entity.id, Withdrawn::Automation(id), &why, None).await?;
+        }
         bump_epoch(&mut tx).await?;
         let a = find_automation(&mut tx, entity, id).await?;
         tx.commit().await?;
@@ -718,7 +776,9 @@ impl AutomationStore for SqlStore {
         if n == 0 {
             return Err(StoreError::not_found(format!("automation {id} not found")));
         }
-        // Deliveries already owed stay owed (W&B: actions in progress are not affected).
+        // Nothing more is sent for it; an attempt in flight may finish.
+        let why = format!("cancelled: automation {id} was deleted");
+        cancel_waiting(&mut tx, entity.id, Withdrawn::Automation(id), &why, None).await?;
         bump_epoch(&mut tx).await?;
         tx.commit().await?;
         Ok(())

@@ -409,6 +409,35 @@ impl ExecutionStore for SqlStore {
         &self,
         done: &[(ExecutionId, NewAttempt, AttemptOutcome)],
     ) -> StoreResult<()> {
+        // An execution cancelled before it started has no attempt to store, only its status.
+        if done
+            .iter()
+            .any(|(_, _, o)| matches!(o, AttemptOutcome::Cancelled(_)))
+        {
+            let (cancelled, sent): (Vec<_>, Vec<_>) = done
+                .iter()
+                .cloned()
+                .partition(|(_, _, o)| matches!(o, AttemptOutcome::Cancelled(_)));
+            let now = now_us();
+            for (id, _, outcome) in &cancelled {
+                let AttemptOutcome::Cancelled(why) = outcome else {
+                    continue;
+                };
+                sqlx::query(
+                    "UPDATE executions SET status = 'CANCELLED', reason = $1, next_attempt_at = NULL, \
+                     lease_until = NULL, updated_at = $2 WHERE id = $3 AND status <> 'CANCELLED'",
+                )
+                .bind(why)
+                .bind(now)
+                .bind(id.0)
+                .execute(&self.write)
+                .await?;
+            }
+            if sent.is_empty() {
+                return Ok(());
+            }
+            return Box::pin(self.record_attempts(&sent)).await;
+        }
         let now = now_us();
         if let Some(done) = self
             .write_inline(|tx| record_attempts_inline(tx, done, now))
@@ -447,7 +476,7 @@ impl ExecutionStore for SqlStore {
             let sql = format!(
                 "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
                  status = v.column2, next_attempt_at = v.column3, reason = v.column4, lease_until = NULL, updated_at = {} \
-                 FROM (VALUES {}) AS v WHERE executions.id = v.column1",
+                 FROM (VALUES {}) AS v WHERE executions.id = v.column1 AND executions.status <> 'CANCELLED'",
                 self.param(1),
                 self.value_rows(chunk.len(), 4, 1)
             );
@@ -575,6 +604,27 @@ impl ExecutionStore for SqlStore {
         Ok(x)
     }
 
+    async fn cancel_execution(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
+        let n = sqlx::query(
+            "UPDATE executions SET status = 'CANCELLED', reason = 'cancelled by a user', next_attempt_at = NULL, \
+             lease_until = NULL, updated_at = $1 WHERE entity_id = $2 AND id = $3 AND status IN ('PENDING', 'RUNNING')",
+        )
+        .bind(now_us())
+        .bind(entity.id.0)
+        .bind(id.0)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            let x = self.execution(entity, id).await?;
+            return Err(StoreError::conflict(format!(
+                "execution {id} is {}; only pending or running executions can be cancelled",
+                x.status.as_str()
+            )));
+        }
+        self.execution(entity, id).await
+    }
+
     async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
         let now = now_us();
         let n = sqlx::query(
@@ -612,6 +662,7 @@ fn after_attempt(
             attempt.error.clone(),
         ),
         AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why.clone())),
+        AttemptOutcome::Cancelled(why) => (ExecutionStatus::Cancelled, None, Some(why.clone())),
     }
 }
 
@@ -650,7 +701,8 @@ fn record_attempts_inline(
     each.extend(repeated);
     let mut update = tx.prepare_cached(
         "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
-         status = ?2, next_attempt_at = ?3, reason = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
+         status = ?2, next_attempt_at = ?3, reason = ?4, lease_until = NULL, updated_at = ?5 \
+         WHERE id = ?1 AND status <> 'CANCELLED'",
     )?;
     for (id, attempt, outcome) in each {
         let (status, next, reason) = after_attempt(attempt, outcome);
@@ -680,7 +732,7 @@ fn finished_sql(ids: usize) -> String {
     format!(
         "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
          status = '{}', next_attempt_at = NULL, reason = NULL, lease_until = NULL, updated_at = ?1 \
-         WHERE id IN ({})",
+         WHERE id IN ({}) AND status <> 'CANCELLED'",
         ExecutionStatus::Finished.as_str(),
         vec!["?"; ids].join(", ")
     )
