@@ -456,13 +456,6 @@ impl Engine {
         self.automations_changed();
     }
 
-    /// An integration was deleted or disabled: as [`Engine::automation_withdrawn`].
-    pub fn integration_withdrawn(&self, id: herald_domain::ids::IntegrationId) {
-        self.withdrawals
-            .add(crate::delivery::Withdrawn::Integration(id));
-        self.integrations_changed();
-    }
-
     /// Cancels execution `id` of `entity`: no new attempt starts.
     pub async fn cancel_execution(
         &self,

@@ -465,7 +465,6 @@ pub async fn deliver(
             .disable_integration(x.entity_id, id, reason, x.id)
             .await;
         d.integrations.clear();
-        d.withdrawals.add(Withdrawn::Integration(id));
         if let Err(e) = disabled {
             tracing::error!(execution = x.id.0, error = %e, "could not disable the integration");
         } else {
@@ -734,10 +733,11 @@ impl PreparedActions {
     }
 }
 
-/// What this process has withdrawn lately: automations and integrations deleted or disabled,
-/// executions cancelled. The database already says so; this tells the executions this process
-/// claimed before (queued in memory, leased) not to start. Entries go after an hour, by when
-/// anything claimed before them has long been sent or given back.
+/// What this process has withdrawn lately: automations deleted or disabled, executions
+/// cancelled. The database already says so; this tells the executions this process claimed
+/// before (queued in memory, leased) not to start. Entries go after an hour, by when anything
+/// claimed before them has long been sent or given back. (A withdrawn integration needs no
+/// entry: every delivery reads its integration, from a cache a change empties.)
 #[derive(Default)]
 pub struct Withdrawals {
     any: std::sync::atomic::AtomicBool,
@@ -748,7 +748,6 @@ pub struct Withdrawals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Withdrawn {
     Automation(AutomationId),
-    Integration(herald_domain::ids::IntegrationId),
     Execution(herald_domain::ids::ExecutionId),
 }
 
@@ -777,9 +776,7 @@ impl Withdrawals {
                 x.automation_id
             ))
         } else {
-            x.integration_id
-                .filter(|i| has(Withdrawn::Integration(*i)))
-                .map(|i| format!("cancelled: integration {i} was deleted or disabled"))
+            None
         }
     }
 }
