@@ -169,6 +169,7 @@ async fn match_ids(store: &SqlStore) {
             AttemptOutcome::Finished => (ExecutionStatus::Finished, None, None),
             AttemptOutcome::RetryAt(t) => (ExecutionStatus::Pending, Some(t), None),
             AttemptOutcome::Failed(why) => (ExecutionStatus::Failed, None, Some(why)),
+            AttemptOutcome::Cancelled(_) => unreachable!("none in this batch"),
         };
         assert_eq!(x.status, status, "execution {i}");
         assert_eq!(
@@ -186,6 +187,117 @@ async fn match_ids(store: &SqlStore) {
             "execution {i}"
         );
     }
+}
+
+#[tokio::test]
+async fn cancelled_executions_send_nothing_more_and_stay_cancelled() {
+    for db in common::databases().await {
+        println!("backend: {}", db.name);
+        cancellation(&db.store).await;
+    }
+}
+
+/// A user cancels one execution; deleting its automation cancels the rest that wait. An
+/// attempt in flight when that happened is stored but moves nothing; an execution cancelled
+/// before it started stores no attempt; a final execution cannot be cancelled.
+async fn cancellation(store: &SqlStore) {
+    let f = fixture(store, 4).await;
+    let xs: Vec<NewExecution> = f
+        .events
+        .iter()
+        .map(|e| f.execution(e.id, ExecutionStatus::Pending))
+        .collect();
+    let last = f.events.last().unwrap().id.0;
+    let ids: Vec<_> = store
+        .record_matches(0, last, &xs)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    // One is claimed (in flight) before anything is cancelled.
+    let now = Utc::now();
+    let claimed = store
+        .claim_due(now, now + Duration::seconds(30), 1, &[])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let in_flight = claimed[0].id;
+
+    let by_user = ids.iter().copied().find(|id| *id != in_flight).unwrap();
+    let x = store.cancel_execution(&f.team, by_user).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Cancelled);
+    assert_eq!(x.reason.as_deref(), Some("cancelled by a user"));
+    let again = store.cancel_execution(&f.team, by_user).await.unwrap_err();
+    assert!(again.to_string().contains("CANCELLED"), "{again}");
+
+    store
+        .delete_automation(&f.team, f.automation.id)
+        .await
+        .unwrap();
+    for id in &ids {
+        let x = store.execution(&f.team, *id).await.unwrap();
+        assert_eq!(x.status, ExecutionStatus::Cancelled, "execution {id}");
+        assert_eq!(x.next_attempt_at, None);
+        if *id != by_user {
+            let why = x.reason.unwrap();
+            assert!(why.contains("was deleted"), "{why}");
+        }
+    }
+    // Nothing is due any more.
+    let due = store
+        .claim_due(Utc::now(), Utc::now() + Duration::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "{due:?}");
+
+    // The attempt in flight finishes: it is kept in history, the execution stays cancelled.
+    // One never started is recorded as cancelled: no attempt.
+    let never = ids
+        .iter()
+        .copied()
+        .find(|id| *id != in_flight && *id != by_user)
+        .unwrap();
+    let attempt = NewAttempt {
+        number: 1,
+        started_at: Utc::now(),
+        duration: std::time::Duration::from_millis(3),
+        status_code: Some(503),
+        error_class: Some("http_status".into()),
+        error: Some("HTTP 503".into()),
+        response: None,
+    };
+    store
+        .record_attempts(&[
+            (
+                in_flight,
+                attempt.clone(),
+                AttemptOutcome::RetryAt(Utc::now()),
+            ),
+            (
+                never,
+                attempt,
+                AttemptOutcome::Cancelled("cancelled: automation 1 was deleted".into()),
+            ),
+        ])
+        .await
+        .unwrap();
+    let x = store.execution(&f.team, in_flight).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Cancelled);
+    assert_eq!(
+        x.attempts.unwrap().len(),
+        1,
+        "the attempt in flight is kept"
+    );
+    let x = store.execution(&f.team, never).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Cancelled);
+    assert!(x.attempts.unwrap().is_empty());
+    let due = store
+        .claim_due(Utc::now(), Utc::now() + Duration::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "a cancelled execution came back: {due:?}");
 }
 
 /// A team with a project holding `versions` artifact versions (one event each) and a NO_OP
