@@ -43,7 +43,53 @@ pub const EVENT_VARIABLES: &[&str] = &[
     "metric_value",
     "metric_values",
     "metric_filter",
+    "event_url",
 ];
+
+/// The payload a webhook sends when its automation gives none: what matters to the event's
+/// family, each value a variable.
+pub fn default_payload(event_type: crate::event::EventType) -> Value {
+    use crate::event::EventType::*;
+    use crate::slack::EventFamily;
+    let mut keys: Vec<&str> = vec![
+        "event_type",
+        "event_author",
+        "automation_name",
+        "entity_name",
+        "project_name",
+    ];
+    match EventFamily::of(event_type) {
+        EventFamily::Artifact => {
+            keys.extend([
+                "artifact_collection_name",
+                "artifact_version_string",
+                "artifact_version",
+            ]);
+            match event_type {
+                AddArtifactAlias | RemoveArtifactAlias => keys.push("alias"),
+                AddArtifactTag | RemoveArtifactTag | AddCollectionTag | RemoveCollectionTag => {
+                    keys.push("tag")
+                }
+                _ => {}
+            }
+        }
+        EventFamily::RunMetric => keys.extend([
+            "run_id",
+            "run_name",
+            "metric_name",
+            "metric_value",
+            "metric_values",
+            "metric_filter",
+        ]),
+        EventFamily::RunState => keys.extend(["run_id", "run_name", "run_status"]),
+    }
+    keys.push("event_url");
+    Value::Object(
+        keys.into_iter()
+            .map(|k| (k.to_string(), Value::String(format!("${{{k}}}"))))
+            .collect(),
+    )
+}
 
 /// `${artifact_metadata.KEY}` reads the top-level metadata key `KEY` of the artifact version.
 pub const ARTIFACT_METADATA_PREFIX: &str = "artifact_metadata.";
@@ -316,6 +362,42 @@ fn render(node: &Node, lookup: &dyn Fn(&str) -> Option<String>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_payloads_carry_what_matters_to_each_family() {
+        use crate::event::EventType;
+        let keys = |t: EventType| -> Vec<String> {
+            let p = default_payload(t);
+            let t = Template::parse(&p).expect("a default payload is a valid template");
+            t.check(&[]).expect("it names only known variables");
+            p.as_object().unwrap().keys().cloned().collect()
+        };
+        let alias = keys(EventType::AddArtifactAlias);
+        for k in [
+            "artifact_version_string",
+            "artifact_version",
+            "alias",
+            "event_url",
+        ] {
+            assert!(alias.contains(&k.to_string()), "{k}: {alias:?}");
+        }
+        assert!(keys(EventType::AddArtifactTag).contains(&"tag".to_string()));
+        assert!(!keys(EventType::CreateArtifact).contains(&"alias".to_string()));
+        let metric = keys(EventType::RunMetricZscore);
+        for k in [
+            "run_id",
+            "run_name",
+            "metric_name",
+            "metric_value",
+            "metric_filter",
+            "event_url",
+        ] {
+            assert!(metric.contains(&k.to_string()), "{k}: {metric:?}");
+        }
+        let state = keys(EventType::RunState);
+        assert!(state.contains(&"run_status".to_string()));
+        assert!(!state.contains(&"metric_value".to_string()));
+    }
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::BTreeMap;

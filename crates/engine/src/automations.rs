@@ -242,7 +242,9 @@ pub async fn validate(
                 )
                 .into());
             }
-            let payload = payload.unwrap_or_else(|| serde_json::json!({}));
+            // No payload: what matters to the event's family (see `default_payload`).
+            let payload =
+                payload.unwrap_or_else(|| herald_domain::template::default_payload(event_type));
             let template = match &payload {
                 serde_json::Value::String(s) => Template::parse_str(s),
                 other => Template::parse(other),

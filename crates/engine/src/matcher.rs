@@ -197,12 +197,13 @@ pub async fn execution_for(
     status: ExecutionStatus,
     reason: Option<String>,
     run: Option<RunFiring>,
+    public_url: Option<&str>,
 ) -> NewExecution {
     let a = &c.automation;
     // A webhook's execution keeps only what its payload uses: the rest would be worked out,
     // stored and read back for nothing.
     let wanted = |k: &str| c.wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == k));
-    let mut vars = event_variables(e, &a.name, &wanted);
+    let mut vars = event_variables(e, &a.name, &wanted, public_url);
     let fired_run = run.as_ref().and_then(|r| r.fired_run);
     if let Some(r) = run {
         vars.insert(
@@ -442,7 +443,7 @@ mod tests {
         }))
         .unwrap();
         let pending = ExecutionStatus::Pending;
-        let x = execution_for(&store, &webhook, &created_v3(), pending, None, None).await;
+        let x = execution_for(&store, &webhook, &created_v3(), pending, None, None, None).await;
         assert_eq!(
             x.variables,
             json!({"artifact_version_string": "team/p/c:v3", "event_type": "CREATE_ARTIFACT",
@@ -461,7 +462,7 @@ mod tests {
             severity: Severity::Info,
         }))
         .unwrap();
-        let x = execution_for(&store, &slack, &created_v3(), pending, None, None).await;
+        let x = execution_for(&store, &slack, &created_v3(), pending, None, None, None).await;
         let kept = x.variables.as_object().unwrap();
         for name in EVENT_VARIABLES.iter().chain(&["artifact_type"]) {
             assert!(kept.contains_key(*name), "{name} missing from {kept:?}");

@@ -622,7 +622,18 @@ impl Engine {
                             )),
                         )
                     };
-                executions.push(execution_for(&*self.store, &c, e, status, reason, run).await);
+                executions.push(
+                    execution_for(
+                        &*self.store,
+                        &c,
+                        e,
+                        status,
+                        reason,
+                        run,
+                        self.config.slack.public_url.as_deref(),
+                    )
+                    .await,
+                );
             }
         }
         self.lease_for_handoff(&mut executions);

@@ -13,6 +13,7 @@ pub fn event_variables(
     e: &Event,
     automation: &str,
     wanted: &dyn Fn(&str) -> bool,
+    public_url: Option<&str>,
 ) -> Map<String, Value> {
     let mut v = Map::new();
     let mut put = |k: &str, val: &dyn Fn() -> Option<String>| {
@@ -60,6 +61,18 @@ pub fn event_variables(
             })
             .flatten()
     });
+    put("event_url", &|| {
+        let (base, project) = (public_url?, e.project.as_deref()?);
+        let what = match (&e.run, &e.collection) {
+            (Some(run), _) if e.collection.is_none() => Linked::Run(run),
+            (_, Some(collection)) => Linked::Version {
+                collection,
+                version: e.version.as_deref(),
+            },
+            _ => return None,
+        };
+        Some(link(base, &e.entity, project, what))
+    });
     for k in [
         "metric_name",
         "metric_value",
@@ -69,6 +82,41 @@ pub fn event_variables(
         put(k, &|| None);
     }
     v
+}
+
+/// What a link points at.
+pub enum Linked<'a> {
+    /// An artifact version, or its collection when the version is not known.
+    Version {
+        collection: &'a str,
+        version: Option<&'a str>,
+    },
+    Run(&'a str),
+}
+
+/// A link to what an event is about, on the herald server's public URL `base`: the REST
+/// resource of the artifact version (or collection) or of the run.
+pub fn link(base: &str, entity: &str, project: &str, what: Linked<'_>) -> String {
+    use herald_domain::names::url_segment as seg;
+    let base = base.trim_end_matches('/');
+    let project = format!(
+        "{base}/api/v1/entities/{}/projects/{}",
+        seg(entity),
+        seg(project)
+    );
+    match what {
+        Linked::Version {
+            collection,
+            version,
+        } => {
+            let collection = format!("{project}/artifacts/{}", seg(collection));
+            match version {
+                Some(v) => format!("{collection}/versions/{}", seg(v)),
+                None => collection,
+            }
+        }
+        Linked::Run(run) => format!("{project}/runs/{}", seg(run)),
+    }
 }
 
 /// A metadata value as template text: strings as they are, anything else as JSON.

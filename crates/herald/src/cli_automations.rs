@@ -320,11 +320,8 @@ fn automation_body(a: &AutomationArgs) -> anyhow::Result<Value> {
         (Some(id), _) => json!({
             "type": "GENERIC_WEBHOOK",
             "integration_id": id,
-            "payload": json_arg("payload", &a.payload)?.unwrap_or_else(|| json!({
-                "event_type": "${event_type}",
-                "artifact_version_string": "${artifact_version_string}",
-                "event_author": "${event_author}",
-            })),
+            // Without one, the server sends its default payload for the event's family.
+            "payload": json_arg("payload", &a.payload)?,
         }),
         (None, true) => json!({ "type": "NO_OP" }),
         (None, false) => bail!("say what the automation does: --webhook ID, --slack ID or --no-op"),

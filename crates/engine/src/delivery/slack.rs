@@ -270,35 +270,21 @@ fn link(
     v: &Value,
     event_type: herald_domain::event::EventType,
 ) -> Option<String> {
+    use crate::variables::Linked;
     use herald_domain::slack::EventFamily;
-    let base = settings.public_url.as_deref()?.trim_end_matches('/');
-    let var = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(crate::delivery::slack::seg)
-    };
+    let base = settings.public_url.as_deref()?;
+    let var = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let (entity, project) = (var("entity_name")?, var("project_name")?);
-    match EventFamily::of(event_type) {
-        EventFamily::Artifact => {
-            let collection = var("artifact_collection_name")?;
-            let path = format!(
-                "{base}/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}"
-            );
-            match v
-                .get("artifact_version_string")
-                .and_then(Value::as_str)
+    let what = match EventFamily::of(event_type) {
+        EventFamily::Artifact => Linked::Version {
+            collection: var("artifact_collection_name")?,
+            version: var("artifact_version_string")
                 .and_then(|s| s.rsplit_once(':'))
-            {
-                Some((_, version)) => Some(format!("{path}/versions/{}", seg(version))),
-                None => Some(path),
-            }
-        }
-        EventFamily::RunMetric | EventFamily::RunState => Some(format!(
-            "{base}/api/v1/entities/{entity}/projects/{project}/runs/{}",
-            var("run_id")?
-        )),
-    }
+                .map(|(_, version)| version),
+        },
+        EventFamily::RunMetric | EventFamily::RunState => Linked::Run(var("run_id")?),
+    };
+    Some(crate::variables::link(base, entity, project, what))
 }
 
 pub use herald_domain::names::url_segment as seg;

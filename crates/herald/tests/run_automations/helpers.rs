@@ -77,7 +77,7 @@ pub async fn spawn_app_with(extra: &[(&'static str, &'static str)]) -> TestApp {
         .await
         .expect("bootstrap admin");
     assert_eq!(key.as_deref(), Some(ADMIN_KEY));
-    let delivery = config.delivery.to_engine().expect("delivery config");
+    let delivery = config.delivery_config().expect("delivery config");
     let engine = Engine::new(store.clone(), MasterKey::generate(), delivery);
     let router = herald_api::router(
         AppState {

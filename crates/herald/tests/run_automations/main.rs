@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod bad_input;
+mod defaults;
 mod firing;
 mod helpers;
 mod kinds;
