@@ -7,7 +7,19 @@ use std::hash::{Hash as _, Hasher as _};
 use std::path::Path;
 
 fn backend_is_postgres() -> bool {
-    std::env::var("HERALD_TEST_BACKEND").ok().as_deref() == Some("postgres")
+    let postgres = std::env::var("HERALD_TEST_BACKEND").ok().as_deref() == Some("postgres");
+    // Once per test binary, past the harness's capture, so every run shows its backend.
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        use std::io::Write as _;
+        let on = if postgres {
+            format!("PostgreSQL, a schema per server at {}", base())
+        } else {
+            "SQLite (HERALD_TEST_BACKEND=postgres runs them on PostgreSQL)".to_string()
+        };
+        let _ = writeln!(std::io::stderr(), "herald integration tests: {on}");
+    });
+    postgres
 }
 
 fn base() -> String {

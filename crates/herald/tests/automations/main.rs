@@ -11,6 +11,7 @@ mod crash;
 mod delivery_faults;
 mod events;
 mod helpers;
+mod readme_receiver;
 mod secrets;
 #[path = "../support/mod.rs"]
 mod support;

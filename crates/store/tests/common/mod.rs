@@ -30,8 +30,11 @@ pub async fn databases() -> Vec<TestDb> {
             .unwrap(),
         _dir: Some(dir),
     }];
+    let mut postgres = "off (HERALD_TEST_POSTGRES=off)".to_string();
     if let Some(base) = postgres_base() {
+        postgres = format!("not answering at {base}; SQLite only");
         if let Some(store) = fresh_schema(&base).await {
+            postgres = format!("yes, a fresh schema at {base}");
             out.push(TestDb {
                 name: "postgres",
                 store,
@@ -39,7 +42,21 @@ pub async fn databases() -> Vec<TestDb> {
             });
         }
     }
+    say_backends(&postgres);
     out
+}
+
+/// Says once per test binary which databases its tests ran on. Written to the process's
+/// standard error itself, past the test harness's capture, so every run shows it.
+fn say_backends(postgres: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "herald store tests: SQLite yes; PostgreSQL {postgres}"
+        );
+    });
 }
 
 /// A store on a new schema of the PostgreSQL at `base` (left behind; schemas are cheap and
