@@ -385,6 +385,31 @@ pub struct TestResult {
     pub request_body: serde_json::Value,
 }
 
+/// The test payload as the object to send: given as one, or as a string holding one (W&B's
+/// `requestPayload` is text). Anything else would be sent as no webhook or Slack message is.
+fn test_payload(payload: serde_json::Value) -> Result<serde_json::Value, InvalidInput> {
+    use serde_json::Value;
+    let parsed = match payload {
+        Value::String(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
+            InvalidInput::new(
+                "payload",
+                format!("payload is a string but not the text of a JSON object: {e}"),
+            )
+        })?,
+        other => other,
+    };
+    if !parsed.is_object() {
+        return Err(InvalidInput::new(
+            "payload",
+            format!(
+                "payload must be a JSON object (or a string holding one), not {}",
+                herald_domain::catalog::json_kind(&parsed)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Sends a payload through the integration now and returns the destination's answer. ADMIN only.
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = TestRequest,
     params(("id" = i64, Path)),
@@ -406,7 +431,7 @@ pub async fn test_integration(
     } else {
         parse_json(&body)?
     };
-    let payload = request.payload;
+    let payload = request.payload.map(test_payload).transpose()?;
     let e = &state.engine;
     let TestOutcome {
         ok,
