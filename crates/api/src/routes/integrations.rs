@@ -19,7 +19,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiResult;
-use crate::extract::{parse_json, ApiJson, ApiPath, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -411,14 +411,14 @@ fn test_payload(payload: serde_json::Value) -> Result<serde_json::Value, Invalid
 }
 
 /// Sends a payload through the integration now and returns the destination's answer. ADMIN only.
-#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = TestRequest,
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = Option<TestRequest>,
     params(("id" = i64, Path)),
     responses((status = 200, body = TestResult), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn test_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
     ApiPath(id): ApiPath<i64>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<TestRequest>,
 ) -> ApiResult<Json<TestResult>> {
     let a = integration_access(&state, &user, id, Role::Admin).await?;
     let integration = state
@@ -426,11 +426,7 @@ pub async fn test_integration(
         .integration(&a.entity, IntegrationId(id))
         .await?;
     // The body is optional: an empty one sends the default test payload.
-    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TestRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let request = request.unwrap_or_default();
     let payload = request.payload.map(test_payload).transpose()?;
     let e = &state.engine;
     let TestOutcome {

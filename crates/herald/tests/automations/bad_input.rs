@@ -484,4 +484,19 @@ async fn the_test_endpoint_refuses_a_payload_that_is_not_an_object() {
         assert_eq!(r["request_body"], json!({ "a": 1 }), "{r}");
     }
     assert_eq!(s.rx.received_at("/hook").len(), 2);
+    // A body must say it is JSON, as everywhere else; no body at all needs no type.
+    let (status, body) = api
+        .send(
+            api.request(reqwest::Method::POST, &path)
+                .header(reqwest::header::CONTENT_TYPE, "text/plain")
+                .body(r#"{"payload": {"a": 1}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+    expect(
+        api.send(api.request(reqwest::Method::POST, &path)).await,
+        StatusCode::OK,
+    );
+    assert_eq!(s.rx.received_at("/hook").len(), 3);
 }
