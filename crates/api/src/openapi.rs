@@ -9,7 +9,7 @@ use crate::routes::{artifacts, automations, entities, events, integrations, ops,
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history."),
+    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes); no string in a body, path or query may hold the NUL character (U+0000)."),
     paths(
         ops::healthz, ops::readyz, ops::openapi,
         users::create_user, users::viewer,
@@ -30,7 +30,12 @@ use crate::routes::{artifacts, automations, entities, events, integrations, ops,
         automations::automation_executions, automations::entity_executions, automations::get_execution,
         automations::redeliver,
     ),
-    modifiers(&Security),
+    components(schemas(
+        crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label, crate::doc::SecretName,
+        crate::doc::IntegrationName, crate::doc::AutomationName, crate::doc::DisplayName,
+        crate::doc::RunEventFilter,
+    )),
+    modifiers(&Security, &ErrorResponses),
     security(("bearer" = []), ("basic" = [])),
 )]
 struct ApiDoc;
@@ -49,6 +54,91 @@ impl Modify for Security {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
+}
+
+/// Adds the error answers that follow from an operation's shape, so that no handler can
+/// forget one: 401 wherever a key is required, 400 wherever there is a body or a parameter to
+/// get wrong (a path or query value holding `%00` is one), 404 wherever a path names something,
+/// and 413 and 415 wherever a body is read. Answers that depend on what a handler does (403 for
+/// a role too low, 409 for a conflict) are in the handlers' own annotations.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let in_path = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let has_body = op.request_body.is_some();
+                // `security: [{}]` marks the few operations anyone may call.
+                let public = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().any(|r| *r == Default::default()));
+                if has_body || !params.is_empty() {
+                    error(
+                        op,
+                        400,
+                        "Bad input: the field or parameter at fault is in `error.path`.",
+                    );
+                }
+                if !public {
+                    error(op, 401, "No API key, or not a valid one.");
+                }
+                if in_path {
+                    error(
+                        op,
+                        404,
+                        "Not found, or in an entity the caller is not a member of.",
+                    );
+                }
+                if has_body {
+                    error(
+                        op,
+                        413,
+                        "The body is over the limit of 1 MiB (1048576 bytes).",
+                    );
+                    error(
+                        op,
+                        415,
+                        "The body is not declared JSON (`Content-Type: application/json`).",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Documents `status` with the error body, unless the handler already does.
+fn error(op: &mut utoipa::openapi::path::Operation, status: u16, description: &str) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    op.responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+                .into()
+        });
 }
 
 /// The document as JSON text, built once.
