@@ -35,7 +35,7 @@ use crate::routes::{artifacts, automations, entities, events, integrations, ops,
         crate::doc::IntegrationName, crate::doc::AutomationName, crate::doc::DisplayName,
         crate::doc::RunEventFilter,
     )),
-    modifiers(&Security, &ErrorResponses),
+    modifiers(&Security, &ErrorResponses, &Links),
     security(("bearer" = []), ("basic" = [])),
 )]
 struct ApiDoc;
@@ -121,6 +121,123 @@ impl Modify for ErrorResponses {
     }
 }
 
+/// Which field of a created body fills which path parameter: `(parameter, field)`.
+type Fills = &'static [(&'static str, &'static str)];
+
+/// What each creating operation's answer names, and where that thing lives: `(operation,
+/// prefix of the routes that act on it, path parameter ← field of the created body)`.
+const CREATED: &[(&str, &str, Fills)] = &[
+    (
+        "create_entity",
+        "/api/v1/entities/{entity}",
+        &[("entity", "name")],
+    ),
+    (
+        "create_project",
+        "/api/v1/entities/{entity}/projects/{project}",
+        &[("entity", "entity"), ("project", "name")],
+    ),
+    (
+        "create_registry",
+        "/api/v1/entities/{entity}/projects/{project}",
+        &[("entity", "entity"), ("project", "name")],
+    ),
+    (
+        "create_version",
+        "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}",
+        &[
+            ("entity", "entity"),
+            ("project", "project"),
+            ("collection", "collection"),
+            ("version", "version"),
+        ],
+    ),
+    (
+        "link_version",
+        "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}",
+        &[
+            ("entity", "entity"),
+            ("project", "project"),
+            ("collection", "collection"),
+            ("version", "version"),
+        ],
+    ),
+    (
+        "create_run",
+        "/api/v1/entities/{entity}/projects/{project}/runs/{run}",
+        &[("entity", "entity"), ("project", "project"), ("run", "id")],
+    ),
+    (
+        "create_integration",
+        "/api/v1/integrations/{id}",
+        &[("id", "id")],
+    ),
+    (
+        "create_automation",
+        "/api/v1/automations/{id}",
+        &[("id", "id")],
+    ),
+];
+
+/// Links each creating operation's 201 answer to the operations on what it created, so that
+/// clients (and stateful test tools) know which field fills which path parameter: the names
+/// in the path are the created body's names, never its numeric `id`s, except for
+/// integrations and automations, which are addressed by id.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        let targets: Vec<(String, String)> = openapi
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|op| Some((path.clone(), op.operation_id.clone()?)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.post, &mut item.put].into_iter().flatten() {
+                let Some((_, prefix, fields)) = CREATED
+                    .iter()
+                    .find(|(id, _, _)| op.operation_id.as_deref() == Some(*id))
+                else {
+                    continue;
+                };
+                let Some(utoipa::openapi::RefOr::T(created)) =
+                    op.responses.responses.get_mut("201")
+                else {
+                    continue;
+                };
+                for (path, target) in &targets {
+                    let params: Vec<&str> = path
+                        .split('/')
+                        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                        .collect();
+                    // Each parameter with the field that fills it; a target with a parameter
+                    // the created body cannot fill (a tag, an alias) gets no link.
+                    let filled: Vec<(&str, &str)> = params
+                        .iter()
+                        .filter_map(|p| fields.iter().find(|(name, _)| name == p).copied())
+                        .collect();
+                    if !path.starts_with(prefix) || filled.len() != params.len() {
+                        continue;
+                    }
+                    let link = filled.into_iter().fold(
+                        LinkBuilder::new().operation_id(target.clone()),
+                        |l, (p, field)| l.parameter(p, format!("$response.body#/{field}")),
+                    );
+                    created.links.insert(target.clone(), link.build().into());
+                }
+            }
+        }
+    }
+}
+
 /// Documents `status` with the error body, unless the handler already does.
 fn error(op: &mut utoipa::openapi::path::Operation, status: u16, description: &str) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -145,8 +262,34 @@ fn error(op: &mut utoipa::openapi::path::Operation, status: u16, description: &s
 pub fn openapi_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|_| "{}".to_string())
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        spell_links(&mut doc);
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string())
     })
+}
+
+/// utoipa writes a link's `operationId` as `operation_id`, which no OpenAPI reader knows:
+/// renamed here, in every response's links.
+fn spell_links(doc: &mut serde_json::Value) {
+    let operations = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for op in operations {
+        let links = op
+            .get_mut("responses")
+            .and_then(serde_json::Value::as_object_mut)
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links")?.as_object_mut())
+            .flat_map(|links| links.values_mut())
+            .filter_map(serde_json::Value::as_object_mut);
+        for link in links {
+            if let Some(id) = link.remove("operation_id") {
+                link.insert("operationId".into(), id);
+            }
+        }
+    }
 }

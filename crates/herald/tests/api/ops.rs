@@ -403,6 +403,59 @@ async fn openapi_parameters_errors_and_limits_are_the_servers() {
             }
         }
     }
+    // Links from what a POST creates to the operations on it fill every path parameter of
+    // an operation that exists, from a field the created body has.
+    let operations: HashMap<&str, (&str, &Value)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .values()
+                .map(move |op| (op["operationId"].as_str().unwrap(), (path.as_str(), op)))
+        })
+        .collect();
+    let mut links = 0;
+    for (id, (path, op)) in &operations {
+        let Some(created) = op["responses"]["201"].as_object() else {
+            continue;
+        };
+        let body = resolve(&doc, &created["content"]["application/json"]["schema"]);
+        for (name, link) in created
+            .get("links")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            links += 1;
+            let target = link["operationId"].as_str().unwrap();
+            let (target_path, _) = operations
+                .get(target)
+                .unwrap_or_else(|| panic!("{id} links to {name}, no operation"));
+            let wanted: Vec<&str> = target_path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let given = link["parameters"].as_object().unwrap();
+            assert_eq!(given.len(), wanted.len(), "{id} -> {target}");
+            for p in wanted {
+                let field = given[p]
+                    .as_str()
+                    .and_then(|f| f.strip_prefix("$response.body#/"))
+                    .unwrap_or_else(|| panic!("{id} -> {target}: {p}"));
+                assert!(
+                    body["properties"].get(field).is_some(),
+                    "{path}: no {field}"
+                );
+            }
+        }
+    }
+    assert!(links >= 40, "{links} links");
+    let entity_link =
+        &doc["paths"]["/api/v1/entities"]["post"]["responses"]["201"]["links"]["get_entity"];
+    assert_eq!(entity_link["parameters"]["entity"], "$response.body#/name");
+
     assert_eq!(listings, 5, "the five listings with pages");
     assert_eq!(
         queries, 15,
