@@ -20,6 +20,7 @@ use crate::AppState;
 
 /// The body of a create or full update (documented shape; parsed by the engine's input type).
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AutomationBody {
     /// Unique in the entity.
@@ -44,6 +45,7 @@ pub struct AutomationBody {
 
 /// What an automation watches.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ScopeBody {
     /// ARTIFACT_COLLECTION, PROJECT or ENTITY (case-insensitive).
@@ -56,6 +58,7 @@ pub struct ScopeBody {
 
 /// Which events fire it.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct EventBody {
     /// An event type (`CREATE_ARTIFACT`, `ADD_ARTIFACT_ALIAS`, `LINK_MODEL`, `RUN_METRIC`,
@@ -68,7 +71,7 @@ pub struct EventBody {
 
 /// What it does.
 #[derive(ToSchema)]
-#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
 #[allow(dead_code)]
 pub enum ActionBody {
     /// POSTs `payload` (a template) to a webhook integration of the entity.
