@@ -67,34 +67,63 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let ct = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                ct == "application/json" || ct.ends_with("+json")
-            })
-            .unwrap_or(false);
+        let is_json = declared_json(&req);
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected a JSON body with `Content-Type: application/json`",
-            ));
+            return Err(not_json());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
+/// An optional JSON body: `None` when the body is empty (or only whitespace), whatever its
+/// `Content-Type`; otherwise as [`ApiJson`], with the same 413 and 415 answers.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = declared_json(&req);
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !is_json {
+            return Err(not_json());
+        }
+        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+fn declared_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected a JSON body with `Content-Type: application/json`",
+    )
+}
+
 /// Parses JSON bytes into `T`, naming the offending path on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_nul_in_json(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         // The typed parse stops at its first error, which is not always the one to report:
@@ -119,6 +148,92 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// Refuses a body with U+0000 in any string or object key. PostgreSQL stores neither a NUL in
+/// text nor `\u0000` in jsonb, and SQLite would keep it, so the two backends would answer
+/// differently (PostgreSQL with a 500); no field of the API has a use for it. JSON can only
+/// carry a NUL escaped, so a body without the six bytes `\u0000` is passed without parsing it
+/// twice; one with them is parsed to find the string's path (or left to the typed parse's
+/// syntax error when it is not JSON).
+fn refuse_nul_in_json(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match nul_path(&value, &mut String::new()) {
+        None => Ok(()),
+        Some(path) => {
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" at {path}")
+            };
+            Err(ApiError::bad_request(
+                "invalid_input",
+                format!(
+                    "invalid request body{at}: text must not contain the NUL character (U+0000)"
+                ),
+            )
+            .with_path(path))
+        }
+    }
+}
+
+/// The path (`rows[2].values.loss`, as serde_path_to_error writes it) of the first string or
+/// object key in `v` that holds U+0000; a key is named with its NUL written `\u0000`.
+fn nul_path(v: &serde_json::Value, path: &mut String) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0').then(|| path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = nul_path(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            if key.contains('\0') {
+                path.push_str(&key.replace('\0', "\\u0000"));
+                return Some(path.clone());
+            }
+            path.push_str(key);
+            let found = nul_path(item, path);
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses a path or query parameter holding U+0000 (`%00`), naming it, for the same reason as
+/// in bodies.
+fn refuse_nul_in_param<'a>(
+    kind: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), ApiError> {
+    for (name, value) in params {
+        if name.contains('\0') || value.contains('\0') {
+            let name = name.replace('\0', "\\u0000");
+            return Err(ApiError::bad_request(
+                if kind == "path" {
+                    "invalid_path"
+                } else {
+                    "invalid_query"
+                },
+                format!("{kind} parameter {name} must not contain the NUL character (U+0000)"),
+            )
+            .with_path(name));
+        }
+    }
+    Ok(())
 }
 
 fn body_error(e: BytesRejection) -> ApiError {
@@ -150,6 +265,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Percent-decoded; one that is not UTF-8 is left to `Path`'s own refusal.
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            refuse_nul_in_param("path", raw.iter())?;
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
@@ -164,6 +283,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(axum::extract::Query(pairs)) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        {
+            refuse_nul_in_param("query", pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))

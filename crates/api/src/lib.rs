@@ -4,6 +4,7 @@
 //! parsing.
 #![forbid(unsafe_code)]
 
+mod doc;
 mod error;
 mod extract;
 mod limits;

@@ -24,31 +24,45 @@ const MAX_LABELS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct CreateArtifact {
     /// The sequence to add the version to; created on first use.
+    #[schema(value_type = crate::doc::Identifier)]
     pub collection: String,
     #[serde(rename = "type")]
+    #[schema(value_type = crate::doc::Identifier)]
     pub artifact_type: String,
+    /// 1 to 256 bytes.
+    #[schema(min_length = 1, max_length = 256)]
     pub digest: Option<String>,
+    /// At most 16384 characters.
+    #[schema(max_length = 16384)]
     pub description: Option<String>,
-    /// A JSON object.
+    /// A JSON object, at most 512 KiB as JSON.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// At most 100; not `latest` (herald's own) and not of the form `vN`.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::doc::Label>, max_items = 100)]
     pub aliases: Vec<String>,
+    /// At most 100.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::doc::Label>, max_items = 100)]
     pub tags: Vec<String>,
     /// The run that produced the version, in the same project.
+    #[schema(value_type = Option<crate::doc::Identifier>)]
     pub run_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasBody {
+    /// Not `latest` (herald's own) and not of the form `vN`.
+    #[schema(value_type = crate::doc::Label)]
     pub alias: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagBody {
+    #[schema(value_type = crate::doc::Label)]
     pub tag: String,
 }
 
@@ -59,8 +73,11 @@ pub struct LinkBody {
     /// version's own entity.
     pub registry: String,
     /// The registry collection; defaults to the source collection's name.
+    #[schema(value_type = Option<crate::doc::Identifier>)]
     pub collection: Option<String>,
+    /// At most 100; not `latest` and not of the form `vN`.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::doc::Label>, max_items = 100)]
     pub aliases: Vec<String>,
 }
 
@@ -99,9 +116,10 @@ async fn project_for(
 
 /// Creates the next version of an artifact collection (the collection is created on first use).
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts", tag = "artifacts",
-    request_body = CreateArtifact, params(("entity" = String, Path), ("project" = String, Path)),
-    responses((status = 201, body = ArtifactVersion), (status = 400, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    request_body = CreateArtifact, params(crate::doc::ProjectPath),
+    responses((status = 201, body = ArtifactVersion),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The collection holds artifacts of another type.")))]
 pub async fn create_version(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -140,7 +158,7 @@ pub async fn create_version(
 
 /// The project's artifact collections.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path)), responses((status = 200, body = Vec<Collection>)))]
+    params(crate::doc::ProjectPath), responses((status = 200, body = Vec<Collection>)))]
 pub async fn list_collections(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -152,8 +170,8 @@ pub async fn list_collections(
 
 /// One artifact collection.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path)),
-    responses((status = 200, body = Collection), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::CollectionPath),
+    responses((status = 200, body = Collection)))]
 pub async fn get_collection(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -165,8 +183,8 @@ pub async fn get_collection(
 
 /// The versions of a collection, oldest first.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path)),
-    responses((status = 200, body = Vec<ArtifactVersion>), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::CollectionPath),
+    responses((status = 200, body = Vec<ArtifactVersion>)))]
 pub async fn list_versions(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -180,8 +198,8 @@ pub async fn list_versions(
 
 /// One version, by index (`v3`) or alias (`latest`, `production`).
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("version" = String, Path, description = "vN or an alias")),
-    responses((status = 200, body = ArtifactVersion), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::VersionPath),
+    responses((status = 200, body = ArtifactVersion)))]
 pub async fn get_version(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -199,8 +217,9 @@ pub async fn get_version(
 /// Puts an alias on a version; an alias held by another version of the collection moves.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/aliases", tag = "artifacts",
     request_body = AliasBody,
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("version" = String, Path)),
-    responses((status = 200, body = ArtifactVersion), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::VersionPath),
+    responses((status = 200, body = ArtifactVersion),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn add_alias(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -225,8 +244,9 @@ pub async fn add_alias(
 
 /// Removes an alias from a version.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/aliases/{alias}", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("version" = String, Path), ("alias" = String, Path)),
-    responses((status = 200, body = ArtifactVersion), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::VersionAliasPath),
+    responses((status = 200, body = ArtifactVersion),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn remove_alias(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -257,8 +277,9 @@ pub async fn remove_alias(
 /// Tags a version.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/tags", tag = "artifacts",
     request_body = TagBody,
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("version" = String, Path)),
-    responses((status = 200, body = ArtifactVersion), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::VersionPath),
+    responses((status = 200, body = ArtifactVersion),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn add_version_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -277,8 +298,9 @@ pub async fn add_version_tag(
 
 /// Removes a tag from a version.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/tags/{tag}", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("version" = String, Path), ("tag" = String, Path)),
-    responses((status = 200, body = ArtifactVersion), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::VersionTagPath),
+    responses((status = 200, body = ArtifactVersion),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn remove_version_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -302,8 +324,9 @@ pub async fn remove_version_tag(
 
 /// Tags a collection.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/tags", tag = "artifacts",
-    request_body = TagBody, params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path)),
-    responses((status = 200, body = Collection), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    request_body = TagBody, params(crate::doc::CollectionPath),
+    responses((status = 200, body = Collection),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn add_collection_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -322,8 +345,9 @@ pub async fn add_collection_tag(
 
 /// Removes a tag from a collection.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/tags/{tag}", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("tag" = String, Path)),
-    responses((status = 200, body = Collection), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::CollectionTagPath),
+    responses((status = 200, body = Collection),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn remove_collection_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -342,9 +366,10 @@ pub async fn remove_collection_tag(
 /// Links a version into a registry collection (created on first link).
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/links", tag = "artifacts",
     request_body = LinkBody,
-    params(("entity" = String, Path), ("project" = String, Path), ("collection" = String, Path), ("version" = String, Path)),
+    params(crate::doc::VersionPath),
     responses((status = 201, body = ArtifactVersion, description = "the version as seen in the registry collection"),
-              (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The version is already linked into that registry collection, or it holds artifacts of another type.")))]
 pub async fn link_version(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -375,8 +400,9 @@ pub async fn link_version(
 
 /// Unlinks a version from a registry collection (the version itself is kept).
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}", tag = "artifacts",
-    params(("entity" = String, Path), ("project" = String, Path, description = "a registry: wandb-registry-NAME"), ("collection" = String, Path), ("version" = String, Path)),
-    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::VersionPath),
+    responses((status = 204),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn unlink_version(
     State(state): State<AppState>,
     Caller(user): Caller,

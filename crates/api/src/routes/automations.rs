@@ -19,28 +19,85 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
 
 /// The body of a create or full update (documented shape; parsed by the engine's input type).
-#[derive(Deserialize, ToSchema)]
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AutomationBody {
-    /// ≤ 255 characters, unique in the entity.
+    /// Unique in the entity.
+    #[schema(value_type = crate::doc::AutomationName)]
     name: String,
+    /// At most 16384 characters.
+    #[schema(max_length = 16384)]
     description: Option<String>,
     /// Default true.
     enabled: Option<bool>,
-    /// `{"type": "ARTIFACT_COLLECTION" | "PROJECT" | "ENTITY", "path": "entity[/project[/collection]]"}`.
-    #[schema(value_type = Object)]
-    scope: serde_json::Value,
-    /// `{"type": "<event type>", "filter": <W&B filter>}`.
-    #[schema(value_type = Object)]
-    event: serde_json::Value,
-    /// `{"type": "GENERIC_WEBHOOK", "integration_id": 1, "payload": {...}}` or `{"type": "NO_OP"}`.
-    #[schema(value_type = Object)]
-    action: serde_json::Value,
-    /// Executions per minute before further ones are SKIPPED; default 60, at most 1,000,000.
+    scope: ScopeBody,
+    event: EventBody,
+    action: ActionBody,
+    /// Executions per minute before further ones are SKIPPED: 1 to 1000000, default 60.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     rate_limit_per_minute: Option<u32>,
+    /// Run-metric automations: fire at most once per run per this many seconds, up to a
+    /// year; default a day.
+    #[schema(minimum = 0, maximum = 31_536_000)]
+    cooldown_seconds: Option<u32>,
+}
+
+/// What an automation watches.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ScopeBody {
+    /// ARTIFACT_COLLECTION, PROJECT or ENTITY (case-insensitive).
+    #[schema(rename = "type")]
+    scope_type: String,
+    /// `entity`, `entity/project` or `entity/project/collection`, inside the automation's
+    /// entity, naming things that exist.
+    path: String,
+}
+
+/// Which events fire it.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct EventBody {
+    /// An event type (`CREATE_ARTIFACT`, `ADD_ARTIFACT_ALIAS`, `LINK_MODEL`, `RUN_METRIC`,
+    /// `RUN_STATE`, …) allowed for the scope.
+    #[schema(rename = "type")]
+    event_type: String,
+    #[schema(value_type = Option<crate::doc::EventFilter>)]
+    filter: Option<serde_json::Value>,
+}
+
+/// What it does.
+#[derive(ToSchema)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+#[allow(dead_code)]
+pub enum ActionBody {
+    /// POSTs `payload` (a template) to a webhook integration of the entity.
+    GenericWebhook {
+        integration_id: i64,
+        #[schema(value_type = Option<crate::doc::ObjectOrText>)]
+        payload: Option<serde_json::Value>,
+    },
+    /// Posts a message to a Slack integration of the entity.
+    Notification {
+        integration_id: i64,
+        /// At most 1000 characters; may use event variables.
+        #[schema(max_length = 1000)]
+        title: Option<String>,
+        /// At most 10000 characters; may use event variables.
+        #[schema(max_length = 10000)]
+        message: Option<String>,
+        /// INFO, WARN or ERROR (case-insensitive); default INFO.
+        severity: Option<String>,
+    },
+    /// Records executions and sends nothing.
+    NoOp,
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AutomationFilter {
     /// Only the automation with this name.
     pub name: Option<String>,
@@ -65,8 +122,10 @@ async fn automation_access(
 
 /// Creates an automation. MEMBER or above.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/automations", tag = "automations", request_body = AutomationBody,
-    params(("entity" = String, Path)),
-    responses((status = 201, body = Automation), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath),
+    responses((status = 201, body = Automation),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The entity already has an automation of that name.")))]
 pub async fn create_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -82,7 +141,7 @@ pub async fn create_automation(
 
 /// The entity's automations, optionally by name.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/automations", tag = "automations",
-    params(("entity" = String, Path), AutomationFilter), responses((status = 200, body = Vec<Automation>)))]
+    params(crate::doc::EntityPath, AutomationFilter), responses((status = 200, body = Vec<Automation>)))]
 pub async fn list_automations(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -99,8 +158,8 @@ pub async fn list_automations(
 }
 
 /// One automation.
-#[utoipa::path(get, path = "/api/v1/automations/{id}", tag = "automations", params(("id" = i64, Path)),
-    responses((status = 200, body = Automation), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/automations/{id}", tag = "automations", params(crate::doc::IdPath),
+    responses((status = 200, body = Automation)))]
 pub async fn get_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -113,9 +172,10 @@ pub async fn get_automation(
 }
 
 /// Replaces an automation (every field). MEMBER or above.
-#[utoipa::path(put, path = "/api/v1/automations/{id}", tag = "automations", request_body = AutomationBody, params(("id" = i64, Path)),
-    responses((status = 200, body = Automation), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/automations/{id}", tag = "automations", request_body = AutomationBody, params(crate::doc::IdPath),
+    responses((status = 200, body = Automation),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The entity already has an automation of that name.")))]
 pub async fn replace_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -134,8 +194,10 @@ pub async fn replace_automation(
 
 /// Changes some of an automation's top-level fields (`enabled`, `name`, `event`, …); each given
 /// field replaces the stored one. MEMBER or above.
-#[utoipa::path(patch, path = "/api/v1/automations/{id}", tag = "automations", request_body = Object, params(("id" = i64, Path)),
-    responses((status = 200, body = Automation), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/automations/{id}", tag = "automations", request_body = Object, params(crate::doc::IdPath),
+    responses((status = 200, body = Automation),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The entity already has an automation of that name.")))]
 pub async fn patch_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -155,8 +217,9 @@ pub async fn patch_automation(
 }
 
 /// Deletes an automation; executions already owed are still delivered. MEMBER or above.
-#[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations", params(crate::doc::IdPath),
+    responses((status = 204),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn delete_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -172,12 +235,18 @@ pub async fn delete_automation(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExecutionParams {
-    /// PENDING, RUNNING, FINISHED, FAILED, SKIPPED or CANCELLED.
+    /// Only executions in this status (case-insensitive).
+    #[param(value_type = Option<ExecutionStatus>)]
     pub status: Option<String>,
-    /// Only this automation's executions (entity listing only).
+    /// Only this automation's executions (on an automation's own listing, ignored).
     pub automation: Option<i64>,
+    /// The `next_cursor` of the previous page (a number; empty means the first page).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub after: Option<String>,
+    /// Items per page, 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -203,8 +272,8 @@ fn execution_query(
 }
 
 /// An automation's executions, oldest first.
-#[utoipa::path(get, path = "/api/v1/automations/{id}/executions", tag = "executions", params(("id" = i64, Path), ExecutionParams),
-    responses((status = 200, body = ExecutionPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/automations/{id}/executions", tag = "executions", params(crate::doc::IdPath, ExecutionParams),
+    responses((status = 200, body = ExecutionPage)))]
 pub async fn automation_executions(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -222,8 +291,8 @@ pub async fn automation_executions(
 }
 
 /// The entity's executions, oldest first.
-#[utoipa::path(get, path = "/api/v1/entities/{entity}/executions", tag = "executions", params(("entity" = String, Path), ExecutionParams),
-    responses((status = 200, body = ExecutionPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/executions", tag = "executions", params(crate::doc::EntityPath, ExecutionParams),
+    responses((status = 200, body = ExecutionPage)))]
 pub async fn entity_executions(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -251,8 +320,8 @@ async fn execution_access(
 }
 
 /// One execution with every attempt.
-#[utoipa::path(get, path = "/api/v1/executions/{id}", tag = "executions", params(("id" = i64, Path)),
-    responses((status = 200, body = Execution), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/executions/{id}", tag = "executions", params(crate::doc::IdPath),
+    responses((status = 200, body = Execution)))]
 pub async fn get_execution(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -265,8 +334,10 @@ pub async fn get_execution(
 }
 
 /// Delivers a finished, failed or skipped execution again, with the same `webhook-id`.
-#[utoipa::path(post, path = "/api/v1/executions/{id}/redeliver", tag = "executions", params(("id" = i64, Path)),
-    responses((status = 202, body = Execution), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/executions/{id}/redeliver", tag = "executions", params(crate::doc::IdPath),
+    responses((status = 202, body = Execution),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The execution is still on its way (PENDING or RUNNING).")))]
 pub async fn redeliver(
     State(state): State<AppState>,
     Caller(user): Caller,

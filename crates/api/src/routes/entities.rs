@@ -24,13 +24,15 @@ pub enum NewEntityKind {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEntity {
+    #[schema(value_type = crate::doc::Identifier)]
     pub name: String,
     pub kind: NewEntityKind,
 }
 
 /// Creates a team or organization; the caller becomes its ADMIN.
 #[utoipa::path(post, path = "/api/v1/entities", tag = "entities", request_body = CreateEntity,
-    responses((status = 201, body = Entity), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Entity),
+              (status = 409, body = crate::error::ErrorBody, description = "The name is taken by an entity or a user.")))]
 pub async fn create_entity(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -61,7 +63,7 @@ pub async fn list_entities(
 
 /// One entity and the caller's role in it.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}", tag = "entities",
-    params(("entity" = String, Path)), responses((status = 200, body = EntityRole), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath), responses((status = 200, body = EntityRole)))]
 pub async fn get_entity(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -76,7 +78,7 @@ pub async fn get_entity(
 
 /// The entity's members and their roles.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/members", tag = "entities",
-    params(("entity" = String, Path)), responses((status = 200, body = Vec<Member>), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath), responses((status = 200, body = Vec<Member>)))]
 pub async fn list_members(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -94,9 +96,10 @@ pub struct SetMember {
 
 /// Adds a user to the entity or changes their role. ADMIN only.
 #[utoipa::path(put, path = "/api/v1/entities/{entity}/members/{username}", tag = "entities", request_body = SetMember,
-    params(("entity" = String, Path), ("username" = String, Path)),
-    responses((status = 200, body = Member), (status = 403, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::MemberPath),
+    responses((status = 200, body = Member),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "The change would leave the entity without an ADMIN.")))]
 pub async fn set_member(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -121,9 +124,10 @@ pub async fn set_member(
 
 /// Removes a member. ADMIN only; the last ADMIN cannot be removed.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/members/{username}", tag = "entities",
-    params(("entity" = String, Path), ("username" = String, Path)),
-    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::MemberPath),
+    responses((status = 204),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "The member is the entity's last ADMIN.")))]
 pub async fn remove_member(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -138,14 +142,20 @@ pub async fn remove_member(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
+    /// Not starting with `wandb-registry-`: registries are created on their own route.
+    #[schema(value_type = crate::doc::Identifier)]
     pub name: String,
+    /// At most 16384 characters.
+    #[schema(max_length = 16384)]
     pub description: Option<String>,
 }
 
 /// Creates a project. MEMBER or above.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects", tag = "projects", request_body = CreateProject,
-    params(("entity" = String, Path)),
-    responses((status = 201, body = Project), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath),
+    responses((status = 201, body = Project),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The entity already has a project of that name.")))]
 pub async fn create_project(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -171,7 +181,7 @@ pub async fn create_project(
 
 /// The entity's projects and registries.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects", tag = "projects",
-    params(("entity" = String, Path)), responses((status = 200, body = Vec<Project>)))]
+    params(crate::doc::EntityPath), responses((status = 200, body = Vec<Project>)))]
 pub async fn list_projects(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -183,8 +193,8 @@ pub async fn list_projects(
 
 /// One project or registry.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}", tag = "projects",
-    params(("entity" = String, Path), ("project" = String, Path)),
-    responses((status = 200, body = Project), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::ProjectPath),
+    responses((status = 200, body = Project)))]
 pub async fn get_project(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -199,14 +209,19 @@ pub async fn get_project(
 #[serde(deny_unknown_fields)]
 pub struct CreateRegistry {
     /// The registry's short name: `model` creates the project `wandb-registry-model`.
+    #[schema(value_type = crate::doc::RegistryName)]
     pub name: String,
+    /// At most 16384 characters.
+    #[schema(max_length = 16384)]
     pub description: Option<String>,
 }
 
 /// Creates a registry in an organization. MEMBER or above.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/registries", tag = "projects", request_body = CreateRegistry,
-    params(("entity" = String, Path)),
-    responses((status = 201, body = Project), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath),
+    responses((status = 201, body = Project),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The organization already has a registry of that name.")))]
 pub async fn create_registry(
     State(state): State<AppState>,
     Caller(user): Caller,

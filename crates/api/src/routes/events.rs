@@ -22,8 +22,8 @@ pub struct EventPage {
 
 /// The entity's events, oldest first, with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/events", tag = "events",
-    params(("entity" = String, Path), PageParams),
-    responses((status = 200, body = EventPage), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath, PageParams),
+    responses((status = 200, body = EventPage)))]
 pub async fn list_events(
     State(state): State<AppState>,
     Caller(user): Caller,

@@ -19,13 +19,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiResult;
-use crate::extract::{parse_json, ApiJson, ApiPath, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretValue {
-    /// The secret's value; it is encrypted at rest and never returned.
+    /// The secret's value, 1 to 16384 bytes; it is encrypted at rest and never returned.
+    #[schema(min_length = 1, max_length = 16384)]
     pub value: String,
     /// On a rotation, how long the value replaced keeps signing deliveries beside the new one
     /// (0 to 604800 seconds; default 86400, a day). 0 ends every previous value at once, as
@@ -39,9 +40,9 @@ pub struct SecretValue {
 /// period, so receivers can switch without rejecting a message. Putting the value the secret
 /// already has is no rotation: its previous values stay as they are.
 #[utoipa::path(put, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets", request_body = SecretValue,
-    params(("entity" = String, Path), ("name" = String, Path)),
+    params(crate::doc::SecretPath),
     responses((status = 201, body = SecretMeta, description = "created"), (status = 200, body = SecretMeta, description = "rotated"),
-              (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN.")))]
 pub async fn put_secret(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -101,7 +102,8 @@ pub async fn put_secret(
 
 /// The team's secret names (never their values). MEMBER or above.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/secrets", tag = "secrets",
-    params(("entity" = String, Path)), responses((status = 200, body = Vec<SecretMeta>)))]
+    params(crate::doc::EntityPath), responses((status = 200, body = Vec<SecretMeta>),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn list_secrets(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -113,8 +115,10 @@ pub async fn list_secrets(
 
 /// Deletes a secret. ADMIN only; refused while an integration uses it.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets",
-    params(("entity" = String, Path), ("name" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::SecretPath),
+    responses((status = 204),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "An integration uses the secret.")))]
 pub async fn delete_secret(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -131,22 +135,28 @@ pub async fn delete_secret(
 pub struct CreateIntegration {
     /// `webhook` or `slack`.
     pub kind: IntegrationKind,
-    /// ≤ 64 characters: words of letters, digits, `-` and `_` separated by spaces.
+    #[schema(value_type = crate::doc::IntegrationName)]
     pub name: String,
-    /// Webhooks: the http(s) URL deliveries are POSTed to.
+    /// Webhooks: the http(s) URL deliveries are POSTed to (at most 4096 bytes, no
+    /// credentials, no spaces).
+    #[schema(max_length = 4096, pattern = "^https?://")]
     pub url: Option<String>,
     /// Slack: the channel's name (for display).
     pub channel_name: Option<String>,
     /// Slack: the workspace's name (for display).
     pub workspace_name: Option<String>,
     /// Slack: a secret holding an incoming-webhook URL…
+    #[schema(value_type = Option<crate::doc::SecretName>)]
     pub webhook_url_secret: Option<String>,
     /// …or a secret holding a bot token, with `channel_id`, for `chat.postMessage`.
+    #[schema(value_type = Option<crate::doc::SecretName>)]
     pub bot_token_secret: Option<String>,
     pub channel_id: Option<String>,
     /// Secret sent as `Authorization: Bearer …` (and usable as `${ACCESS_TOKEN}`).
+    #[schema(value_type = Option<crate::doc::SecretName>)]
     pub access_token_secret: Option<String>,
     /// Secret that signs deliveries (`X-Wandb-Signature`, `webhook-signature`).
+    #[schema(value_type = Option<crate::doc::SecretName>)]
     pub signing_secret: Option<String>,
     pub enabled: Option<bool>,
 }
@@ -160,8 +170,10 @@ fn check_secret_ref(field: &str, s: &Option<String>) -> Result<(), InvalidInput>
 
 /// Creates a webhook or Slack integration. ADMIN only.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/integrations", tag = "integrations", request_body = CreateIntegration,
-    params(("entity" = String, Path)),
-    responses((status = 201, body = Integration), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::EntityPath),
+    responses((status = 201, body = Integration),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "The entity already has an integration of that name.")))]
 pub async fn create_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -237,7 +249,8 @@ pub async fn create_integration(
 
 /// The team's integrations. MEMBER or above.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/integrations", tag = "integrations",
-    params(("entity" = String, Path)), responses((status = 200, body = Vec<Integration>)))]
+    params(crate::doc::EntityPath), responses((status = 200, body = Vec<Integration>),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn list_integrations(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -265,8 +278,9 @@ async fn integration_access(
 }
 
 /// One integration. MEMBER or above.
-#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)),
-    responses((status = 200, body = Integration), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(crate::doc::IdPath),
+    responses((status = 200, body = Integration),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn get_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -284,15 +298,18 @@ pub async fn get_integration(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
+    #[schema(value_type = Option<crate::doc::IntegrationName>)]
     pub name: Option<String>,
+    /// At most 4096 bytes, http(s), no credentials, no spaces.
+    #[schema(max_length = 4096, pattern = "^https?://")]
     pub url: Option<String>,
     /// A secret name, or null to remove the access token.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::doc::SecretName>)]
     pub access_token_secret: Option<Option<String>>,
     /// A secret name, or null to stop signing.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::doc::SecretName>)]
     pub signing_secret: Option<Option<String>>,
     /// Re-enabling clears the reason herald disabled it for.
     pub enabled: Option<bool>,
@@ -307,8 +324,10 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 
 /// Changes an integration. ADMIN only.
 #[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", request_body = UpdateIntegration,
-    params(("id" = i64, Path)),
-    responses((status = 200, body = Integration), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::IdPath),
+    responses((status = 200, body = Integration),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "The entity already has an integration of that name.")))]
 pub async fn update_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -348,8 +367,10 @@ pub async fn update_integration(
 }
 
 /// Deletes an integration. ADMIN only; refused while an automation uses it.
-#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(crate::doc::IdPath),
+    responses((status = 204),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "An automation uses the integration.")))]
 pub async fn delete_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -367,9 +388,9 @@ pub async fn delete_integration(
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
-    /// The payload to send (a JSON object, or a string holding JSON); may use
+    /// The payload to send (a JSON object, or a string holding one); may use
     /// `${ACCESS_TOKEN}` and the integration's secrets. A small default when absent.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::doc::ObjectOrText>)]
     pub payload: Option<serde_json::Value>,
 }
 
@@ -387,15 +408,42 @@ pub struct TestResult {
     pub request_body: serde_json::Value,
 }
 
+/// The test payload as the object to send: given as one, or as a string holding one (W&B's
+/// `requestPayload` is text). Anything else would be sent as no webhook or Slack message is.
+fn test_payload(payload: serde_json::Value) -> Result<serde_json::Value, InvalidInput> {
+    use serde_json::Value;
+    let parsed = match payload {
+        Value::String(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
+            InvalidInput::new(
+                "payload",
+                format!("payload is a string but not the text of a JSON object: {e}"),
+            )
+        })?,
+        other => other,
+    };
+    if !parsed.is_object() {
+        return Err(InvalidInput::new(
+            "payload",
+            format!(
+                "payload must be a JSON object (or a string holding one), not {}",
+                herald_domain::catalog::json_kind(&parsed)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Sends a payload through the integration now and returns the destination's answer. ADMIN only.
-#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = TestRequest,
-    params(("id" = i64, Path)),
-    responses((status = 200, body = TestResult), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = Option<TestRequest>,
+    params(crate::doc::IdPath),
+    responses((status = 200, body = TestResult),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
+              (status = 409, body = crate::error::ErrorBody, description = "A secret the integration needs cannot be opened.")))]
 pub async fn test_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
     ApiPath(id): ApiPath<i64>,
-    body: axum::body::Bytes,
+    OptionalJson(request): OptionalJson<TestRequest>,
 ) -> ApiResult<Json<TestResult>> {
     let a = integration_access(&state, &user, id, Role::Admin).await?;
     let integration = state
@@ -403,12 +451,8 @@ pub async fn test_integration(
         .integration(&a.entity, IntegrationId(id))
         .await?;
     // The body is optional: an empty one sends the default test payload.
-    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TestRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let payload = request.payload;
+    let request = request.unwrap_or_default();
+    let payload = request.payload.map(test_payload).transpose()?;
     let e = &state.engine;
     let TestOutcome {
         ok,

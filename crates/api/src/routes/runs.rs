@@ -24,10 +24,15 @@ const MAX_RUN_TAGS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// The run id; 8 random characters when absent.
+    #[schema(value_type = Option<crate::doc::Identifier>)]
     pub id: Option<String>,
+    #[schema(value_type = Option<crate::doc::DisplayName>)]
     pub display_name: Option<String>,
+    /// At most 100.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::doc::Label>, max_items = 100)]
     pub tags: Vec<String>,
+    /// A JSON object.
     #[schema(value_type = Option<Object>)]
     pub config: Option<serde_json::Value>,
 }
@@ -35,21 +40,24 @@ pub struct CreateRun {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRun {
-    /// RUNNING, FINISHED, FAILED, CRASHED (stored as FAILED) or KILLED.
+    /// RUNNING, FINISHED, FAILED, CRASHED (stored as FAILED) or KILLED; case-insensitive.
     pub state: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHistoryRow {
+    #[schema(minimum = 0)]
     pub step: i64,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::doc::MetricValues)]
     pub values: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogHistory {
+    /// 1 to 10000 rows.
+    #[schema(min_items = 1, max_items = 10000)]
     pub rows: Vec<RawHistoryRow>,
 }
 
@@ -82,10 +90,13 @@ pub struct LoggedOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (a number; empty means the first page).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub after: Option<String>,
-    /// 1 to 1000; 100 when absent.
+    /// Items per page, 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -104,8 +115,10 @@ pub fn next_cursor<T>(items: &[T], page: PageRequest, id: impl Fn(&T) -> i64) ->
 
 /// Starts a run (state RUNNING; a RUN_STATE event).
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs", tag = "runs", request_body = CreateRun,
-    params(("entity" = String, Path), ("project" = String, Path)),
-    responses((status = 201, body = Run), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::ProjectPath),
+    responses((status = 201, body = Run),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The project already has a run with that id.")))]
 pub async fn create_run(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -148,7 +161,7 @@ pub async fn create_run(
 
 /// The project's runs, oldest first.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs", tag = "runs",
-    params(("entity" = String, Path), ("project" = String, Path), PageParams), responses((status = 200, body = RunPage)))]
+    params(crate::doc::ProjectPath, PageParams), responses((status = 200, body = RunPage)))]
 pub async fn list_runs(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -164,8 +177,8 @@ pub async fn list_runs(
 
 /// One run.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}", tag = "runs",
-    params(("entity" = String, Path), ("project" = String, Path), ("run" = String, Path)),
-    responses((status = 200, body = Run), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::RunPath),
+    responses((status = 200, body = Run)))]
 pub async fn get_run(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -178,8 +191,10 @@ pub async fn get_run(
 /// Changes a run's state (a RUN_STATE event). Final states are final; repeating the current
 /// state changes nothing.
 #[utoipa::path(patch, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}", tag = "runs", request_body = UpdateRun,
-    params(("entity" = String, Path), ("project" = String, Path), ("run" = String, Path)),
-    responses((status = 200, body = Run), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::RunPath),
+    responses((status = 200, body = Run),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The run is in a final state.")))]
 pub async fn update_run(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -196,8 +211,10 @@ pub async fn update_run(
 
 /// Appends history rows to a RUNNING run. Values must be finite numbers.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/history", tag = "runs", request_body = LogHistory,
-    params(("entity" = String, Path), ("project" = String, Path), ("run" = String, Path)),
-    responses((status = 200, body = LoggedOut), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(crate::doc::RunPath),
+    responses((status = 200, body = LoggedOut),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The run is not RUNNING.")))]
 pub async fn log_history(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -241,8 +258,8 @@ pub async fn log_history(
 
 /// A run's history in logging order.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/history", tag = "runs",
-    params(("entity" = String, Path), ("project" = String, Path), ("run" = String, Path), PageParams),
-    responses((status = 200, body = HistoryOut), (status = 404, body = crate::error::ErrorBody)))]
+    params(crate::doc::RunPath, PageParams),
+    responses((status = 200, body = HistoryOut)))]
 pub async fn get_history(
     State(state): State<AppState>,
     Caller(user): Caller,

@@ -15,7 +15,10 @@ use crate::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(value_type = crate::doc::Identifier)]
     pub username: String,
+    /// An address with an `@`, at most 320 bytes.
+    #[schema(max_length = 320, pattern = "@")]
     pub email: Option<String>,
     /// Make the new user a server admin too.
     #[serde(default)]
@@ -31,8 +34,9 @@ pub struct CreatedUser {
 
 /// Creates a user (and their personal entity) with a first API key. Server admins only.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, body = CreatedUser), (status = 400, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = CreatedUser),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller is not a server admin."),
+              (status = 409, body = crate::error::ErrorBody, description = "The username is taken.")))]
 pub async fn create_user(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -69,7 +73,7 @@ pub struct Viewer {
 }
 
 /// Who the API key belongs to, and the entities they are a member of.
-#[utoipa::path(get, path = "/api/v1/viewer", tag = "users", responses((status = 200, body = Viewer), (status = 401, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/viewer", tag = "users", responses((status = 200, body = Viewer)))]
 pub async fn viewer(
     State(state): State<AppState>,
     Caller(user): Caller,

@@ -351,3 +351,272 @@ async fn the_data_directory_and_its_files_are_private() {
         assert_eq!(mode(name), 0o600, "{name}");
     }
 }
+
+/// Follows `$ref`s (and a `oneOf` with null, as optional fields are written) to the schema.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return resolve(doc, &doc["components"]["schemas"][name]);
+    }
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        let not_null: Vec<&Value> = alternatives
+            .iter()
+            .filter(|s| s["type"] != "null")
+            .collect();
+        if let [one] = not_null[..] {
+            return resolve(doc, one);
+        }
+    }
+    schema
+}
+
+#[tokio::test]
+async fn openapi_parameters_errors_and_limits_are_the_servers() {
+    let app = spawn_app().await;
+    let doc = expect(
+        app.anonymous().get("/api/v1/openapi.json").await,
+        StatusCode::OK,
+    );
+    let (mut listings, mut queries) = (0, 0);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let in_path: Vec<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{} {path}", method.to_uppercase());
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            // Path parameters are exactly the path's `{x}`s, all required; nothing else is one.
+            let declared: Vec<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            let mut sorted = declared.clone();
+            sorted.sort_unstable();
+            let mut want = in_path.clone();
+            want.sort_unstable();
+            assert_eq!(sorted, want, "{what}: path parameters");
+            queries += params.iter().filter(|p| p["in"] == "query").count();
+            for p in &params {
+                assert!(
+                    ["path", "query"].contains(&p["in"].as_str().unwrap()),
+                    "{what}: {p}"
+                );
+                if p["in"] == "path" {
+                    assert_eq!(p["required"], true, "{what}: {p}");
+                } else {
+                    assert_ne!(
+                        p["required"], true,
+                        "{what}: query parameters are optional: {p}"
+                    );
+                }
+            }
+            // Listings page through `after` and `limit`, both optional query parameters.
+            for name in ["after", "limit"] {
+                if let Some(p) = params.iter().find(|p| p["name"] == name) {
+                    assert_eq!(p["in"], "query", "{what}: {p}");
+                    if name == "limit" {
+                        listings += 1;
+                        assert_eq!(p["schema"]["minimum"], 1, "{what}: {p}");
+                        assert_eq!(p["schema"]["maximum"], 1000, "{what}: {p}");
+                    } else {
+                        assert_eq!(p["schema"]["minimum"], 0, "{what}: {p}");
+                    }
+                }
+            }
+            // The errors each operation can answer, all with the error body.
+            let responses = op["responses"].as_object().unwrap();
+            let public = op["security"] == json!([{}]);
+            let mut needed = Vec::new();
+            if !public {
+                needed.push("401");
+            }
+            if op.get("requestBody").is_some() {
+                needed.extend(["400", "413", "415"]);
+            }
+            if !params.is_empty() {
+                needed.push("400");
+            }
+            if !in_path.is_empty() {
+                needed.push("404");
+            }
+            for status in needed {
+                assert!(
+                    responses.contains_key(status),
+                    "{what} does not document {status}"
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{what}: {status}"
+                    );
+                }
+            }
+        }
+    }
+    // Links from what a POST creates to the operations on it fill every path parameter of
+    // an operation that exists, from a field the created body has.
+    let operations: HashMap<&str, (&str, &Value)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .values()
+                .map(move |op| (op["operationId"].as_str().unwrap(), (path.as_str(), op)))
+        })
+        .collect();
+    let mut links = 0;
+    for (id, (path, op)) in &operations {
+        let Some(created) = op["responses"]["201"].as_object() else {
+            continue;
+        };
+        let body = resolve(&doc, &created["content"]["application/json"]["schema"]);
+        for (name, link) in created
+            .get("links")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            links += 1;
+            let target = link["operationId"].as_str().unwrap();
+            let (target_path, _) = operations
+                .get(target)
+                .unwrap_or_else(|| panic!("{id} links to {name}, no operation"));
+            let wanted: Vec<&str> = target_path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let given = link["parameters"].as_object().unwrap();
+            assert_eq!(given.len(), wanted.len(), "{id} -> {target}");
+            for p in wanted {
+                let field = given[p]
+                    .as_str()
+                    .and_then(|f| f.strip_prefix("$response.body#/"))
+                    .unwrap_or_else(|| panic!("{id} -> {target}: {p}"));
+                assert!(
+                    body["properties"].get(field).is_some(),
+                    "{path}: no {field}"
+                );
+            }
+        }
+    }
+    assert!(links >= 40, "{links} links");
+    let entity_link =
+        &doc["paths"]["/api/v1/entities"]["post"]["responses"]["201"]["links"]["get_entity"];
+    assert_eq!(entity_link["parameters"]["entity"], "$response.body#/name");
+
+    assert_eq!(listings, 5, "the five listings with pages");
+    assert_eq!(
+        queries, 15,
+        "after, limit, status, automation and name on six listings"
+    );
+    assert_eq!(
+        doc["paths"]["/healthz"]["get"]["security"],
+        json!([{}]),
+        "health checks need no key"
+    );
+
+    // The limits the server enforces, as the document states them.
+    let schemas = &doc["components"]["schemas"];
+    let field = |schema: &str, name: &str| resolve(&doc, &schemas[schema]["properties"][name]);
+    let identifier = resolve(&doc, &schemas["Identifier"]);
+    assert_eq!(identifier["maxLength"], 128);
+    assert_eq!(identifier["minLength"], 1);
+    assert_eq!(field("CreateEntity", "name"), identifier);
+    assert_eq!(field("CreateProject", "name"), identifier);
+    assert_eq!(field("CreateRegistry", "name")["maxLength"], 113);
+    assert_eq!(field("CreateProject", "description")["maxLength"], 16384);
+    assert_eq!(field("AliasBody", "alias")["maxLength"], 128);
+    assert_eq!(field("CreateArtifact", "aliases")["maxItems"], 100);
+    assert_eq!(field("CreateArtifact", "digest")["maxLength"], 256);
+    assert_eq!(field("CreateRun", "display_name")["maxLength"], 256);
+    assert_eq!(field("LogHistory", "rows")["maxItems"], 10000);
+    assert_eq!(field("LogHistory", "rows")["minItems"], 1);
+    assert_eq!(field("RawHistoryRow", "values")["maxProperties"], 1000);
+    assert_eq!(field("CreateUser", "email")["maxLength"], 320);
+    assert_eq!(field("SecretValue", "value")["maxLength"], 16384);
+    assert_eq!(
+        field("SecretValue", "grace_period_seconds")["maximum"],
+        604800
+    );
+    assert_eq!(field("SecretValue", "grace_period_seconds")["minimum"], 0);
+    assert_eq!(field("CreateIntegration", "name")["maxLength"], 64);
+    assert_eq!(field("CreateIntegration", "url")["maxLength"], 4096);
+    assert_eq!(
+        field("CreateIntegration", "signing_secret")["maxLength"],
+        128
+    );
+    assert_eq!(field("AutomationBody", "name")["maxLength"], 255);
+    assert_eq!(
+        field("AutomationBody", "rate_limit_per_minute")["minimum"],
+        1
+    );
+    assert_eq!(
+        field("AutomationBody", "rate_limit_per_minute")["maximum"],
+        1_000_000
+    );
+    assert_eq!(
+        field("AutomationBody", "cooldown_seconds")["maximum"],
+        31_536_000
+    );
+    for (filter, windows) in [
+        ("ThresholdFilter", &["window_size"][..]),
+        (
+            "ChangeFilter",
+            &["current_window_size", "prior_window_size"][..],
+        ),
+        ("ZScoreFilter", &["window_size"][..]),
+    ] {
+        for w in windows {
+            assert_eq!(field(filter, w)["minimum"], 1, "{filter}.{w}");
+            assert_eq!(field(filter, w)["maximum"], 10000, "{filter}.{w}");
+        }
+    }
+    assert!(
+        doc["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("1 MiB"),
+        "the body limit is stated"
+    );
+
+    // The patterns say what the server's rules say.
+    let pattern = |schema: &Value| regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+    let id = pattern(identifier);
+    for ok in ["a", "my-team", "A-B_c.d", &"x".repeat(128)] {
+        assert!(id.is_match(ok), "{ok}");
+    }
+    for bad in ["", "a/b", "a:b", "a b", "é", &"x".repeat(129)] {
+        assert!(!id.is_match(bad), "{bad}");
+    }
+    let label = pattern(resolve(&doc, &schemas["Label"]));
+    for ok in ["best", "v3", "prod candidate", "x", "ü", &"x".repeat(128)] {
+        assert!(label.is_match(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        " best",
+        "best ",
+        "a/b",
+        "a:b",
+        "a\tb",
+        "a\u{0}b",
+        "a\u{85}b",
+        &"x".repeat(129),
+    ] {
+        assert!(!label.is_match(bad), "{bad:?}");
+    }
+    let secret = pattern(resolve(&doc, &schemas["SecretName"]));
+    for ok in ["HOOK_TOKEN", "_x", "a1"] {
+        assert!(secret.is_match(ok), "{ok}");
+    }
+    for bad in ["1a", "a-b", "", &"x".repeat(129)] {
+        assert!(!secret.is_match(bad), "{bad}");
+    }
+}

@@ -15,7 +15,7 @@ const E: &str = "acme";
 
 struct Setup {
     app: TestApp,
-    _rx: Receiver,
+    rx: Receiver,
     integration: i64,
 }
 
@@ -32,7 +32,7 @@ async fn setup() -> Setup {
         .await;
     Setup {
         app,
-        _rx: rx,
+        rx,
         integration: t.integration,
     }
 }
@@ -454,4 +454,49 @@ async fn an_execution_still_on_its_way_cannot_be_redelivered() {
         .post("/api/v1/executions/987654/redeliver", json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_endpoint_refuses_a_payload_that_is_not_an_object() {
+    let s = setup().await;
+    let api = &s.app.admin;
+    let path = format!("/api/v1/integrations/{}/test", s.integration);
+    for payload in [
+        json!([false]),
+        json!(true),
+        json!(7),
+        json!("[1, 2]"),
+        json!("not json"),
+    ] {
+        assert_refused(
+            api.post(&path, json!({ "payload": payload })).await,
+            StatusCode::BAD_REQUEST,
+            &["payload"],
+        );
+    }
+    // Nothing was sent for any of them: only the object (and the string holding one) go out.
+    assert!(s.rx.received_at("/hook").is_empty());
+    for payload in [json!({ "a": 1 }), json!("{\"a\": 1}")] {
+        let r = expect(
+            api.post(&path, json!({ "payload": payload })).await,
+            StatusCode::OK,
+        );
+        assert_eq!(r["request_body"], json!({ "a": 1 }), "{r}");
+    }
+    assert_eq!(s.rx.received_at("/hook").len(), 2);
+    // A body must say it is JSON, as everywhere else; no body at all needs no type.
+    let (status, body) = api
+        .send(
+            api.request(reqwest::Method::POST, &path)
+                .header(reqwest::header::CONTENT_TYPE, "text/plain")
+                .body(r#"{"payload": {"a": 1}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+    expect(
+        api.send(api.request(reqwest::Method::POST, &path)).await,
+        StatusCode::OK,
+    );
+    assert_eq!(s.rx.received_at("/hook").len(), 3);
 }

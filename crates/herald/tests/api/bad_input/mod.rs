@@ -4,10 +4,12 @@
 //! - [`bodies`]: request bodies that are not JSON, not the right JSON, too large, or not
 //!   declared JSON, and paths that are not UTF-8;
 //! - [`names`]: names that break the naming rules, reserved aliases, and things that do not exist;
+//! - [`nul`]: the NUL character in bodies, path segments and query values;
 //! - [`rules`]: requests that break a catalog rule: links, final run states, run history.
 
 mod bodies;
 mod names;
+mod nul;
 mod rules;
 
 use reqwest::StatusCode;
