@@ -28,7 +28,7 @@ use crate::routes::{artifacts, automations, entities, events, integrations, ops,
         automations::create_automation, automations::list_automations, automations::get_automation,
         automations::replace_automation, automations::patch_automation, automations::delete_automation,
         automations::automation_executions, automations::entity_executions, automations::get_execution,
-        automations::redeliver,
+        automations::redeliver, automations::cancel_execution,
     ),
     components(schemas(
         crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label, crate::doc::SecretName,

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_domain::automation::{Automation, Execution, ExecutionStatus};
 use herald_domain::catalog::{Role, User};
-use herald_domain::ids::{AutomationId, ExecutionId};
+use herald_domain::ids::{AutomationId, ExecutionId, IntegrationId};
 use herald_engine::access;
 use herald_engine::automations::{merge_patch, validate, AutomationInput};
 use herald_store::ExecutionQuery;
@@ -188,7 +188,12 @@ pub async fn replace_automation(
         .store
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
-    state.engine.automations_changed();
+    if replaced.enabled {
+        state.engine.automations_changed();
+    } else {
+        // Its waiting executions were cancelled with the change; those claimed here stay put.
+        state.engine.automation_withdrawn(AutomationId(id));
+    }
     Ok(Json(replaced))
 }
 
@@ -212,11 +217,17 @@ pub async fn patch_automation(
         .store
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
-    state.engine.automations_changed();
+    if replaced.enabled {
+        state.engine.automations_changed();
+    } else {
+        // Its waiting executions were cancelled with the change; those claimed here stay put.
+        state.engine.automation_withdrawn(AutomationId(id));
+    }
     Ok(Json(replaced))
 }
 
-/// Deletes an automation; executions already owed are still delivered. MEMBER or above.
+/// Deletes an automation and cancels its executions still waiting for a first attempt or a
+/// retry (an attempt in flight may finish). MEMBER or above.
 #[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations", params(crate::doc::IdPath),
     responses((status = 204),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
@@ -230,7 +241,7 @@ pub async fn delete_automation(
         .store
         .delete_automation(&a.entity, AutomationId(id))
         .await?;
-    state.engine.automations_changed();
+    state.engine.automation_withdrawn(AutomationId(id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -328,8 +339,36 @@ pub async fn get_execution(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Execution>> {
     let a = execution_access(&state, &user, id, Role::Viewer).await?;
+    let mut x = state.store.execution(&a.entity, ExecutionId(id)).await?;
+    // The stored request is the body; its URL and headers are those its integration sends.
+    if let Some(integration) = x.request["integration_id"].as_i64() {
+        let integration = state
+            .store
+            .integration(&a.entity, IntegrationId(integration))
+            .await
+            .ok();
+        x.request = state.engine.shown_request(integration.as_ref(), &x);
+    }
+    Ok(Json(x))
+}
+
+/// Cancels an execution waiting for its first attempt or a retry: no new attempt starts (one
+/// in flight may finish, and leaves it CANCELLED). MEMBER or above.
+#[utoipa::path(post, path = "/api/v1/executions/{id}/cancel", tag = "executions", params(crate::doc::IdPath),
+    responses((status = 200, body = Execution),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The execution is already final (FINISHED, FAILED, SKIPPED or CANCELLED).")))]
+pub async fn cancel_execution(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Execution>> {
+    let a = execution_access(&state, &user, id, Role::Member).await?;
     Ok(Json(
-        state.store.execution(&a.entity, ExecutionId(id)).await?,
+        state
+            .engine
+            .cancel_execution(&a.entity, ExecutionId(id))
+            .await?,
     ))
 }
 

@@ -139,4 +139,8 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/executions/{id}/redeliver",
             post(automations::redeliver),
         )
+        .route(
+            "/api/v1/executions/{id}/cancel",
+            post(automations::cancel_execution),
+        )
 }

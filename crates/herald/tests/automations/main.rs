@@ -7,6 +7,7 @@
 
 mod backlog;
 mod bad_input;
+mod cancel;
 mod crash;
 mod delivery_faults;
 mod events;

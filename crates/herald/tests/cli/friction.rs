@@ -318,3 +318,81 @@ fn logs_to_a_file_are_plain_text_and_a_failed_delivery_is_a_warning_without_secr
         "a URL's query in the log:\n{text}"
     );
 }
+
+#[test]
+fn execution_cancel_and_show_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")],
+    );
+    let key = admin_key(dir.path());
+    herald(&server, &key, &["entity", "create", "ml-team"]);
+    herald(&server, &key, &["project", "create", "ml-team/mnist"]);
+    // Nothing listens there: the first attempt fails and the execution waits 5 s to retry.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", dead.local_addr().unwrap());
+    drop(dead);
+    let created = herald(
+        &server,
+        &key,
+        &[
+            "integration",
+            "create",
+            "ml-team",
+            "--name",
+            "ci",
+            "--url",
+            &url,
+            "--json",
+        ],
+    );
+    let integration = serde_json::from_str::<Value>(&created).unwrap()["id"].to_string();
+    herald(
+        &server,
+        &key,
+        &[
+            "automation",
+            "create",
+            "--name",
+            "on create",
+            "--scope",
+            "ml-team/mnist",
+            "--event",
+            "CREATE_ARTIFACT",
+            "--webhook",
+            &integration,
+        ],
+    );
+    herald(
+        &server,
+        &key,
+        &["artifact", "create", "ml-team/mnist/clf", "--type", "model"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let x: Value = serde_json::from_str(&herald(
+            &server,
+            &key,
+            &["execution", "show", "1", "--json"],
+        ))
+        .unwrap();
+        if x["attempt_count"] == 1 && x["status"] == "PENDING" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed first attempt: {x}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shown = herald(&server, &key, &["execution", "show", "1"]);
+    assert!(shown.contains(&format!("POST {url}")), "{shown}");
+    assert!(shown.contains("webhook-id: exec_1"), "{shown}");
+    assert!(
+        shown.contains("\"event_type\": \"CREATE_ARTIFACT\""),
+        "{shown}"
+    );
+    let said = herald(&server, &key, &["execution", "cancel", "1"]);
+    assert_eq!(said.trim(), "execution 1 is CANCELLED");
+    let (code, _, stderr) = run(&server, &key, &["execution", "cancel", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("CANCELLED"), "{stderr}");
+}
