@@ -456,6 +456,15 @@ impl Engine {
         self.automations_changed();
     }
 
+    /// An automation was saved enabled: executions it fires from now on are delivered, also
+    /// when it was disabled a moment ago. (One claimed here before that and still queued would
+    /// then be sent; its stored status stays CANCELLED.)
+    pub fn automation_restored(&self, id: herald_domain::ids::AutomationId) {
+        self.withdrawals
+            .remove(crate::delivery::Withdrawn::Automation(id));
+        self.automations_changed();
+    }
+
     /// Cancels execution `id` of `entity`: no new attempt starts.
     pub async fn cancel_execution(
         &self,

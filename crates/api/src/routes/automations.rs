@@ -189,7 +189,7 @@ pub async fn replace_automation(
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
     if replaced.enabled {
-        state.engine.automations_changed();
+        state.engine.automation_restored(AutomationId(id));
     } else {
         // Its waiting executions were cancelled with the change; those claimed here stay put.
         state.engine.automation_withdrawn(AutomationId(id));
@@ -218,7 +218,7 @@ pub async fn patch_automation(
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
     if replaced.enabled {
-        state.engine.automations_changed();
+        state.engine.automation_restored(AutomationId(id));
     } else {
         // Its waiting executions were cancelled with the change; those claimed here stay put.
         state.engine.automation_withdrawn(AutomationId(id));

@@ -761,6 +761,13 @@ impl Withdrawals {
         self.any.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    pub fn remove(&self, what: Withdrawn) {
+        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        since.remove(&what);
+        self.any
+            .store(!since.is_empty(), std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Why `x` must not start, if something it belongs to was withdrawn.
     fn covering(&self, x: &ClaimedExecution) -> Option<String> {
         if !self.any.load(std::sync::atomic::Ordering::SeqCst) {
