@@ -12,7 +12,8 @@ pub enum ClientError {
         code: String,
         message: String,
     },
-    #[error("could not reach herald at {server}: {source}")]
+    // The cause follows from the error chain (`{:#}`), not from this text.
+    #[error("could not reach herald at {server}")]
     Unreachable {
         server: String,
         source: reqwest::Error,

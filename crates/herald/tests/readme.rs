@@ -71,3 +71,24 @@ fn run_state_example() {
     m.run_state = Some("FAILED");
     assert_eq!(render(&m), example_after("A run state event (`RUN_STATE`"));
 }
+
+/// The README's default payloads have the keys herald's defaults have, for each family.
+#[test]
+fn default_payload_examples() {
+    for (marker, event_type) in [
+        (
+            "The default for an artifact event",
+            EventType::AddArtifactAlias,
+        ),
+        ("The default for a run metric event", EventType::RunMetric),
+        ("The default for a run state event", EventType::RunState),
+    ] {
+        let shown = example_after(marker);
+        let mut shown: Vec<&String> = shown.as_object().unwrap().keys().collect();
+        let default = herald_domain::template::default_payload(event_type);
+        let mut keys: Vec<&String> = default.as_object().unwrap().keys().collect();
+        shown.sort();
+        keys.sort();
+        assert_eq!(shown, keys, "{marker}");
+    }
+}
