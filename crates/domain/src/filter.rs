@@ -1165,6 +1165,22 @@ mod tests {
     }
 
     #[test]
+    fn float_operands_keep_their_value_through_the_saved_form() {
+        // The wire form writes each number's shortest form; reading it back must give the
+        // same number, or a stored filter compares against a neighbouring value.
+        let f = Filter::parse_str(
+            r#"{"config.lr": {"$gt": 7.777777777777777e127}}"#,
+            FilterFields::Run,
+        )
+        .unwrap();
+        let again = Filter::parse_str(&f.to_wire_string(), FilterFields::Run).unwrap();
+        assert_eq!(again.to_wire(), f.to_wire());
+        let doc = json!({"config": {"lr": 7.777777777777777e127}});
+        assert!(!f.matches(&doc));
+        assert!(!again.matches(&doc));
+    }
+
+    #[test]
     fn run_filters_use_run_fields_and_config_paths() {
         let doc = json!({
             "display_name": "bert-large-3",
