@@ -15,9 +15,11 @@ use serde_json::{Map, Number, Value};
 
 use crate::InvalidInput;
 
-/// Deepest nesting of expressions and operator objects a filter may have.
+/// Deepest nesting of expressions and operator objects a filter may have, as given and in its
+/// saved form ([`Filter::to_wire`]).
 pub const MAX_DEPTH: usize = 32;
-/// Most expressions, field conditions, operators and `$in` elements a filter may hold.
+/// Most expressions, field conditions, operators and `$in` elements a filter may hold, as
+/// given and in its saved form.
 pub const MAX_NODES: usize = 1000;
 /// Longest `$regex` pattern, in characters.
 pub const MAX_REGEX_CHARS: usize = 1000;
@@ -148,7 +150,51 @@ impl Filter {
             }
             other => other,
         };
-        Ok(Filter { fields, root })
+        let filter = Filter { fields, root };
+        filter.check_saved_form()?;
+        Ok(filter)
+    }
+
+    /// The limits again, on the saved form: it is what the matcher re-parses, and it can be
+    /// deeper and larger than the input (the wrapping, `{"$eq": …}` for bare values, `$and`
+    /// for objects with several keys). The saved form of a saved form is itself, so every
+    /// filter accepted here is accepted again when it is reloaded.
+    fn check_saved_form(&self) -> Result<(), InvalidInput> {
+        let (depth, nodes) = self.saved_size();
+        let problem = if depth > MAX_DEPTH {
+            format!("filter nests deeper than {MAX_DEPTH} levels")
+        } else if nodes > MAX_NODES {
+            format!("filter has more than {MAX_NODES} nodes")
+        } else {
+            return Ok(());
+        };
+        let wrapping = match self.fields {
+            FilterFields::Artifact => "{\"$or\":[{\"$and\":[…]}]}",
+            FilterFields::Run => "{\"$and\":[…]}",
+        };
+        Err(InvalidInput::new(
+            "",
+            format!(
+                "{problem} once saved (bare values become {{\"$eq\": …}}, objects with several keys become an $and, and the whole is wrapped in {wrapping}); simplify it"
+            ),
+        ))
+    }
+
+    /// The deepest level and the number of nodes of [`Filter::to_wire`], as [`Parser`] counts
+    /// them: the wrapping is one level and one node per `$or` or `$and`.
+    fn saved_size(&self) -> (usize, usize) {
+        let (wrapping, first) = match self.fields {
+            FilterFields::Artifact => (2, 3),
+            FilterFields::Run => (1, 2),
+        };
+        let conjuncts = match &self.root {
+            Node::And(cs) => cs.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        conjuncts
+            .iter()
+            .map(|c| c.saved_size(first))
+            .fold((wrapping, wrapping), |(d, n), (cd, cn)| (d.max(cd), n + cn))
     }
 
     /// Parses a filter sent as a JSON string, as W&B sends `run_filter` and `eventFilter`.
@@ -250,6 +296,25 @@ impl Node {
         }
     }
 
+    /// The deepest level and the number of nodes [`Parser`] counts in this node's wire form
+    /// when it sits at level `depth`.
+    fn saved_size(&self, depth: usize) -> (usize, usize) {
+        let children = |cs: &[Node]| {
+            cs.iter()
+                .map(|c| c.saved_size(depth + 1))
+                .fold((depth, 1), |(d, n), (cd, cn)| (d.max(cd), n + cn))
+        };
+        match self {
+            Node::And(cs) | Node::Or(cs) | Node::Nor(cs) => children(cs),
+            Node::Not(c) => children(std::slice::from_ref(&**c)),
+            // The expression object and the field, then the operator object one level down.
+            Node::Field(_, conds) => {
+                let (d, n) = conds_saved_size(conds, depth + 1);
+                (d, n + 2)
+            }
+        }
+    }
+
     fn to_wire(&self) -> Value {
         let list = |cs: &[Node]| Value::Array(cs.iter().map(Node::to_wire).collect());
         match self {
@@ -260,6 +325,19 @@ impl Node {
             Node::Field(path, conds) => single(&path.name, conds_to_wire(conds)),
         }
     }
+}
+
+/// [`Node::saved_size`] of an operator object at level `depth`: one node per operator and per
+/// `$in` element, as [`Parser::operators`] counts them.
+fn conds_saved_size(conds: &[Cond], depth: usize) -> (usize, usize) {
+    conds.iter().fold((depth, 0), |(d, n), c| match c {
+        Cond::In(l) | Cond::Nin(l) => (d, n + 1 + l.len()),
+        Cond::Not(inner) => {
+            let (id, inn) = conds_saved_size(inner, depth + 1);
+            (d.max(id), n + 1 + inn)
+        }
+        _ => (d, n + 1),
+    })
 }
 
 fn conds_to_wire(conds: &[Cond]) -> Value {
@@ -1165,6 +1243,22 @@ mod tests {
     }
 
     #[test]
+    fn float_operands_keep_their_value_through_the_saved_form() {
+        // The wire form writes each number's shortest form; reading it back must give the
+        // same number, or a stored filter compares against a neighbouring value.
+        let f = Filter::parse_str(
+            r#"{"config.lr": {"$gt": 7.777777777777777e127}}"#,
+            FilterFields::Run,
+        )
+        .unwrap();
+        let again = Filter::parse_str(&f.to_wire_string(), FilterFields::Run).unwrap();
+        assert_eq!(again.to_wire(), f.to_wire());
+        let doc = json!({"config": {"lr": 7.777777777777777e127}});
+        assert!(!f.matches(&doc));
+        assert!(!again.matches(&doc));
+    }
+
+    #[test]
     fn run_filters_use_run_fields_and_config_paths() {
         let doc = json!({
             "display_name": "bert-large-3",
@@ -1470,9 +1564,10 @@ mod tests {
 
     #[test]
     fn depth_is_capped_at_32_levels() {
-        // The innermost expression of n `$not`s sits at level n + 1.
-        let f = art(nested_nots(MAX_DEPTH - 1));
-        assert!(!f.matches(&json!({"alias": "x"})));
+        // The innermost expression of n `$not`s sits at level n + 1; the saved form's
+        // wrapping and `$eq` object take three more (see `the_limits_apply_to_the_saved_form`).
+        let f = art(nested_nots(MAX_DEPTH - 4));
+        assert!(f.matches(&json!({"alias": "x"})));
         let e = refused(nested_nots(MAX_DEPTH), FilterFields::Artifact);
         assert_eq!(e.path, vec!["$not"; MAX_DEPTH].join("."));
         assert!(e.message.contains("deeper than 32 levels"), "{e}");
@@ -1497,6 +1592,87 @@ mod tests {
         let big_in: Vec<Value> = (0..1000).map(|i| json!(i)).collect();
         let e = refused(json!({"alias": {"$in": big_in}}), FilterFields::Artifact);
         assert!(e.path.starts_with("alias.$in["), "{e}");
+    }
+
+    /// `levels` `$not`s around `{field: "x"}`.
+    fn nots_on(field: &str, levels: usize) -> Value {
+        (0..levels).fold(json!({ field: "x" }), |inner, _| json!({ "$not": inner }))
+    }
+
+    /// `levels` objects, each holding a `$not` around the next and `field` beside it.
+    fn pairs_on(field: &str, levels: usize) -> Value {
+        (0..levels).fold(
+            json!({ field: "x" }),
+            |inner, _| json!({ "$not": inner, field: "t" }),
+        )
+    }
+
+    #[test]
+    fn the_limits_apply_to_the_saved_form() {
+        // The saved form (`to_wire`) adds levels and nodes: the `{"$or":[{"$and":[…]}]}`
+        // wrapping, `{"$eq": …}` for bare values, an `$and` for each object with several
+        // keys. The matcher re-parses that form, so a filter whose saved form broke a limit
+        // was stored, then skipped on every reload. Found while writing the filter fuzz
+        // target, whose round trip now checks it.
+        for (fields, field) in [
+            (FilterFields::Artifact, "alias"),
+            (FilterFields::Run, "username"),
+        ] {
+            for n in 0..=MAX_DEPTH {
+                for v in [nots_on(field, n), pairs_on(field, n)] {
+                    if let Ok(f) = Filter::parse(&v, fields) {
+                        let again = Filter::parse(&f.to_wire(), fields)
+                            .unwrap_or_else(|e| panic!("saved form of {v}: {e}"));
+                        assert_eq!(again.to_wire(), f.to_wire());
+                    }
+                }
+            }
+        }
+        // Two levels of wrapping and the `$eq` object: 28 `$not`s are the most an artifact
+        // filter may hold around a bare value, 29 a run filter (one level of wrapping).
+        art(nots_on("alias", MAX_DEPTH - 4));
+        let e = refused(nots_on("alias", MAX_DEPTH - 3), FilterFields::Artifact);
+        assert_eq!(e.path, "");
+        assert!(e.message.contains("deeper than 32 levels"), "{e}");
+        assert!(e.message.contains("once saved"), "{e}");
+        run(nots_on("username", MAX_DEPTH - 3));
+        refused(nots_on("username", MAX_DEPTH - 2), FilterFields::Run);
+        // Each object with two keys is two levels once saved.
+        art(pairs_on("alias", 14));
+        let e = refused(pairs_on("alias", 15), FilterFields::Artifact);
+        assert!(e.message.contains("deeper than 32 levels"), "{e}");
+
+        // 332 bare conditions under `$or`: 3 nodes each once saved (`{"alias": {"$eq": i}}`),
+        // plus `$or`, `$and` and this `$or`.
+        let or =
+            |n: usize| json!({ "$or": (0..n).map(|i| json!({ "alias": i })).collect::<Vec<_>>() });
+        let f = art(or(332));
+        art(f.to_wire());
+        let e = refused(or(333), FilterFields::Artifact);
+        assert_eq!(e.path, "");
+        assert!(e.message.contains("more than 1000 nodes"), "{e}");
+    }
+
+    #[test]
+    fn saved_size_counts_what_the_parser_counts() {
+        let cases = [
+            json!({}),
+            json!({"alias": "a"}),
+            json!({"alias": "a", "tag": {"$in": [1, 2, 3], "$not": {"$regex": "x", "$options": "i"}}}),
+            json!({"$or": [{"$and": [{"alias": {"$nin": []}}]}]}),
+            json!({"$nor": [{"$not": {"tag": {"$not": {"$not": {"$exists": true}}}}}, {}]}),
+            json!({"filter": {"$or": [{"tag": null}, {"alias": {"$gt": 1, "$lt": 3}}]}}),
+            pairs_on("alias", 5),
+        ];
+        for v in cases {
+            let f = art(v.clone());
+            let mut parser = Parser {
+                fields: FilterFields::Artifact,
+                nodes: 0,
+            };
+            parser.expr(&f.to_wire(), "", 1).unwrap();
+            assert_eq!(f.saved_size().1, parser.nodes, "{v}");
+        }
     }
 
     #[test]

@@ -1069,6 +1069,25 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_of_seventeen_digits_survive_the_saved_form() {
+        // Found by fuzzing: the shortest form of 7.777777777777777e127 read back as
+        // 7.777777777777776e127, so the saved filter was not the filter the user gave.
+        let text = r#"{"run_filter":"{\"$and\":[]}","run_metric_filter":{"threshold_filter":{"name":"loss","agg_op":"AVERAGE","window_size":7,"cmp_op":"$gt","threshold":77777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777770.5}},"metric_filter":null}"#;
+        let f = round_trip(EventType::RunMetric, &Value::String(text.into()));
+        let RunCondition::Threshold(t) = &f.condition else {
+            panic!("{f:?}")
+        };
+        assert_eq!(t.threshold, 7.777777777777777e127);
+        let wire = f.to_wire_string();
+        assert!(wire.contains("7.777777777777777e+127"), "{wire}");
+        for x in [7.777777777777777e127, 1.2345678901234567e-300, 0.1 + 0.2] {
+            let v = threshold_event(json!({"name": "m", "cmp_op": "$lt", "threshold": x}));
+            let f = round_trip(EventType::RunMetric, &Value::String(v.to_string()));
+            assert_eq!(f.condition, round_trip(EventType::RunMetric, &v).condition);
+        }
+    }
+
+    #[test]
     fn defaults_aliases_and_leniency() {
         // run_filter absent, as an object, and the whole filter as a JSON string.
         let f = parse(
