@@ -23,6 +23,10 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_NODES: usize = 1000;
 /// Longest `$regex` pattern, in characters.
 pub const MAX_REGEX_CHARS: usize = 1000;
+/// Most `$regex` conditions in one filter. Compiling a pattern can take milliseconds of CPU
+/// (`\w{20}` expands to a large automaton), so without a bound a small request could cost
+/// seconds; real filters use one or two.
+pub const MAX_REGEXES: usize = 16;
 /// Bound on a compiled regex's memory, so a short pattern such as `\w{1000}` cannot blow up.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
@@ -131,7 +135,11 @@ impl Filter {
     /// Validates and compiles a filter. Error paths are relative to the filter itself (the
     /// root is `""`), so callers re-root them with [`InvalidInput::at`].
     pub fn parse(v: &Value, fields: FilterFields) -> Result<Filter, InvalidInput> {
-        let mut parser = Parser { fields, nodes: 0 };
+        let mut parser = Parser {
+            fields,
+            nodes: 0,
+            regexes: 0,
+        };
         let root = match v {
             // The saved form wraps the input form once more; `filter` is no field name, so
             // stripping it cannot change what a bare expression means.
@@ -555,6 +563,7 @@ fn unknown_operator(op: &str, path: &str) -> InvalidInput {
 struct Parser {
     fields: FilterFields,
     nodes: usize,
+    regexes: usize,
 }
 
 impl Parser {
@@ -746,7 +755,16 @@ impl Parser {
                         ))
                     }
                 },
-                "$regex" => Cond::Regex(pattern(arg, case_insensitive, &p)?),
+                "$regex" => {
+                    self.regexes += 1;
+                    if self.regexes > MAX_REGEXES {
+                        return Err(InvalidInput::new(
+                            &p,
+                            format!("filter has more than {MAX_REGEXES} $regex conditions; combine them"),
+                        ));
+                    }
+                    Cond::Regex(pattern(arg, case_insensitive, &p)?)
+                }
                 "$contains" => match arg {
                     Value::String(s) => Cond::Contains(s.as_str().into()),
                     _ => {
@@ -843,6 +861,20 @@ fn pattern(v: &Value, case_insensitive: bool, path: &str) -> Result<Pattern, Inv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_holds_at_most_so_many_regexes() {
+        let with = |n: usize| {
+            let conds: Vec<Value> = (0..n)
+                .map(|i| json!({"alias": {"$regex": format!("^a{i}")}}))
+                .collect();
+            Filter::parse(&json!({"$or": [{"$and": conds}]}), FilterFields::Artifact)
+        };
+        assert!(with(MAX_REGEXES).is_ok());
+        let e = with(MAX_REGEXES + 1).unwrap_err();
+        assert!(e.message.contains("$regex"), "{e:?}");
+        assert!(e.path.ends_with("$regex"), "{e:?}");
+    }
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -1669,6 +1701,7 @@ mod tests {
             let mut parser = Parser {
                 fields: FilterFields::Artifact,
                 nodes: 0,
+                regexes: 0,
             };
             parser.expr(&f.to_wire(), "", 1).unwrap();
             assert_eq!(f.saved_size().1, parser.nodes, "{v}");
