@@ -75,34 +75,36 @@ fn run(server: &Server, key: &str, args: &[&str]) -> (Option<i32>, String, Strin
     )
 }
 
-#[test]
-fn a_failed_integration_test_exits_non_zero_in_both_modes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with(
-        dir.path(),
-        &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")],
-    );
-    let key = admin_key(dir.path());
+/// A server that may call loopback, team `ml-team`, and a webhook integration `ci` in it to a
+/// loopback port nothing listens on (every delivery fails to connect); returns the server, the
+/// admin's key, the integration's id and its URL.
+fn with_dead_integration(dir: &std::path::Path) -> (Server, String, String, String) {
+    let server = start_with(dir, &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")]);
+    let key = admin_key(dir);
     herald(&server, &key, &["entity", "create", "ml-team"]);
-    // Nothing listens there: the test delivery cannot connect.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", dead.local_addr().unwrap());
     drop(dead);
-    let created = herald(
-        &server,
-        &key,
-        &[
-            "integration",
-            "create",
-            "ml-team",
-            "--name",
-            "ci",
-            "--url",
-            &url,
-            "--json",
-        ],
-    );
+    let args = [
+        "integration",
+        "create",
+        "ml-team",
+        "--name",
+        "ci",
+        "--url",
+        &url,
+        "--json",
+    ];
+    let created = herald(&server, &key, &args);
     let id = serde_json::from_str::<Value>(&created).unwrap()["id"].to_string();
+    (server, key, id, url)
+}
+
+#[test]
+fn a_failed_integration_test_exits_non_zero_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens at the integration's URL: the test delivery cannot connect.
+    let (server, key, id, _) = with_dead_integration(dir.path());
 
     let (code, stdout, stderr) = run(&server, &key, &["integration", "test", &id]);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
@@ -322,32 +324,9 @@ fn logs_to_a_file_are_plain_text_and_a_failed_delivery_is_a_warning_without_secr
 #[test]
 fn execution_cancel_and_show_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_with(
-        dir.path(),
-        &[("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8")],
-    );
-    let key = admin_key(dir.path());
-    herald(&server, &key, &["entity", "create", "ml-team"]);
+    // The first attempt fails to connect and the execution waits 5 s to retry.
+    let (server, key, integration, url) = with_dead_integration(dir.path());
     herald(&server, &key, &["project", "create", "ml-team/mnist"]);
-    // Nothing listens there: the first attempt fails and the execution waits 5 s to retry.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", dead.local_addr().unwrap());
-    drop(dead);
-    let created = herald(
-        &server,
-        &key,
-        &[
-            "integration",
-            "create",
-            "ml-team",
-            "--name",
-            "ci",
-            "--url",
-            &url,
-            "--json",
-        ],
-    );
-    let integration = serde_json::from_str::<Value>(&created).unwrap()["id"].to_string();
     herald(
         &server,
         &key,
