@@ -92,8 +92,9 @@ pub struct LoggedOut {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// The `next_cursor` of the previous page (a number; empty means the first page).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    /// The `next_cursor` of the previous page: digits, as that field gives them (empty, or
+    /// absent, means the first page).
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{0,19}$")]
     pub after: Option<String>,
     /// Items per page, 1 to 1000; 100 when absent.
     #[param(minimum = 1, maximum = 1000)]
