@@ -210,6 +210,19 @@ struct Limits {
 }
 
 impl InFlight {
+    /// Gives back a delivery's slot: its place in the total and its destination's count.
+    fn free_slot(&mut self, destination: Option<IntegrationId>) {
+        self.total -= 1;
+        if let Some(d) = destination {
+            if let Some(a) = self.active.get_mut(&d) {
+                *a -= 1;
+                if *a == 0 {
+                    self.active.remove(&d);
+                }
+            }
+        }
+    }
+
     /// Executions claimed for `d` and not yet sent (queued, or being sent).
     fn unsent(&self, d: IntegrationId) -> usize {
         let held = self.by_destination.get(&d).copied().unwrap_or(0);
@@ -322,7 +335,7 @@ impl Slot<'_> {
     fn pass_on(&mut self) -> Option<ClaimedExecution> {
         let mut guard = self.engine.lock_in_flight();
         let f = &mut *guard;
-        Engine::free_slot(f, self.destination);
+        f.free_slot(self.destination);
         self.held = false;
         f.next_ready(self.destination, self.engine.limits())
     }
@@ -331,7 +344,7 @@ impl Slot<'_> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if self.held {
-            Engine::free_slot(&mut self.engine.lock_in_flight(), self.destination);
+            self.engine.lock_in_flight().free_slot(self.destination);
             self.engine.slot_freed();
         }
     }
@@ -1093,19 +1106,6 @@ impl Engine {
                     // Only a slot left free is news to the delivery loop: a claim may fill it.
                     self.slot_freed();
                     return;
-                }
-            }
-        }
-    }
-
-    /// Gives back a delivery's slot: its place in the total and its destination's count.
-    fn free_slot(f: &mut InFlight, destination: Option<IntegrationId>) {
-        f.total -= 1;
-        if let Some(d) = destination {
-            if let Some(a) = f.active.get_mut(&d) {
-                *a -= 1;
-                if *a == 0 {
-                    f.active.remove(&d);
                 }
             }
         }

@@ -188,13 +188,18 @@ pub async fn replace_automation(
         .store
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
-    if replaced.enabled {
-        state.engine.automation_restored(AutomationId(id));
-    } else {
-        // Its waiting executions were cancelled with the change; those claimed here stay put.
-        state.engine.automation_withdrawn(AutomationId(id));
-    }
+    saved(&state, &replaced);
     Ok(Json(replaced))
+}
+
+/// Tells the engine an automation was saved: enabled, it fires from now on; disabled, its
+/// waiting executions were cancelled with the change and those claimed here stay put.
+fn saved(state: &AppState, a: &Automation) {
+    if a.enabled {
+        state.engine.automation_restored(a.id);
+    } else {
+        state.engine.automation_withdrawn(a.id);
+    }
 }
 
 /// Changes some of an automation's top-level fields (`enabled`, `name`, `event`, …); each given
@@ -217,12 +222,7 @@ pub async fn patch_automation(
         .store
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
-    if replaced.enabled {
-        state.engine.automation_restored(AutomationId(id));
-    } else {
-        // Its waiting executions were cancelled with the change; those claimed here stay put.
-        state.engine.automation_withdrawn(AutomationId(id));
-    }
+    saved(&state, &replaced);
     Ok(Json(replaced))
 }
 

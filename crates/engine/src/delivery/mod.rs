@@ -5,9 +5,11 @@
 pub mod http;
 mod mask;
 pub mod retry;
+mod shown;
 pub mod signing;
 pub mod slack;
 pub mod ssrf;
+mod withdrawals;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +27,9 @@ use serde_json::Value;
 use self::http::{ErrorClass, Observed, Outgoing, Sender};
 use self::mask::SecretValues;
 use self::retry::RetryPolicy;
+pub use self::shown::shown_request;
 use self::ssrf::AllowList;
+pub use self::withdrawals::{Withdrawals, Withdrawn};
 use crate::secrets::MasterKey;
 
 /// How deliveries behave.
@@ -213,60 +217,6 @@ pub fn build_request(
         headers,
         body,
     }
-}
-
-/// An execution's stored request completed with where it goes and the headers it carries, as
-/// `integration` sends it now, secrets masked: the stored request holds only the body, since
-/// the URL may change and the signature headers are made afresh for every attempt.
-pub fn shown_request(
-    integration: Option<&Integration>,
-    execution: herald_domain::ids::ExecutionId,
-    stored: &Value,
-    settings: &slack::SlackSettings,
-) -> Value {
-    use herald_domain::template::MASK;
-    let mut shown = stored.clone();
-    let Some(i) = integration else {
-        return shown;
-    };
-    let mut headers = serde_json::Map::new();
-    let mut put = |k: &str, v: String| {
-        headers.insert(k.to_string(), Value::String(v));
-    };
-    let url = match &i.slack {
-        Some(slack) => {
-            put("content-type", "application/json; charset=utf-8".into());
-            if slack.bot_token_secret.is_some() {
-                put("authorization", format!("Bearer {MASK}"));
-                format!(
-                    "{}/api/chat.postMessage",
-                    settings.base_url.trim_end_matches('/')
-                )
-            } else {
-                // An incoming-webhook URL is itself the credential.
-                MASK.to_string()
-            }
-        }
-        None => {
-            put("content-type", "application/json".into());
-            if i.access_token_secret.is_some() {
-                put("authorization", format!("Bearer {MASK}"));
-            }
-            put(WEBHOOK_ID, webhook_id(execution));
-            if i.signing_secret.is_some() {
-                put(WANDB_SIGNATURE, MASK.into());
-                put(WEBHOOK_TIMESTAMP, "(the time of each attempt)".into());
-                put(WEBHOOK_SIGNATURE, format!("v1,{MASK}"));
-            }
-            i.url.clone()
-        }
-    };
-    if let Value::Object(m) = &mut shown {
-        m.insert("method".into(), Value::String("POST".into()));
-        m.insert("url".into(), Value::String(url));
-        m.insert("headers".into(), Value::Object(headers));
-    }
-    shown
 }
 
 /// The webhook id of an execution: stable across its retries and redeliveries.
@@ -730,61 +680,6 @@ impl PreparedActions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AutomationId, PreparedFrom>> {
         self.by_automation.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// What this process has withdrawn lately: automations deleted or disabled, executions
-/// cancelled. The database already says so; this tells the executions this process claimed
-/// before (queued in memory, leased) not to start. Entries go after an hour, by when anything
-/// claimed before them has long been sent or given back. (A withdrawn integration needs no
-/// entry: every delivery reads its integration, from a cache a change empties.)
-#[derive(Default)]
-pub struct Withdrawals {
-    any: std::sync::atomic::AtomicBool,
-    since: std::sync::Mutex<HashMap<Withdrawn, std::time::Instant>>,
-}
-
-/// One thing withdrawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Withdrawn {
-    Automation(AutomationId),
-    Execution(herald_domain::ids::ExecutionId),
-}
-
-impl Withdrawals {
-    const KEEP: Duration = Duration::from_secs(3600);
-
-    pub fn add(&self, what: Withdrawn) {
-        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
-        since.retain(|_, at| at.elapsed() < Self::KEEP);
-        since.insert(what, std::time::Instant::now());
-        self.any.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn remove(&self, what: Withdrawn) {
-        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
-        since.remove(&what);
-        self.any
-            .store(!since.is_empty(), std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Why `x` must not start, if something it belongs to was withdrawn.
-    fn covering(&self, x: &ClaimedExecution) -> Option<String> {
-        if !self.any.load(std::sync::atomic::Ordering::SeqCst) {
-            return None;
-        }
-        let since = self.since.lock().unwrap_or_else(|p| p.into_inner());
-        let has = |w| since.contains_key(&w);
-        if has(Withdrawn::Execution(x.id)) {
-            Some("cancelled by a user".into())
-        } else if has(Withdrawn::Automation(x.automation_id)) {
-            Some(format!(
-                "cancelled: automation {} was deleted or disabled",
-                x.automation_id
-            ))
-        } else {
-            None
-        }
     }
 }
 

@@ -605,10 +605,43 @@ impl ExecutionStore for SqlStore {
     }
 
     async fn cancel_execution(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
-        let n = sqlx::query(
-            "UPDATE executions SET status = 'CANCELLED', reason = 'cancelled by a user', next_attempt_at = NULL, \
-             lease_until = NULL, updated_at = $1 WHERE entity_id = $2 AND id = $3 AND status IN ('PENDING', 'RUNNING')",
+        self.move_execution(
+            entity,
+            id,
+            "status = 'CANCELLED', reason = 'cancelled by a user', next_attempt_at = NULL",
+            "('PENDING', 'RUNNING')",
+            "only pending or running executions can be cancelled",
         )
+        .await
+    }
+
+    async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
+        self.move_execution(
+            entity,
+            id,
+            "status = 'PENDING', next_attempt_at = $1, round_attempts = 0, reason = NULL",
+            "('FINISHED', 'FAILED', 'SKIPPED', 'CANCELLED')",
+            "only finished, failed, skipped or cancelled executions can be redelivered",
+        )
+        .await
+    }
+}
+
+impl SqlStore {
+    /// Sets `set` (where `$1` is now) on execution `id` if its status is one of `from`, and
+    /// reads it back; otherwise a conflict that says its status and `only`.
+    async fn move_execution(
+        &self,
+        entity: &Entity,
+        id: ExecutionId,
+        set: &str,
+        from: &str,
+        only: &str,
+    ) -> StoreResult<Execution> {
+        let n = sqlx::query(&format!(
+            "UPDATE executions SET {set}, lease_until = NULL, updated_at = $1 \
+             WHERE entity_id = $2 AND id = $3 AND status IN {from}"
+        ))
         .bind(now_us())
         .bind(entity.id.0)
         .bind(id.0)
@@ -616,32 +649,10 @@ impl ExecutionStore for SqlStore {
         .await?
         .rows_affected();
         if n == 0 {
+            // Either it is not there (a 404), or it is in another state.
             let x = self.execution(entity, id).await?;
             return Err(StoreError::conflict(format!(
-                "execution {id} is {}; only pending or running executions can be cancelled",
-                x.status.as_str()
-            )));
-        }
-        self.execution(entity, id).await
-    }
-
-    async fn redeliver(&self, entity: &Entity, id: ExecutionId) -> StoreResult<Execution> {
-        let now = now_us();
-        let n = sqlx::query(
-            "UPDATE executions SET status = 'PENDING', next_attempt_at = $1, round_attempts = 0, reason = NULL, \
-             lease_until = NULL, updated_at = $1 WHERE entity_id = $2 AND id = $3 AND status IN ('FINISHED', 'FAILED', 'SKIPPED', 'CANCELLED')",
-        )
-        .bind(now)
-        .bind(entity.id.0)
-        .bind(id.0)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            // Either it is not there, or it is still on its way.
-            let x = self.execution(entity, id).await?;
-            return Err(StoreError::conflict(format!(
-                "execution {id} is {}; only finished, failed, skipped or cancelled executions can be redelivered",
+                "execution {id} is {}; {only}",
                 x.status.as_str()
             )));
         }
