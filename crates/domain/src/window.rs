@@ -1,11 +1,11 @@
-//! The streaming run-metric evaluator (DESIGN.md §4): one [`Evaluator`] per (automation, run)
+//! The streaming run-metric evaluator: one [`Evaluator`] per (automation, run)
 //! is fed each logged value of the watched metric and says whether the condition is met at
 //! that point. This module owns the window arithmetic and its numerical care; parsing the
 //! conditions is `crate::run_filter`'s, and edge-triggering, cooldowns, storage and which
 //! values to feed are the engine's (the small pure helpers [`EdgeTrigger`] and
 //! [`cooldown_allows`] are here so those rules are tested once).
 //!
-//! Semantics, fixed by DESIGN.md §4:
+//! Semantics (W&B's run-metric conditions):
 //! - Threshold: `agg(last window values) cmp threshold`; the window must be full; `agg_op`
 //!   null means the newest value.
 //! - Change: `cur = agg(newest current_window values)`, `prior = agg(the prior_window values
@@ -15,7 +15,7 @@
 //! - Z-score: mean and population standard deviation of the `window_size` values before the
 //!   newest; `z = (x − mean)/sd`; no firing until that window is full or while `sd` is 0.
 //!
-//! Decisions where the design is silent:
+//! Decisions W&B's documentation leaves open:
 //! - Order: the evaluator sees values in the order they are pushed, which must be logging
 //!   order. Steps are not its concern: a row logged late with a smaller step is, to the
 //!   evaluator, simply the newest value (W&B's windows are "the most recently logged values").
