@@ -6,14 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::EventType;
 use crate::ids::{AutomationId, EntityId, EventId, ExecutionId, IntegrationId};
+pub use crate::names::{
+    AutomationName, IntegrationName, SecretName, MAX_AUTOMATION_NAME, MAX_INTEGRATION_NAME,
+    MAX_SECRET_NAME,
+};
+pub use crate::webhook_url::{WebhookUrl, MAX_URL};
 use crate::InvalidInput;
 
-/// Longest automation name (W&B's `CreateFilterTriggerInput.name`).
-pub const MAX_AUTOMATION_NAME: usize = 255;
-/// Longest integration name (W&B's `CreateGenericWebhookIntegrationInput.name`).
-pub const MAX_INTEGRATION_NAME: usize = 64;
-/// Longest secret name.
-pub const MAX_SECRET_NAME: usize = 128;
 /// Largest secret value, in bytes.
 pub const MAX_SECRET_VALUE: usize = 16 * 1024;
 /// How long a rotated-out value keeps signing deliveries unless the rotation says otherwise:
@@ -23,8 +22,6 @@ pub const DEFAULT_SECRET_GRACE_SECONDS: u32 = 86_400;
 pub const MAX_SECRET_GRACE_SECONDS: u32 = 604_800;
 /// Rotated-out values kept valid at once; rotating past this drops the oldest.
 pub const MAX_PREVIOUS_SECRET_VALUES: usize = 10;
-/// Longest webhook URL.
-pub const MAX_URL: usize = 4096;
 /// Default cooldown of run-metric automations: once per run per day, W&B's rule.
 pub const DEFAULT_COOLDOWN_SECONDS: u32 = 24 * 3600;
 /// Default per-automation rate limit (executions per minute); excess is recorded SKIPPED.
@@ -297,95 +294,28 @@ pub struct Automation {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Checks an automation name: 1–255 characters, no control characters, trimmed.
+/// Checks an automation name (see [`AutomationName`]); the error's path is `name`.
 pub fn check_automation_name(name: &str) -> Result<(), InvalidInput> {
-    let n = name.chars().count();
-    if n == 0 || n > MAX_AUTOMATION_NAME {
-        return Err(InvalidInput::new(
-            "name",
-            format!("name must be 1 to {MAX_AUTOMATION_NAME} characters, got {n}"),
-        ));
-    }
-    if name.chars().any(char::is_control) || name.trim() != name {
-        return Err(InvalidInput::new(
-            "name",
-            "name must not contain control characters or surrounding spaces",
-        ));
-    }
-    Ok(())
+    AutomationName::parse(name)
+        .map(drop)
+        .map_err(|e| e.at("name"))
 }
 
-/// Checks an integration name by W&B's rule: ≤ 64 characters, `^[-\w]+([ ]+[-\w]+)*$`.
+/// Checks an integration name (see [`IntegrationName`]); the error's path is `name`.
 pub fn check_integration_name(name: &str) -> Result<(), InvalidInput> {
-    let word = |w: &str| {
-        !w.is_empty()
-            && w.chars()
-                .all(|c| c == '-' || c == '_' || c.is_alphanumeric())
-    };
-    let n = name.chars().count();
-    if n == 0 || n > MAX_INTEGRATION_NAME {
-        return Err(InvalidInput::new(
-            "name",
-            format!("name must be 1 to {MAX_INTEGRATION_NAME} characters, got {n}"),
-        ));
-    }
-    if !name.split(' ').filter(|w| !w.is_empty()).all(word)
-        || name.starts_with(' ')
-        || name.ends_with(' ')
-    {
-        return Err(InvalidInput::new(
-            "name",
-            format!("name {name:?} may hold only letters, digits, '-' and '_', in words separated by spaces"),
-        ));
-    }
-    Ok(())
+    IntegrationName::parse(name)
+        .map(drop)
+        .map_err(|e| e.at("name"))
 }
 
-/// Checks a secret name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters.
+/// Checks a secret name (see [`SecretName`]); the error's path is `name`.
 pub fn check_secret_name(name: &str) -> Result<(), InvalidInput> {
-    let mut chars = name.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= MAX_SECRET_NAME;
-    if !ok {
-        return Err(InvalidInput::new(
-            "name",
-            format!("secret name {name:?} must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_SECRET_NAME} characters"),
-        ));
-    }
-    if name == "ACCESS_TOKEN" {
-        return Err(InvalidInput::new(
-            "name",
-            "ACCESS_TOKEN is reserved for the integration's access token",
-        ));
-    }
-    Ok(())
+    SecretName::parse(name).map(drop).map_err(|e| e.at("name"))
 }
 
-/// Checks a webhook URL: absolute http(s) with a host, no credentials, bounded length.
+/// Checks a webhook URL (see [`WebhookUrl`]); the error's path is `url`.
 pub fn check_webhook_url(url: &str) -> Result<(), InvalidInput> {
-    let bad = |why: &str| Err(InvalidInput::new("url", format!("url {url:?} {why}")));
-    if url.len() > MAX_URL {
-        return bad("is too long");
-    }
-    let rest = if let Some(r) = url.strip_prefix("https://") {
-        r
-    } else if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else {
-        return bad("must start with http:// or https://");
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() {
-        return bad("has no host");
-    }
-    if authority.contains('@') {
-        return bad("must not contain credentials; use an access token secret");
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("must not contain spaces or control characters");
-    }
-    Ok(())
+    WebhookUrl::parse(url).map(drop).map_err(|e| e.at("url"))
 }
 
 /// A team secret as listed: the value is never part of it.

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod names;
 pub mod run;
 pub mod template;
+pub mod webhook_url;
 
 pub use error::InvalidInput;
 pub mod run_filter;

@@ -175,6 +175,91 @@ name_type!(
     MetricName, "metric name", parse_metric
 );
 
+name_type!(
+    /// An automation's name, unique within its entity: 1–255 characters, no control
+    /// characters, no surrounding spaces (W&B's `CreateFilterTriggerInput.name`).
+    AutomationName, "automation name", parse_automation_name
+);
+name_type!(
+    /// An integration's name, unique within its entity, by W&B's rule: at most 64
+    /// characters, words of letters, digits, `-` and `_` separated by spaces.
+    IntegrationName, "integration name", parse_integration_name
+);
+name_type!(
+    /// A team secret's name, as payload templates refer to it (`${SECRET_NAME}`):
+    /// `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters; `ACCESS_TOKEN` is reserved.
+    SecretName, "secret name", parse_secret_name
+);
+
+/// Longest automation name.
+pub const MAX_AUTOMATION_NAME: usize = 255;
+/// Longest integration name.
+pub const MAX_INTEGRATION_NAME: usize = 64;
+/// Longest secret name.
+pub const MAX_SECRET_NAME: usize = 128;
+
+fn parse_automation_name(_what: &str, name: &str) -> Result<(), InvalidInput> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_AUTOMATION_NAME {
+        return Err(InvalidInput::new(
+            "",
+            format!("name must be 1 to {MAX_AUTOMATION_NAME} characters, got {n}"),
+        ));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        return Err(InvalidInput::new(
+            "",
+            "name must not contain control characters or surrounding spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_integration_name(_what: &str, name: &str) -> Result<(), InvalidInput> {
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c == '-' || c == '_' || c.is_alphanumeric())
+    };
+    let n = name.chars().count();
+    if n == 0 || n > MAX_INTEGRATION_NAME {
+        return Err(InvalidInput::new(
+            "",
+            format!("name must be 1 to {MAX_INTEGRATION_NAME} characters, got {n}"),
+        ));
+    }
+    if !name.split(' ').filter(|w| !w.is_empty()).all(word)
+        || name.starts_with(' ')
+        || name.ends_with(' ')
+    {
+        return Err(InvalidInput::new(
+            "",
+            format!("name {name:?} may hold only letters, digits, '-' and '_', in words separated by spaces"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_secret_name(_what: &str, name: &str) -> Result<(), InvalidInput> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_SECRET_NAME;
+    if !ok {
+        return Err(InvalidInput::new(
+            "",
+            format!("secret name {name:?} must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_SECRET_NAME} characters"),
+        ));
+    }
+    if name == "ACCESS_TOKEN" {
+        return Err(InvalidInput::new(
+            "",
+            "ACCESS_TOKEN is reserved for the integration's access token",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_metric(what: &str, s: &str) -> Result<(), InvalidInput> {
     check_length(what, s, MAX_METRIC_NAME_CHARS)?;
     if s.chars().any(char::is_control) {
@@ -201,6 +286,9 @@ impl ExtraRule for RunName {}
 impl ExtraRule for TagName {}
 impl ExtraRule for MetricName {}
 impl ExtraRule for ProjectName {}
+impl ExtraRule for AutomationName {}
+impl ExtraRule for IntegrationName {}
+impl ExtraRule for SecretName {}
 
 impl ExtraRule for RegistryName {
     fn check_extra(s: &str) -> Result<(), InvalidInput> {
