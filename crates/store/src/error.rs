@@ -35,35 +35,26 @@ impl StoreError {
     }
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Internal(anyhow::Error::new(e).context("database error"))
-    }
+/// Whether a database error is a unique-constraint violation, on SQLite or PostgreSQL.
+fn is_unique_violation(e: &StoreError) -> bool {
+    let StoreError::Internal(e) = e else {
+        return false;
+    };
+    e.downcast_ref::<rusqlite::Error>()
+        .is_some_and(crate::sql::sqlite_unique_violation)
+        || e.downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::sql::postgres_unique_violation)
 }
 
-/// Whether a database error is a unique-constraint violation, on SQLite or PostgreSQL. This is
-/// the one place that knows how each backend reports it.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
-                // SQLite through the Any driver reports extended code 2067 (SQLITE_CONSTRAINT_UNIQUE)
-                // or 1555 (SQLITE_CONSTRAINT_PRIMARYKEY); PostgreSQL reports SQLSTATE 23505.
-                || matches!(db.code().as_deref(), Some("2067") | Some("1555") | Some("23505"))
-        }
-        _ => false,
-    }
-}
-
-/// Maps a unique violation to a 409-style conflict with `what`, anything else to an internal error.
+/// Maps a unique violation to a 409-style conflict with `what`, anything else unchanged.
 pub(crate) fn conflict_on_unique(
     what: impl FnOnce() -> String,
-) -> impl FnOnce(sqlx::Error) -> StoreError {
+) -> impl FnOnce(StoreError) -> StoreError {
     move |e| {
         if is_unique_violation(&e) {
             StoreError::Conflict(what())
         } else {
-            StoreError::from(e)
+            e
         }
     }
 }

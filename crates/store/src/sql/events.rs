@@ -4,10 +4,9 @@ use async_trait::async_trait;
 use herald_domain::event::{Event, EventType, NewEvent, PageRequest};
 use herald_domain::ids::{EntityId, EventId, VersionId};
 use herald_domain::names::version_string;
-use sqlx::{Any, Row, Transaction};
 
-use super::inline::insert_returning_id;
-use super::{json_col, json_text, ts, Columns, SqlStore};
+use super::db::{params, Columns, Conn};
+use super::{json_col, json_text, ts, SqlStore};
 use crate::{EventStore, StoreResult};
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
@@ -16,57 +15,32 @@ const INSERT_EVENT: &str = "INSERT INTO events (event_type, entity_id, entity_na
 
 /// Appends `event` within `tx`, so it commits or rolls back with the change it describes.
 pub(crate) async fn insert_event(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut Conn<'_>,
     event: &NewEvent,
     now: i64,
 ) -> StoreResult<EventId> {
-    let id: i64 = sqlx::query(INSERT_EVENT)
-        .bind(event.event_type.as_str())
-        .bind(event.entity_id.0)
-        .bind(&event.entity)
-        .bind(&event.project)
-        .bind(&event.collection)
-        .bind(&event.artifact_type)
-        .bind(event.version_id.map(|v| v.0))
-        .bind(event.version_index)
-        .bind(&event.alias)
-        .bind(&event.tag)
-        .bind(&event.run)
-        .bind(&event.author)
-        .bind(now)
-        .bind(json_text(&event.body))
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("id")?;
-    Ok(EventId(id))
-}
-
-/// [`insert_event`] on the inline SQLite connection.
-pub(crate) fn insert_event_inline(
-    tx: &rusqlite::Transaction<'_>,
-    event: &NewEvent,
-    now: i64,
-) -> StoreResult<EventId> {
-    let id = insert_returning_id(
-        tx,
-        INSERT_EVENT,
-        rusqlite::params![
-            event.event_type.as_str(),
-            event.entity_id.0,
-            event.entity,
-            event.project,
-            event.collection,
-            event.artifact_type,
-            event.version_id.map(|v| v.0),
-            event.version_index,
-            event.alias,
-            event.tag,
-            event.run,
-            event.author,
-            now,
-            json_text(&event.body),
-        ],
-    )?;
+    let body = json_text(&event.body);
+    let id = tx
+        .insert_id(
+            INSERT_EVENT,
+            params![
+                event.event_type.as_str(),
+                event.entity_id.0,
+                event.entity.as_str(),
+                &event.project,
+                &event.collection,
+                &event.artifact_type,
+                event.version_id.map(|v| v.0),
+                event.version_index,
+                &event.alias,
+                &event.tag,
+                &event.run,
+                &event.author,
+                now,
+                body.as_str(),
+            ],
+        )
+        .await?;
     Ok(EventId(id))
 }
 
@@ -74,7 +48,7 @@ pub(crate) const EVENT_COLUMNS: &str =
     "id, event_type, entity_id, entity_name, project_name, collection_name, artifact_type, \
      version_id, version_index, alias, tag, run_name, author, created_at, body";
 
-pub(crate) fn event_from_row(row: &impl Columns) -> StoreResult<Event> {
+pub(crate) fn event_from_row(row: &dyn Columns) -> StoreResult<Event> {
     let event_type = EventType::parse(&row.text_required("event_type")?)
         .map_err(|e| anyhow::anyhow!("events.event_type: {}", e.message))?;
     Ok(Event {
@@ -99,14 +73,15 @@ pub(crate) fn event_from_row(row: &impl Columns) -> StoreResult<Event> {
 #[async_trait]
 impl EventStore for SqlStore {
     async fn list_events(&self, entity: EntityId, page: PageRequest) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE entity_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        ))
-        .bind(entity.0)
-        .bind(page.after.unwrap_or(0))
-        .bind(page.limit as i64)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        );
+        let mut conn = self.read().await?;
+        conn.fetch_all(
+            &sql,
+            params![entity.0, page.after.unwrap_or(0), page.limit as i64],
+            event_from_row,
+        )
+        .await
     }
 }

@@ -9,9 +9,8 @@ use herald_domain::ids::RunId;
 use herald_domain::names::RunName;
 use herald_domain::run::{HistoryRow, Run, RunState, Transition};
 use serde_json::json;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
+use super::db::{params, values_sql, Columns, Conn, Value};
 use super::events::insert_event;
 use super::{json_col, now_us, ts, SqlStore};
 use crate::error::conflict_on_unique;
@@ -26,39 +25,45 @@ const RUN_SELECT: &str =
 /// History rows per INSERT statement (4 parameters each, far below SQLite's variable limit).
 const HISTORY_CHUNK: usize = 200;
 
-fn run_from_row(project: &Project, row: &AnyRow) -> Result<Run, sqlx::Error> {
-    let state: String = row.try_get("state")?;
-    let tags = json_col(&row.try_get::<String, _>("tags")?);
+fn run_from_row(project: &Project, row: &dyn Columns) -> StoreResult<Run> {
+    let state = row.text_required("state")?;
+    let tags = json_col(&row.text_required("tags")?);
     Ok(Run {
-        row_id: RunId(row.try_get("id")?),
-        id: row.try_get("name")?,
+        row_id: RunId(row.int_required("id")?),
+        id: row.text_required("name")?,
         entity: project.entity.to_string(),
         project: project.name.to_string(),
-        display_name: row.try_get("display_name")?,
-        username: row.try_get("username")?,
+        display_name: row.text_required("display_name")?,
+        username: row.text_required("username")?,
         state: RunState::from_db(&state).unwrap_or(RunState::Failed),
         tags: serde_json::from_value(tags).unwrap_or_default(),
-        config: json_col(&row.try_get::<String, _>("config")?),
-        created_at: ts(row.try_get("created_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
+        config: json_col(&row.text_required("config")?),
+        created_at: ts(row.int_required("created_at")?),
+        updated_at: ts(row.int_required("updated_at")?),
     })
 }
 
-async fn find_run(conn: &mut AnyConnection, project: &Project, id: &str) -> StoreResult<Run> {
-    let row = sqlx::query(&format!(
-        "{RUN_SELECT} WHERE r.project_id = $1 AND r.name = $2"
-    ))
-    .bind(project.id.0)
-    .bind(id)
-    .fetch_optional(&mut *conn)
+/// A stored history row (`id` is its sequence number).
+pub(crate) fn history_row(r: &dyn Columns) -> StoreResult<StoredHistoryRow> {
+    Ok(StoredHistoryRow {
+        seq: r.int_required("id")?,
+        step: r.int_required("step")?,
+        values: json_col(&r.text_required("data")?),
+    })
+}
+
+pub(crate) async fn find_run(conn: &mut Conn<'_>, project: &Project, id: &str) -> StoreResult<Run> {
+    let sql = format!("{RUN_SELECT} WHERE r.project_id = $1 AND r.name = $2");
+    conn.fetch_optional(&sql, params![project.id.0, id], |r| {
+        run_from_row(project, r)
+    })
     .await?
     .ok_or_else(|| {
         StoreError::not_found(format!(
             "run {id:?} not found in {}/{}",
             project.entity, project.name
         ))
-    })?;
-    Ok(run_from_row(project, &row)?)
+    })
 }
 
 fn run_event(t: EventType, project: &Project, run: &str, author: &User) -> NewEvent {
@@ -83,20 +88,22 @@ impl RunStore for SqlStore {
             .display_name
             .clone()
             .unwrap_or_else(|| new.id.to_string());
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        let (tags, config) = (json!(new.tags).to_string(), new.config.to_string());
+        let mut tx = self.write().await?;
+        tx.execute(
             "INSERT INTO runs (project_id, name, display_name, user_id, state, tags, config, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            params![
+                project.id.0,
+                new.id.as_str(),
+                &display_name,
+                author.id.0,
+                new.state.as_str(),
+                &tags,
+                &config,
+                now
+            ],
         )
-        .bind(project.id.0)
-        .bind(new.id.as_str())
-        .bind(&display_name)
-        .bind(author.id.0)
-        .bind(new.state.as_str())
-        .bind(json!(new.tags).to_string())
-        .bind(new.config.to_string())
-        .bind(now)
-        .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(|| {
             format!("run {:?} already exists in {}/{}", new.id.as_str(), project.entity, project.name)
@@ -110,23 +117,19 @@ impl RunStore for SqlStore {
     }
 
     async fn run(&self, project: &Project, id: &str) -> StoreResult<Run> {
-        let mut conn = self.read.acquire().await?;
-        find_run(&mut conn, project, id).await
+        find_run(&mut self.read().await?, project, id).await
     }
 
     async fn list_runs(&self, project: &Project, page: PageRequest) -> StoreResult<Vec<Run>> {
-        let rows = sqlx::query(&format!(
-            "{RUN_SELECT} WHERE r.project_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3"
-        ))
-        .bind(project.id.0)
-        .bind(page.after.unwrap_or(0))
-        .bind(page.limit as i64)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| run_from_row(project, r))
-            .collect::<Result<_, _>>()?)
+        let sql =
+            format!("{RUN_SELECT} WHERE r.project_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3");
+        let mut conn = self.read().await?;
+        conn.fetch_all(
+            &sql,
+            params![project.id.0, page.after.unwrap_or(0), page.limit as i64],
+            |r| run_from_row(project, r),
+        )
+        .await
     }
 
     async fn set_run_state(
@@ -137,19 +140,18 @@ impl RunStore for SqlStore {
         state: RunState,
     ) -> StoreResult<Run> {
         let now = now_us();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write().await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
         let (from, to) = match run.state.transition(state) {
             Ok(Transition::Unchanged) => return Ok(run),
             Ok(Transition::Changed { from, to }) => (from, to),
             Err(e) => return Err(StoreError::conflict(format!("run {:?}: {e}", id.as_str()))),
         };
-        sqlx::query("UPDATE runs SET state = $1, updated_at = $2 WHERE id = $3")
-            .bind(to.as_str())
-            .bind(now)
-            .bind(run.row_id.0)
-            .execute(&mut *tx)
-            .await?;
+        tx.execute(
+            "UPDATE runs SET state = $1, updated_at = $2 WHERE id = $3",
+            params![to.as_str(), now, run.row_id.0],
+        )
+        .await?;
         let mut e = run_event(EventType::RunState, project, id.as_str(), author);
         e.body = json!({ "state": to, "previous_state": from });
         insert_event(&mut tx, &e, now).await?;
@@ -172,7 +174,12 @@ impl RunStore for SqlStore {
             ));
         };
         let now = now_us();
-        let mut tx = self.begin_write().await?;
+        let data: Vec<String> = rows
+            .iter()
+            .map(|row| serde_json::to_string(&row.values))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::from)?;
+        let mut tx = self.write().await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
         if run.state.is_final() {
             return Err(StoreError::conflict(format!(
@@ -181,30 +188,7 @@ impl RunStore for SqlStore {
                 run.state.as_str()
             )));
         }
-        let mut first_seq = None;
-        let mut last_seq = 0i64;
-        for chunk in rows.chunks(HISTORY_CHUNK) {
-            let mut sql =
-                String::from("INSERT INTO run_history (run_id, step, data, created_at) VALUES ");
-            for i in 0..chunk.len() {
-                let p = i * 4;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4));
-            }
-            sql.push_str(" RETURNING id");
-            let mut q = sqlx::query(&sql);
-            for row in chunk {
-                let data = serde_json::to_string(&row.values).map_err(anyhow::Error::from)?;
-                q = q.bind(run.row_id.0).bind(row.step).bind(data).bind(now);
-            }
-            for r in q.fetch_all(&mut *tx).await? {
-                let seq: i64 = r.try_get("id")?;
-                first_seq.get_or_insert(seq);
-                last_seq = last_seq.max(seq);
-            }
-        }
+        let (first_seq, last_seq) = insert_history(&mut tx, run.row_id, rows, &data, now).await?;
         let metrics: BTreeSet<&str> = rows
             .iter()
             .flat_map(|r| r.values.keys().map(|k| k.as_str()))
@@ -237,24 +221,53 @@ impl RunStore for SqlStore {
         id: &str,
         page: PageRequest,
     ) -> StoreResult<HistoryPage> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.read().await?;
         let run = find_run(&mut conn, project, id).await?;
-        let rows = sqlx::query("SELECT id, step, data FROM run_history WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(run.row_id.0)
-            .bind(page.after.unwrap_or(0))
-            .bind(page.limit as i64)
-            .fetch_all(&mut *conn)
+        let rows = conn
+            .fetch_all(
+                "SELECT id, step, data FROM run_history WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                params![run.row_id.0, page.after.unwrap_or(0), page.limit as i64],
+                history_row,
+            )
             .await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                Ok(StoredHistoryRow {
-                    seq: r.try_get("id")?,
-                    step: r.try_get("step")?,
-                    values: json_col(&r.try_get::<String, _>("data")?),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
         Ok(HistoryPage { rows })
     }
+}
+
+/// Inserts history rows (their values as JSON in `data`); returns the first and last
+/// sequence numbers given. SQLite's ids come without RETURNING (see `Conn::insert_id`): a
+/// multi-row insert gives its rows consecutive ids, the last of which the connection knows.
+async fn insert_history(
+    tx: &mut Conn<'_>,
+    run: RunId,
+    rows: &[HistoryRow],
+    data: &[String],
+    now: i64,
+) -> StoreResult<(Option<i64>, i64)> {
+    const HEAD: &str = "INSERT INTO run_history (run_id, step, data, created_at)";
+    let (mut first_seq, mut last_seq) = (None, 0i64);
+    for (chunk, data) in rows.chunks(HISTORY_CHUNK).zip(data.chunks(HISTORY_CHUNK)) {
+        let params: Vec<Value> = chunk
+            .iter()
+            .zip(data)
+            .flat_map(|(row, data)| [run.0.into(), row.step.into(), data.into(), now.into()])
+            .collect();
+        let ids: Vec<i64> = match tx {
+            Conn::Sqlite(c) => {
+                c.execute(&values_sql(HEAD, 4, chunk.len(), 0, ""), &params)?;
+                let last = c.last_insert_id();
+                (last - chunk.len() as i64 + 1..=last).collect()
+            }
+            Conn::Postgres(_) => {
+                let sql = values_sql(HEAD, 4, chunk.len(), 0, " RETURNING id");
+                tx.fetch_all(&sql, &params, |r| r.int_required("id"))
+                    .await?
+            }
+        };
+        if let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) {
+            first_seq.get_or_insert(*first);
+            last_seq = last_seq.max(*last);
+        }
+    }
+    Ok((first_seq, last_seq))
 }

@@ -1,6 +1,7 @@
 //! Test databases: every test gets a fresh SQLite file, and a fresh PostgreSQL schema when
 //! PostgreSQL answers at `HERALD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! `HERALD_TEST_POSTGRES=off` skips PostgreSQL.
+#![allow(dead_code)] // each test binary uses some of these
 
 use herald_store::sql::{SqlOptions, SqlStore};
 
@@ -60,17 +61,41 @@ fn say_backends(postgres: &str) {
 }
 
 /// A store on a new schema of the PostgreSQL at `base` (left behind; schemas are cheap and
-/// named uniquely), or `None` if PostgreSQL does not answer.
+/// named uniquely), or `None` if PostgreSQL does not answer (a failure instead with
+/// `HERALD_TEST_POSTGRES_REQUIRED=1`).
 async fn fresh_schema(base: &str) -> Option<SqlStore> {
-    let schema = format!("herald_test_{}_{}", std::process::id(), rand_suffix());
-    let url = herald_store::sql::postgres_schema_url(base, &schema)
-        .await
-        .ok()?;
+    let url = herald_store::sql::postgres_schema_url(base, &fresh_schema_name()).await;
+    let url = match url {
+        Ok(url) => url,
+        Err(e) if postgres_required() => panic!("HERALD_TEST_POSTGRES_REQUIRED=1, but: {e:#}"),
+        Err(_) => return None,
+    };
     Some(
         SqlStore::connect(&url, &SqlOptions::default())
             .await
             .expect("connecting to the test schema"),
     )
+}
+
+fn postgres_required() -> bool {
+    std::env::var("HERALD_TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1")
+}
+
+/// The PostgreSQL base URL if PostgreSQL is on and answers, for tests that make their own
+/// schemas.
+pub async fn postgres_base_answering() -> Option<String> {
+    let base = postgres_base()?;
+    let probe = herald_store::sql::postgres_schema_url(&base, "herald_test_probe").await;
+    match probe {
+        Ok(_) => Some(base),
+        Err(e) if postgres_required() => panic!("HERALD_TEST_POSTGRES_REQUIRED=1, but: {e:#}"),
+        Err(_) => None,
+    }
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema_name() -> String {
+    format!("herald_test_{}_{}", std::process::id(), rand_suffix())
 }
 
 fn rand_suffix() -> String {
