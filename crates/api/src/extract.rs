@@ -33,7 +33,7 @@ impl FromRequestParts<AppState> for Caller {
             .to_str()
             .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
         let key = api_key_from_header(header)?;
-        let user = state.engine.authenticate(&key).await?;
+        let user = state.auth.authenticate(&key).await?;
         Ok(Caller(user))
     }
 }

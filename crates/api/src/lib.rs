@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
+use herald_engine::auth::Authenticator;
 use herald_engine::Engine;
 use herald_store::Store;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -34,6 +35,19 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
+    /// Who an API key belongs to; apart from the engine, which an API-only server never runs.
+    pub auth: Arc<Authenticator>,
+}
+
+impl AppState {
+    /// The state of a server on `store`, authenticating API keys against it.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
+        Self {
+            auth: Arc::new(Authenticator::new(store.clone())),
+            store,
+            engine,
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -34,31 +34,41 @@ pub async fn authenticate(store: &dyn Store, key: &str) -> Result<User> {
         .ok_or_else(|| Error::Unauthenticated("invalid API key".into()))
 }
 
-/// Remembers recently seen keys for a short while, so a busy client costs one hash, not one
-/// database read, per request. Only successful lookups are kept; keys cannot be revoked or
-/// users changed in ways that matter here, and entries expire anyway.
-#[derive(Default)]
-pub struct KeyCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (User, std::time::Instant)>>,
+/// How long a successful key lookup is trusted before the store is asked again.
+const KEY_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most keys remembered; past it the least used are dropped first.
+const KEY_CACHE_CAPACITY: u64 = 10_000;
+
+/// The API's authentication service: finds the user an API key belongs to, remembering
+/// recently seen keys for a short while, so a busy client costs one hash, not one database
+/// read, per request. Only successful lookups are kept; keys cannot be revoked or users
+/// changed in ways that matter here, and entries expire anyway. It is apart from the engine:
+/// a server that only serves the API authenticates without running deliveries.
+pub struct Authenticator {
+    store: std::sync::Arc<dyn Store>,
+    /// Users by key hash.
+    known: moka::sync::Cache<String, User>,
 }
 
-impl KeyCache {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(30);
-    const MAX: usize = 10_000;
+impl Authenticator {
+    pub fn new(store: std::sync::Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            known: moka::sync::Cache::builder()
+                .max_capacity(KEY_CACHE_CAPACITY)
+                .time_to_live(KEY_TTL)
+                .build(),
+        }
+    }
 
-    pub async fn authenticate(&self, store: &dyn Store, key: &str) -> Result<User> {
+    /// The user `key` belongs to (cached briefly).
+    pub async fn authenticate(&self, key: &str) -> Result<User> {
         let hash = hash_key(key);
-        if let Some((user, at)) = self.entries.lock().expect("key cache lock").get(&hash) {
-            if at.elapsed() < Self::TTL {
-                return Ok(user.clone());
-            }
+        if let Some(user) = self.known.get(&hash) {
+            return Ok(user);
         }
-        let user = authenticate(store, key).await?;
-        let mut entries = self.entries.lock().expect("key cache lock");
-        if entries.len() >= Self::MAX {
-            entries.clear();
-        }
-        entries.insert(hash, (user.clone(), std::time::Instant::now()));
+        let user = authenticate(&*self.store, key).await?;
+        self.known.insert(hash, user.clone());
         Ok(user)
     }
 }
@@ -135,5 +145,32 @@ mod tests {
             hash_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[tokio::test]
+    async fn the_authenticator_finds_a_keys_user_and_refuses_other_keys() {
+        // A file: each connection to `sqlite::memory:` would open a database of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+            herald_store::sql::SqlStore::connect(&url, &Default::default())
+                .await
+                .unwrap(),
+        );
+        let name = Username::parse("ada").unwrap();
+        let (user, key) = create_user(&*store, name, None, false).await.unwrap();
+        let auth = Authenticator::new(store);
+        for _ in 0..2 {
+            // The second time from the cache: the same user.
+            let found = auth.authenticate(&key).await.unwrap();
+            assert_eq!((found.id, found.username), (user.id, user.username.clone()));
+        }
+        for bad in ["", "0123456789012345678901234567890123456789"] {
+            let refused = auth.authenticate(bad).await.unwrap_err();
+            assert!(
+                matches!(refused, Error::Unauthenticated(_)),
+                "{bad:?}: {refused}"
+            );
+        }
     }
 }

@@ -316,7 +316,7 @@ pub struct RunFiring {
 /// first seen, so the limit costs O(1) per firing however high it is set.
 #[derive(Default)]
 pub struct RateLimiter {
-    admitted: std::sync::Mutex<HashMap<AutomationId, Window>>,
+    admitted: parking_lot::Mutex<HashMap<AutomationId, Window>>,
 }
 
 /// One automation's admissions in the last minute, as (millisecond, count) runs: a matcher
@@ -333,7 +333,7 @@ impl RateLimiter {
 
     /// Whether `a` may run once more at `now_ms`; counts the run if so.
     pub async fn admit(&self, store: &dyn Store, a: &Automation, now_ms: i64) -> bool {
-        let seen = self.admitted.lock().expect("rate lock").contains_key(&a.id);
+        let seen = self.admitted.lock().contains_key(&a.id);
         if !seen {
             let since = Utc::now() - chrono::Duration::milliseconds(Self::WINDOW_MS);
             let n = store
@@ -346,13 +346,9 @@ impl RateLimiter {
                 runs: (n > 0).then_some((now_ms, n)).into_iter().collect(),
                 total: u64::from(n),
             };
-            self.admitted
-                .lock()
-                .expect("rate lock")
-                .entry(a.id)
-                .or_insert(seeded);
+            self.admitted.lock().entry(a.id).or_insert(seeded);
         }
-        let mut map = self.admitted.lock().expect("rate lock");
+        let mut map = self.admitted.lock();
         let w = map.entry(a.id).or_default();
         while let Some(&(t, n)) = w.runs.front() {
             if t > now_ms - Self::WINDOW_MS {
@@ -374,7 +370,7 @@ impl RateLimiter {
 
     /// Forgets everything (a batch failed to commit: its admissions never happened).
     pub fn clear(&self) {
-        self.admitted.lock().expect("rate lock").clear();
+        self.admitted.lock().clear();
     }
 }
 

@@ -8,8 +8,8 @@
 //! cooldown; the time of the last firing is stored with the execution, so cooldowns survive
 //! restarts too.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use herald_domain::automation::{Automation, DEFAULT_COOLDOWN_SECONDS};
 use herald_domain::ids::{AutomationId, RunId};
@@ -55,19 +55,16 @@ pub struct RunSlots {
 impl RunSlots {
     /// Forgets every evaluator (automations changed, or a batch failed to commit).
     pub fn clear(&self) {
-        self.slots.lock().expect("run slots lock").clear();
+        self.slots.lock().clear();
     }
 
     /// Forgets a finished run's evaluators.
     pub fn forget_run(&self, run: RunId) {
-        self.slots
-            .lock()
-            .expect("run slots lock")
-            .retain(|(_, r), _| *r != run);
+        self.slots.lock().retain(|(_, r), _| *r != run);
     }
 
     pub fn len(&self) -> usize {
-        self.slots.lock().expect("run slots lock").len()
+        self.slots.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -93,7 +90,7 @@ impl RunSlots {
             now,
         } = *batch;
         let key = (a.id, run.row_id);
-        let existing = self.slots.lock().expect("run slots lock").remove(&key);
+        let existing = self.slots.lock().remove(&key);
         let mut slot = match existing {
             Some(s) => s,
             None => rebuild(store, a, cond, run, &metric, first_seq).await?,
@@ -120,7 +117,7 @@ impl RunSlots {
                 slot.last_fired = Some(now);
             }
         }
-        let mut slots = self.slots.lock().expect("run slots lock");
+        let mut slots = self.slots.lock();
         if slots.len() >= MAX_SLOTS {
             slots.clear();
         }

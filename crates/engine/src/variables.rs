@@ -1,5 +1,5 @@
-//! Template variables taken from an event (DESIGN.md §5). A variable that does not apply to
-//! the event renders empty, so every name asked for is present.
+//! Template variables taken from an event (the names W&B documents for webhook payloads). A
+//! variable that does not apply to the event renders empty, so every name asked for is present.
 
 use herald_domain::event::{Event, EventType};
 use serde_json::{Map, Value};
@@ -128,7 +128,8 @@ pub fn metadata_text(v: &Value) -> String {
     }
 }
 
-/// The document artifact filters are evaluated against (fields of DESIGN.md §3).
+/// The document artifact filters are evaluated against: the version's aliases and tags, its
+/// collection and type, and the entity and project names.
 pub fn filter_document(e: &Event) -> Value {
     let body_list = |k: &str| {
         e.body

@@ -101,10 +101,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store: Arc<dyn Store> = self.store.clone();
         let router = herald_api::router(
-            AppState {
-                store,
-                engine: self.engine.clone(),
-            },
+            AppState::new(store, self.engine.clone()),
             herald_api::RequestLimits {
                 body_timeout: self.limits.body_timeout,
             },

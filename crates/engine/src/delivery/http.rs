@@ -117,7 +117,7 @@ pub struct Sender {
     proxy_lookup: Option<Arc<dyn NameLookup>>,
     /// Destination URLs already parsed and checked, by their text: parsing a URL (its host
     /// through IDNA) cost more than building and signing the rest of a request.
-    parsed: Arc<std::sync::Mutex<HashMap<String, Destination>>>,
+    parsed: Arc<parking_lot::Mutex<HashMap<String, Destination>>>,
 }
 
 /// A destination URL as parsed and checked, or why it cannot be sent to.
@@ -164,7 +164,7 @@ impl Sender {
     /// `url` parsed, with its scheme and (for an IP literal) its address checked; cached.
     /// Host names are checked again at every connection, by the resolver.
     fn destination(&self, url: &str) -> Destination {
-        if let Some(d) = self.parsed.lock().expect("parsed URLs lock").get(url) {
+        if let Some(d) = self.parsed.lock().get(url) {
             return d.clone();
         }
         let d = match reqwest::Url::parse(url) {
@@ -177,7 +177,7 @@ impl Sender {
             )),
             Err(e) => Err((ErrorClass::InvalidUrl, format!("invalid URL: {e}"))),
         };
-        let mut parsed = self.parsed.lock().expect("parsed URLs lock");
+        let mut parsed = self.parsed.lock();
         if parsed.len() >= PARSED_URLS {
             parsed.clear();
         }
@@ -374,12 +374,12 @@ mod tests {
             let invalid = sender.destination("not a url").unwrap_err();
             assert_eq!(invalid.0, ErrorClass::InvalidUrl);
         }
-        assert_eq!(sender.parsed.lock().unwrap().len(), 4);
+        assert_eq!(sender.parsed.lock().len(), 4);
         // The cache stays bounded: past its size it starts over.
         for i in 0..PARSED_URLS {
             let _ = sender.destination(&format!("https://example.com/{i}"));
         }
-        assert!(sender.parsed.lock().unwrap().len() <= PARSED_URLS);
+        assert!(sender.parsed.lock().len() <= PARSED_URLS);
         let blocked = sender.destination("http://127.0.0.1:9/hook").unwrap_err();
         assert_eq!(blocked.0, ErrorClass::Blocked);
     }

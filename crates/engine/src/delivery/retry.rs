@@ -18,7 +18,9 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// DESIGN.md §6: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (≈ 3 days), ±20 %.
+    /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (≈ 3 days in all), ±20 %: quick
+    /// retries for a blip, then spaced out so a destination down for a weekend still gets its
+    /// deliveries.
     fn default() -> Self {
         let h = 3600;
         Self {

@@ -4,10 +4,11 @@
 //! permanent and disable the integration).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_domain::automation::Integration;
+use parking_lot::Mutex;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
@@ -67,7 +68,6 @@ impl Pacer {
         let slot = self
             .channels
             .lock()
-            .expect("pacer lock")
             .entry(channel.to_string())
             .or_default()
             .clone();

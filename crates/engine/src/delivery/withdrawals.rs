@@ -14,7 +14,7 @@ use herald_store::ClaimedExecution;
 #[derive(Default)]
 pub struct Withdrawals {
     any: std::sync::atomic::AtomicBool,
-    since: std::sync::Mutex<HashMap<Withdrawn, std::time::Instant>>,
+    since: parking_lot::Mutex<HashMap<Withdrawn, std::time::Instant>>,
 }
 
 /// One thing withdrawn.
@@ -28,14 +28,14 @@ impl Withdrawals {
     const KEEP: Duration = Duration::from_secs(3600);
 
     pub fn add(&self, what: Withdrawn) {
-        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        let mut since = self.since.lock();
         since.retain(|_, at| at.elapsed() < Self::KEEP);
         since.insert(what, std::time::Instant::now());
         self.any.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn remove(&self, what: Withdrawn) {
-        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        let mut since = self.since.lock();
         since.remove(&what);
         self.any
             .store(!since.is_empty(), std::sync::atomic::Ordering::SeqCst);
@@ -46,7 +46,7 @@ impl Withdrawals {
         if !self.any.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
         }
-        let since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        let since = self.since.lock();
         let has = |w| since.contains_key(&w);
         if has(Withdrawn::Execution(x.id)) {
             Some("cancelled by a user".into())

@@ -457,6 +457,42 @@ fn api_only_server_stores_events_for_an_engine_to_deliver() {
     assert_eq!(executions(&server).len(), 3);
 }
 
+/// How many threads of process `pid` are named `name` (as Linux keeps a name: 15 bytes).
+#[cfg(target_os = "linux")]
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// An API-only server (`engine = false`) serves requests without starting the deliveries'
+/// threads; the same server with the engine on starts as many as it is told.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_api_only_server_starts_no_delivery_threads() {
+    let name = herald_engine::runtime::DELIVERY_THREAD_NAME;
+    let dir = tempfile::tempdir().unwrap();
+    let threads = ("HERALD_DELIVERY_THREADS", "2");
+    let server = start_with(dir.path(), &[threads, ("HERALD_ENGINE", "false")]);
+    let key = admin_key(dir.path());
+    herald(&server, &key, &["entity", "create", "ml-team"]);
+    assert_eq!(threads_named(server.child.id(), name), 0);
+    drop(server);
+
+    let server = start_with(dir.path(), &[threads]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while threads_named(server.child.id(), name) != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the engine's server runs {} delivery threads, not 2",
+            threads_named(server.child.id(), name)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The README's automation example, through the CLI, to a receiver on loopback.
 #[test]
 fn readme_automation_example_delivers_a_signed_webhook() {

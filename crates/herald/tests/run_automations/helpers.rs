@@ -80,10 +80,7 @@ pub async fn spawn_app_with(extra: &[(&'static str, &'static str)]) -> TestApp {
     let delivery = config.delivery_config().expect("delivery config");
     let engine = Engine::new(store.clone(), MasterKey::generate(), delivery);
     let router = herald_api::router(
-        AppState {
-            store,
-            engine: engine.clone(),
-        },
+        AppState::new(store, engine.clone()),
         herald_api::RequestLimits::default(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
