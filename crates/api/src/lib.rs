@@ -54,7 +54,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP surface, ready to serve.
 pub fn router(state: AppState, limits: RequestLimits) -> Router {
-    routes::routes()
+    let (routes, _) = routes::routes();
+    routes
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), wake_matcher))

@@ -1,44 +1,31 @@
-//! The OpenAPI document, generated from the handlers' annotations and the types they use.
+//! The OpenAPI document: its header (info, security, the hand-written schemas), and the
+//! additions made to every operation once the routes have put their own annotations in it
+//! (authentication schemes, the error answers that follow from an operation's shape, links from
+//! created resources). The paths themselves come from the route table in [`crate::routes`].
 
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{artifacts, automations, entities, events, integrations, ops, runs, users};
-
+/// What the routes' annotations do not say; they add the paths and the schemas they use.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes); no string in a body, path or query may hold the NUL character (U+0000)."),
-    paths(
-        ops::healthz, ops::readyz, ops::openapi,
-        users::create_user, users::viewer,
-        entities::create_entity, entities::list_entities, entities::get_entity, entities::list_members,
-        entities::set_member, entities::remove_member, entities::create_project, entities::list_projects,
-        entities::get_project, entities::create_registry,
-        artifacts::create_version, artifacts::list_collections, artifacts::get_collection, artifacts::list_versions,
-        artifacts::get_version, artifacts::add_alias, artifacts::remove_alias, artifacts::add_version_tag,
-        artifacts::remove_version_tag, artifacts::add_collection_tag, artifacts::remove_collection_tag,
-        artifacts::link_version, artifacts::unlink_version,
-        runs::create_run, runs::list_runs, runs::get_run, runs::update_run, runs::log_history, runs::get_history,
-        events::list_events,
-        integrations::put_secret, integrations::list_secrets, integrations::delete_secret,
-        integrations::create_integration, integrations::list_integrations, integrations::get_integration,
-        integrations::update_integration, integrations::delete_integration, integrations::test_integration,
-        automations::create_automation, automations::list_automations, automations::get_automation,
-        automations::replace_automation, automations::patch_automation, automations::delete_automation,
-        automations::automation_executions, automations::entity_executions, automations::get_execution,
-        automations::redeliver, automations::cancel_execution,
-    ),
     components(schemas(
         crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label, crate::doc::SecretName,
-        crate::doc::IntegrationName, crate::doc::AutomationName, crate::doc::DisplayName,
-        crate::doc::RunEventFilter,
+        crate::doc::IntegrationName, crate::doc::DisplayName,
     )),
-    modifiers(&Security, &ErrorResponses, &Links),
     security(("bearer" = []), ("basic" = [])),
 )]
-struct ApiDoc;
+pub struct ApiDoc;
+
+/// Completes the document the route table collected.
+pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    Security.modify(doc);
+    ErrorResponses.modify(doc);
+    Links.modify(doc);
+}
 
 struct Security;
 
@@ -262,7 +249,8 @@ fn error(op: &mut utoipa::openapi::path::Operation, status: u16, description: &s
 pub fn openapi_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let (_, doc) = crate::routes::routes();
+        let mut doc = serde_json::to_value(doc).unwrap_or_default();
         spell_links(&mut doc);
         serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string())
     })

@@ -32,49 +32,88 @@ pub const MAX_RATE_LIMIT: u32 = 1_000_000;
 /// An automation as a client sends it (create, full update, and the base of a partial update).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutomationInput {
+    /// 1 to 255 characters without control characters, not starting or ending with
+    /// whitespace; unique in the entity.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,253}[^\s\x00-\x1f\x7f-\x9f])?$"
+        )
+    )]
     pub name: String,
+    /// At most 16384 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub description: Option<String>,
+    /// Default true.
     pub enabled: Option<bool>,
     pub scope: ScopeInput,
     pub event: EventInput,
     pub action: ActionInput,
+    /// Executions per minute before further ones are SKIPPED: 1 to 1000000, default 60.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub rate_limit_per_minute: Option<u32>,
-    /// Run-metric automations: fire at most once per run per this many seconds (default 24 h).
+    /// Run-metric automations: fire at most once per run per this many seconds, up to a
+    /// year; default a day.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 31_536_000))]
     pub cooldown_seconds: Option<u32>,
 }
 
+/// What an automation watches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScopeInput {
+    /// ARTIFACT_COLLECTION, PROJECT or ENTITY (case-insensitive).
     #[serde(rename = "type")]
     pub scope_type: String,
+    /// `entity`, `entity/project` or `entity/project/collection`, inside the automation's
+    /// entity, naming things that exist.
     pub path: String,
 }
 
+/// Which events fire it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventInput {
+    /// An event type (`CREATE_ARTIFACT`, `ADD_ARTIFACT_ALIAS`, `LINK_MODEL`, `RUN_METRIC`,
+    /// `RUN_STATE`, …) allowed for the scope.
     #[serde(rename = "type")]
     pub event_type: String,
     /// W&B's wire format; absent means "every event of this type in scope".
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::EventFilter>))]
     pub filter: Option<serde_json::Value>,
 }
 
+/// What it does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ActionInput {
+    /// POSTs `payload` (a template) to a webhook integration of the entity.
     GenericWebhook {
         integration_id: i64,
         /// A JSON object, or a string holding JSON (W&B's `requestPayload`).
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::ObjectOrText>))]
         payload: Option<serde_json::Value>,
     },
+    /// Posts a message to a Slack integration of the entity.
     Notification {
         integration_id: i64,
+        /// At most 1000 characters; may use event variables.
+        #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
         title: Option<String>,
+        /// At most 10000 characters; may use event variables.
+        #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
         message: Option<String>,
+        /// INFO, WARN or ERROR (case-insensitive); default INFO.
         severity: Option<String>,
     },
+    /// Records executions and sends nothing.
     NoOp,
 }
 

@@ -13,6 +13,9 @@ use herald_store::NewVersion;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::params::{
+    CollectionPath, CollectionTagPath, ProjectPath, VersionAliasPath, VersionPath, VersionTagPath,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
@@ -116,14 +119,14 @@ async fn project_for(
 
 /// Creates the next version of an artifact collection (the collection is created on first use).
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts", tag = "artifacts",
-    request_body = CreateArtifact, params(crate::doc::ProjectPath),
+    request_body = CreateArtifact, params(ProjectPath),
     responses((status = 201, body = ArtifactVersion),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The collection holds artifacts of another type.")))]
 pub async fn create_version(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project)): ApiPath<(String, String)>,
+    ApiPath(ProjectPath { entity, project }): ApiPath<ProjectPath>,
     ApiJson(body): ApiJson<CreateArtifact>,
 ) -> ApiResult<(StatusCode, Json<ArtifactVersion>)> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
@@ -158,11 +161,11 @@ pub async fn create_version(
 
 /// The project's artifact collections.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts", tag = "artifacts",
-    params(crate::doc::ProjectPath), responses((status = 200, body = Vec<Collection>)))]
+    params(ProjectPath), responses((status = 200, body = Vec<Collection>)))]
 pub async fn list_collections(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project)): ApiPath<(String, String)>,
+    ApiPath(ProjectPath { entity, project }): ApiPath<ProjectPath>,
 ) -> ApiResult<Json<Vec<Collection>>> {
     let project = project_for(&state, &user, &entity, &project, Role::Viewer).await?;
     Ok(Json(state.store.list_collections(&project).await?))
@@ -170,12 +173,16 @@ pub async fn list_collections(
 
 /// One artifact collection.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}", tag = "artifacts",
-    params(crate::doc::CollectionPath),
+    params(CollectionPath),
     responses((status = 200, body = Collection)))]
 pub async fn get_collection(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection)): ApiPath<(String, String, String)>,
+    ApiPath(CollectionPath {
+        entity,
+        project,
+        collection,
+    }): ApiPath<CollectionPath>,
 ) -> ApiResult<Json<Collection>> {
     let project = project_for(&state, &user, &entity, &project, Role::Viewer).await?;
     Ok(Json(state.store.collection(&project, &collection).await?))
@@ -183,12 +190,16 @@ pub async fn get_collection(
 
 /// The versions of a collection, oldest first.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions", tag = "artifacts",
-    params(crate::doc::CollectionPath),
+    params(CollectionPath),
     responses((status = 200, body = Vec<ArtifactVersion>)))]
 pub async fn list_versions(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection)): ApiPath<(String, String, String)>,
+    ApiPath(CollectionPath {
+        entity,
+        project,
+        collection,
+    }): ApiPath<CollectionPath>,
 ) -> ApiResult<Json<Vec<ArtifactVersion>>> {
     let project = project_for(&state, &user, &entity, &project, Role::Viewer).await?;
     Ok(Json(
@@ -198,12 +209,17 @@ pub async fn list_versions(
 
 /// One version, by index (`v3`) or alias (`latest`, `production`).
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}", tag = "artifacts",
-    params(crate::doc::VersionPath),
+    params(VersionPath),
     responses((status = 200, body = ArtifactVersion)))]
 pub async fn get_version(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version)): ApiPath<(String, String, String, String)>,
+    ApiPath(VersionPath {
+        entity,
+        project,
+        collection,
+        version,
+    }): ApiPath<VersionPath>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     let project = project_for(&state, &user, &entity, &project, Role::Viewer).await?;
     Ok(Json(
@@ -217,13 +233,18 @@ pub async fn get_version(
 /// Puts an alias on a version; an alias held by another version of the collection moves.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/aliases", tag = "artifacts",
     request_body = AliasBody,
-    params(crate::doc::VersionPath),
+    params(VersionPath),
     responses((status = 200, body = ArtifactVersion),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn add_alias(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version)): ApiPath<(String, String, String, String)>,
+    ApiPath(VersionPath {
+        entity,
+        project,
+        collection,
+        version,
+    }): ApiPath<VersionPath>,
     ApiJson(body): ApiJson<AliasBody>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
@@ -244,19 +265,19 @@ pub async fn add_alias(
 
 /// Removes an alias from a version.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/aliases/{alias}", tag = "artifacts",
-    params(crate::doc::VersionAliasPath),
+    params(VersionAliasPath),
     responses((status = 200, body = ArtifactVersion),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn remove_alias(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version, alias)): ApiPath<(
-        String,
-        String,
-        String,
-        String,
-        String,
-    )>,
+    ApiPath(VersionAliasPath {
+        entity,
+        project,
+        collection,
+        version,
+        alias,
+    }): ApiPath<VersionAliasPath>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
     let alias = AliasName::parse(&alias).map_err(|e| e.at("alias"))?;
@@ -277,13 +298,18 @@ pub async fn remove_alias(
 /// Tags a version.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/tags", tag = "artifacts",
     request_body = TagBody,
-    params(crate::doc::VersionPath),
+    params(VersionPath),
     responses((status = 200, body = ArtifactVersion),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn add_version_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version)): ApiPath<(String, String, String, String)>,
+    ApiPath(VersionPath {
+        entity,
+        project,
+        collection,
+        version,
+    }): ApiPath<VersionPath>,
     ApiJson(body): ApiJson<TagBody>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
@@ -298,19 +324,19 @@ pub async fn add_version_tag(
 
 /// Removes a tag from a version.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/tags/{tag}", tag = "artifacts",
-    params(crate::doc::VersionTagPath),
+    params(VersionTagPath),
     responses((status = 200, body = ArtifactVersion),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn remove_version_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version, tag)): ApiPath<(
-        String,
-        String,
-        String,
-        String,
-        String,
-    )>,
+    ApiPath(VersionTagPath {
+        entity,
+        project,
+        collection,
+        version,
+        tag,
+    }): ApiPath<VersionTagPath>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
     let tag = TagName::parse(&tag).map_err(|e| e.at("tag"))?;
@@ -324,13 +350,17 @@ pub async fn remove_version_tag(
 
 /// Tags a collection.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/tags", tag = "artifacts",
-    request_body = TagBody, params(crate::doc::CollectionPath),
+    request_body = TagBody, params(CollectionPath),
     responses((status = 200, body = Collection),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn add_collection_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection)): ApiPath<(String, String, String)>,
+    ApiPath(CollectionPath {
+        entity,
+        project,
+        collection,
+    }): ApiPath<CollectionPath>,
     ApiJson(body): ApiJson<TagBody>,
 ) -> ApiResult<Json<Collection>> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
@@ -345,13 +375,18 @@ pub async fn add_collection_tag(
 
 /// Removes a tag from a collection.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/tags/{tag}", tag = "artifacts",
-    params(crate::doc::CollectionTagPath),
+    params(CollectionTagPath),
     responses((status = 200, body = Collection),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn remove_collection_tag(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, tag)): ApiPath<(String, String, String, String)>,
+    ApiPath(CollectionTagPath {
+        entity,
+        project,
+        collection,
+        tag,
+    }): ApiPath<CollectionTagPath>,
 ) -> ApiResult<Json<Collection>> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
     let tag = TagName::parse(&tag).map_err(|e| e.at("tag"))?;
@@ -366,14 +401,19 @@ pub async fn remove_collection_tag(
 /// Links a version into a registry collection (created on first link).
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}/links", tag = "artifacts",
     request_body = LinkBody,
-    params(crate::doc::VersionPath),
+    params(VersionPath),
     responses((status = 201, body = ArtifactVersion, description = "the version as seen in the registry collection"),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The version is already linked into that registry collection, or it holds artifacts of another type.")))]
 pub async fn link_version(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version)): ApiPath<(String, String, String, String)>,
+    ApiPath(VersionPath {
+        entity,
+        project,
+        collection,
+        version,
+    }): ApiPath<VersionPath>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult<(StatusCode, Json<ArtifactVersion>)> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
@@ -400,13 +440,18 @@ pub async fn link_version(
 
 /// Unlinks a version from a registry collection (the version itself is kept).
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/projects/{project}/artifacts/{collection}/versions/{version}", tag = "artifacts",
-    params(crate::doc::VersionPath),
+    params(VersionPath),
     responses((status = 204),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn unlink_version(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, collection, version)): ApiPath<(String, String, String, String)>,
+    ApiPath(VersionPath {
+        entity,
+        project,
+        collection,
+        version,
+    }): ApiPath<VersionPath>,
 ) -> ApiResult<StatusCode> {
     let project = project_for(&state, &user, &entity, &project, Role::Member).await?;
     if !project.is_registry {

@@ -13,88 +13,11 @@ use herald_store::ExecutionQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::params::{EntityPath, IdPath};
 use super::runs::next_cursor;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
-
-/// The body of a create or full update (documented shape; parsed by the engine's input type).
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AutomationBody {
-    /// Unique in the entity.
-    #[schema(value_type = crate::doc::AutomationName)]
-    name: String,
-    /// At most 16384 characters.
-    #[schema(max_length = 16384)]
-    description: Option<String>,
-    /// Default true.
-    enabled: Option<bool>,
-    scope: ScopeBody,
-    event: EventBody,
-    action: ActionBody,
-    /// Executions per minute before further ones are SKIPPED: 1 to 1000000, default 60.
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    rate_limit_per_minute: Option<u32>,
-    /// Run-metric automations: fire at most once per run per this many seconds, up to a
-    /// year; default a day.
-    #[schema(minimum = 0, maximum = 31_536_000)]
-    cooldown_seconds: Option<u32>,
-}
-
-/// What an automation watches.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ScopeBody {
-    /// ARTIFACT_COLLECTION, PROJECT or ENTITY (case-insensitive).
-    #[schema(rename = "type")]
-    scope_type: String,
-    /// `entity`, `entity/project` or `entity/project/collection`, inside the automation's
-    /// entity, naming things that exist.
-    path: String,
-}
-
-/// Which events fire it.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct EventBody {
-    /// An event type (`CREATE_ARTIFACT`, `ADD_ARTIFACT_ALIAS`, `LINK_MODEL`, `RUN_METRIC`,
-    /// `RUN_STATE`, …) allowed for the scope.
-    #[schema(rename = "type")]
-    event_type: String,
-    #[schema(value_type = Option<crate::doc::EventFilter>)]
-    filter: Option<serde_json::Value>,
-}
-
-/// What it does.
-#[derive(ToSchema)]
-#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
-#[allow(dead_code)]
-pub enum ActionBody {
-    /// POSTs `payload` (a template) to a webhook integration of the entity.
-    GenericWebhook {
-        integration_id: i64,
-        #[schema(value_type = Option<crate::doc::ObjectOrText>)]
-        payload: Option<serde_json::Value>,
-    },
-    /// Posts a message to a Slack integration of the entity.
-    Notification {
-        integration_id: i64,
-        /// At most 1000 characters; may use event variables.
-        #[schema(max_length = 1000)]
-        title: Option<String>,
-        /// At most 10000 characters; may use event variables.
-        #[schema(max_length = 10000)]
-        message: Option<String>,
-        /// INFO, WARN or ERROR (case-insensitive); default INFO.
-        severity: Option<String>,
-    },
-    /// Records executions and sends nothing.
-    NoOp,
-}
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -121,15 +44,15 @@ async fn automation_access(
 }
 
 /// Creates an automation. MEMBER or above.
-#[utoipa::path(post, path = "/api/v1/entities/{entity}/automations", tag = "automations", request_body = AutomationBody,
-    params(crate::doc::EntityPath),
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/automations", tag = "automations", request_body = AutomationInput,
+    params(EntityPath),
     responses((status = 201, body = Automation),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The entity already has an automation of that name.")))]
 pub async fn create_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiJson(body): ApiJson<AutomationInput>,
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
@@ -141,11 +64,11 @@ pub async fn create_automation(
 
 /// The entity's automations, optionally by name.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/automations", tag = "automations",
-    params(crate::doc::EntityPath, AutomationFilter), responses((status = 200, body = Vec<Automation>)))]
+    params(EntityPath, AutomationFilter), responses((status = 200, body = Vec<Automation>)))]
 pub async fn list_automations(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiQuery(q): ApiQuery<AutomationFilter>,
 ) -> ApiResult<Json<Vec<Automation>>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
@@ -158,12 +81,12 @@ pub async fn list_automations(
 }
 
 /// One automation.
-#[utoipa::path(get, path = "/api/v1/automations/{id}", tag = "automations", params(crate::doc::IdPath),
+#[utoipa::path(get, path = "/api/v1/automations/{id}", tag = "automations", params(IdPath),
     responses((status = 200, body = Automation)))]
 pub async fn get_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<Json<Automation>> {
     let a = automation_access(&state, &user, id, Role::Viewer).await?;
     Ok(Json(
@@ -172,14 +95,14 @@ pub async fn get_automation(
 }
 
 /// Replaces an automation (every field). MEMBER or above.
-#[utoipa::path(put, path = "/api/v1/automations/{id}", tag = "automations", request_body = AutomationBody, params(crate::doc::IdPath),
+#[utoipa::path(put, path = "/api/v1/automations/{id}", tag = "automations", request_body = AutomationInput, params(IdPath),
     responses((status = 200, body = Automation),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The entity already has an automation of that name.")))]
 pub async fn replace_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     ApiJson(body): ApiJson<AutomationInput>,
 ) -> ApiResult<Json<Automation>> {
     let a = automation_access(&state, &user, id, Role::Member).await?;
@@ -204,14 +127,14 @@ fn saved(state: &AppState, a: &Automation) {
 
 /// Changes some of an automation's top-level fields (`enabled`, `name`, `event`, …); each given
 /// field replaces the stored one. MEMBER or above.
-#[utoipa::path(patch, path = "/api/v1/automations/{id}", tag = "automations", request_body = Object, params(crate::doc::IdPath),
+#[utoipa::path(patch, path = "/api/v1/automations/{id}", tag = "automations", request_body = Object, params(IdPath),
     responses((status = 200, body = Automation),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The entity already has an automation of that name.")))]
 pub async fn patch_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<Automation>> {
     let a = automation_access(&state, &user, id, Role::Member).await?;
@@ -228,13 +151,13 @@ pub async fn patch_automation(
 
 /// Deletes an automation and cancels its executions still waiting for a first attempt or a
 /// retry (an attempt in flight may finish). MEMBER or above.
-#[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations", params(crate::doc::IdPath),
+#[utoipa::path(delete, path = "/api/v1/automations/{id}", tag = "automations", params(IdPath),
     responses((status = 204),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn delete_automation(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<StatusCode> {
     let a = automation_access(&state, &user, id, Role::Member).await?;
     state
@@ -284,12 +207,12 @@ fn execution_query(
 }
 
 /// An automation's executions, oldest first.
-#[utoipa::path(get, path = "/api/v1/automations/{id}/executions", tag = "executions", params(crate::doc::IdPath, ExecutionParams),
+#[utoipa::path(get, path = "/api/v1/automations/{id}/executions", tag = "executions", params(IdPath, ExecutionParams),
     responses((status = 200, body = ExecutionPage)))]
 pub async fn automation_executions(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     ApiQuery(q): ApiQuery<ExecutionParams>,
 ) -> ApiResult<Json<ExecutionPage>> {
     let query = execution_query(&q, Some(AutomationId(id)))?;
@@ -303,12 +226,12 @@ pub async fn automation_executions(
 }
 
 /// The entity's executions, oldest first.
-#[utoipa::path(get, path = "/api/v1/entities/{entity}/executions", tag = "executions", params(crate::doc::EntityPath, ExecutionParams),
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/executions", tag = "executions", params(EntityPath, ExecutionParams),
     responses((status = 200, body = ExecutionPage)))]
 pub async fn entity_executions(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiQuery(q): ApiQuery<ExecutionParams>,
 ) -> ApiResult<Json<ExecutionPage>> {
     let query = execution_query(&q, None)?;
@@ -332,12 +255,12 @@ async fn execution_access(
 }
 
 /// One execution with every attempt.
-#[utoipa::path(get, path = "/api/v1/executions/{id}", tag = "executions", params(crate::doc::IdPath),
+#[utoipa::path(get, path = "/api/v1/executions/{id}", tag = "executions", params(IdPath),
     responses((status = 200, body = Execution)))]
 pub async fn get_execution(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<Json<Execution>> {
     let a = execution_access(&state, &user, id, Role::Viewer).await?;
     let mut x = state.store.execution(&a.entity, ExecutionId(id)).await?;
@@ -355,14 +278,14 @@ pub async fn get_execution(
 
 /// Cancels an execution waiting for its first attempt or a retry: no new attempt starts (one
 /// in flight may finish, and leaves it CANCELLED). MEMBER or above.
-#[utoipa::path(post, path = "/api/v1/executions/{id}/cancel", tag = "executions", params(crate::doc::IdPath),
+#[utoipa::path(post, path = "/api/v1/executions/{id}/cancel", tag = "executions", params(IdPath),
     responses((status = 200, body = Execution),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The execution is already final (FINISHED, FAILED, SKIPPED or CANCELLED).")))]
 pub async fn cancel_execution(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<Json<Execution>> {
     let a = execution_access(&state, &user, id, Role::Member).await?;
     Ok(Json(
@@ -374,14 +297,14 @@ pub async fn cancel_execution(
 }
 
 /// Delivers a finished, failed or skipped execution again, with the same `webhook-id`.
-#[utoipa::path(post, path = "/api/v1/executions/{id}/redeliver", tag = "executions", params(crate::doc::IdPath),
+#[utoipa::path(post, path = "/api/v1/executions/{id}/redeliver", tag = "executions", params(IdPath),
     responses((status = 202, body = Execution),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The execution is still on its way (PENDING or RUNNING).")))]
 pub async fn redeliver(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<(StatusCode, Json<Execution>)> {
     let a = execution_access(&state, &user, id, Role::Member).await?;
     let x = state.store.redeliver(&a.entity, ExecutionId(id)).await?;

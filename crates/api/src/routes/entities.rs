@@ -9,6 +9,7 @@ use herald_engine::access;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::params::{EntityPath, MemberPath, ProjectPath};
 use super::users::EntityRole;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Caller};
@@ -63,11 +64,11 @@ pub async fn list_entities(
 
 /// One entity and the caller's role in it.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}", tag = "entities",
-    params(crate::doc::EntityPath), responses((status = 200, body = EntityRole)))]
+    params(EntityPath), responses((status = 200, body = EntityRole)))]
 pub async fn get_entity(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
 ) -> ApiResult<Json<EntityRole>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
     Ok(Json(EntityRole {
@@ -78,11 +79,11 @@ pub async fn get_entity(
 
 /// The entity's members and their roles.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/members", tag = "entities",
-    params(crate::doc::EntityPath), responses((status = 200, body = Vec<Member>)))]
+    params(EntityPath), responses((status = 200, body = Vec<Member>)))]
 pub async fn list_members(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
 ) -> ApiResult<Json<Vec<Member>>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
     Ok(Json(state.store.list_members(&a.entity).await?))
@@ -96,14 +97,14 @@ pub struct SetMember {
 
 /// Adds a user to the entity or changes their role. ADMIN only.
 #[utoipa::path(put, path = "/api/v1/entities/{entity}/members/{username}", tag = "entities", request_body = SetMember,
-    params(crate::doc::MemberPath),
+    params(MemberPath),
     responses((status = 200, body = Member),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "The change would leave the entity without an ADMIN.")))]
 pub async fn set_member(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, username)): ApiPath<(String, String)>,
+    ApiPath(MemberPath { entity, username }): ApiPath<MemberPath>,
     ApiJson(body): ApiJson<SetMember>,
 ) -> ApiResult<Json<Member>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
@@ -124,14 +125,14 @@ pub async fn set_member(
 
 /// Removes a member. ADMIN only; the last ADMIN cannot be removed.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/members/{username}", tag = "entities",
-    params(crate::doc::MemberPath),
+    params(MemberPath),
     responses((status = 204),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "The member is the entity's last ADMIN.")))]
 pub async fn remove_member(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, username)): ApiPath<(String, String)>,
+    ApiPath(MemberPath { entity, username }): ApiPath<MemberPath>,
 ) -> ApiResult<StatusCode> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
     let username = Username::parse(&username).map_err(|e| e.at("username"))?;
@@ -152,14 +153,14 @@ pub struct CreateProject {
 
 /// Creates a project. MEMBER or above.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects", tag = "projects", request_body = CreateProject,
-    params(crate::doc::EntityPath),
+    params(EntityPath),
     responses((status = 201, body = Project),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The entity already has a project of that name.")))]
 pub async fn create_project(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
@@ -181,11 +182,11 @@ pub async fn create_project(
 
 /// The entity's projects and registries.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects", tag = "projects",
-    params(crate::doc::EntityPath), responses((status = 200, body = Vec<Project>)))]
+    params(EntityPath), responses((status = 200, body = Vec<Project>)))]
 pub async fn list_projects(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
 ) -> ApiResult<Json<Vec<Project>>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Viewer).await?;
     Ok(Json(state.store.list_projects(&a.entity).await?))
@@ -193,12 +194,12 @@ pub async fn list_projects(
 
 /// One project or registry.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}", tag = "projects",
-    params(crate::doc::ProjectPath),
+    params(ProjectPath),
     responses((status = 200, body = Project)))]
 pub async fn get_project(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project)): ApiPath<(String, String)>,
+    ApiPath(ProjectPath { entity, project }): ApiPath<ProjectPath>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(
         access::project(&*state.store, &user, &entity, &project, Role::Viewer).await?,
@@ -218,14 +219,14 @@ pub struct CreateRegistry {
 
 /// Creates a registry in an organization. MEMBER or above.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/registries", tag = "projects", request_body = CreateRegistry,
-    params(crate::doc::EntityPath),
+    params(EntityPath),
     responses((status = 201, body = Project),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The organization already has a registry of that name.")))]
 pub async fn create_registry(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiJson(body): ApiJson<CreateRegistry>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;

@@ -8,6 +8,7 @@ use herald_engine::access;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::params::EntityPath;
 use super::runs::{next_cursor, PageParams};
 use crate::error::ApiResult;
 use crate::extract::{ApiPath, ApiQuery, Caller};
@@ -22,12 +23,12 @@ pub struct EventPage {
 
 /// The entity's events, oldest first, with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/events", tag = "events",
-    params(crate::doc::EntityPath, PageParams),
+    params(EntityPath, PageParams),
     responses((status = 200, body = EventPage)))]
 pub async fn list_events(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<EventPage>> {
     let page = q.parse()?;

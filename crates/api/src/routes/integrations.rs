@@ -18,6 +18,7 @@ use herald_store::{IntegrationPatch, NewIntegration};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::params::{EntityPath, IdPath, SecretPath};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, Caller, OptionalJson};
 use crate::AppState;
@@ -40,13 +41,13 @@ pub struct SecretValue {
 /// period, so receivers can switch without rejecting a message. Putting the value the secret
 /// already has is no rotation: its previous values stay as they are.
 #[utoipa::path(put, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets", request_body = SecretValue,
-    params(crate::doc::SecretPath),
+    params(SecretPath),
     responses((status = 201, body = SecretMeta, description = "created"), (status = 200, body = SecretMeta, description = "rotated"),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN.")))]
 pub async fn put_secret(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, name)): ApiPath<(String, String)>,
+    ApiPath(SecretPath { entity, name }): ApiPath<SecretPath>,
     ApiJson(body): ApiJson<SecretValue>,
 ) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
@@ -102,12 +103,12 @@ pub async fn put_secret(
 
 /// The team's secret names (never their values). MEMBER or above.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/secrets", tag = "secrets",
-    params(crate::doc::EntityPath), responses((status = 200, body = Vec<SecretMeta>),
+    params(EntityPath), responses((status = 200, body = Vec<SecretMeta>),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn list_secrets(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
 ) -> ApiResult<Json<Vec<SecretMeta>>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
     Ok(Json(state.store.list_secrets(&a.entity).await?))
@@ -115,14 +116,14 @@ pub async fn list_secrets(
 
 /// Deletes a secret. ADMIN only; refused while an integration uses it.
 #[utoipa::path(delete, path = "/api/v1/entities/{entity}/secrets/{name}", tag = "secrets",
-    params(crate::doc::SecretPath),
+    params(SecretPath),
     responses((status = 204),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "An integration uses the secret.")))]
 pub async fn delete_secret(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, name)): ApiPath<(String, String)>,
+    ApiPath(SecretPath { entity, name }): ApiPath<SecretPath>,
 ) -> ApiResult<StatusCode> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
     state.store.delete_secret(&a.entity, &name).await?;
@@ -170,14 +171,14 @@ fn check_secret_ref(field: &str, s: &Option<String>) -> Result<(), InvalidInput>
 
 /// Creates a webhook or Slack integration. ADMIN only.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/integrations", tag = "integrations", request_body = CreateIntegration,
-    params(crate::doc::EntityPath),
+    params(EntityPath),
     responses((status = 201, body = Integration),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "The entity already has an integration of that name.")))]
 pub async fn create_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
     ApiJson(body): ApiJson<CreateIntegration>,
 ) -> ApiResult<(StatusCode, Json<Integration>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
@@ -249,12 +250,12 @@ pub async fn create_integration(
 
 /// The team's integrations. MEMBER or above.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/integrations", tag = "integrations",
-    params(crate::doc::EntityPath), responses((status = 200, body = Vec<Integration>),
+    params(EntityPath), responses((status = 200, body = Vec<Integration>),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn list_integrations(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(entity): ApiPath<String>,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
 ) -> ApiResult<Json<Vec<Integration>>> {
     let a = access::entity(&*state.store, &user, &entity, Role::Member).await?;
     Ok(Json(state.store.list_integrations(&a.entity).await?))
@@ -278,13 +279,13 @@ async fn integration_access(
 }
 
 /// One integration. MEMBER or above.
-#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(crate::doc::IdPath),
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(IdPath),
     responses((status = 200, body = Integration),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER.")))]
 pub async fn get_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<Json<Integration>> {
     let a = integration_access(&state, &user, id, Role::Member).await?;
     Ok(Json(
@@ -324,14 +325,14 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 
 /// Changes an integration. ADMIN only.
 #[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", request_body = UpdateIntegration,
-    params(crate::doc::IdPath),
+    params(IdPath),
     responses((status = 200, body = Integration),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "The entity already has an integration of that name.")))]
 pub async fn update_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     ApiJson(body): ApiJson<UpdateIntegration>,
 ) -> ApiResult<Json<Integration>> {
     let a = integration_access(&state, &user, id, Role::Admin).await?;
@@ -367,14 +368,14 @@ pub async fn update_integration(
 }
 
 /// Deletes an integration. ADMIN only; refused while an automation uses it.
-#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(crate::doc::IdPath),
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(IdPath),
     responses((status = 204),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "An automation uses the integration.")))]
 pub async fn delete_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<StatusCode> {
     let a = integration_access(&state, &user, id, Role::Admin).await?;
     state
@@ -390,7 +391,7 @@ pub async fn delete_integration(
 pub struct TestRequest {
     /// The payload to send (a JSON object, or a string holding one); may use
     /// `${ACCESS_TOKEN}` and the integration's secrets. A small default when absent.
-    #[schema(value_type = Option<crate::doc::ObjectOrText>)]
+    #[schema(value_type = Option<herald_engine::openapi::ObjectOrText>)]
     pub payload: Option<serde_json::Value>,
 }
 
@@ -435,14 +436,14 @@ fn test_payload(payload: serde_json::Value) -> Result<serde_json::Value, Invalid
 
 /// Sends a payload through the integration now and returns the destination's answer. ADMIN only.
 #[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", request_body = Option<TestRequest>,
-    params(crate::doc::IdPath),
+    params(IdPath),
     responses((status = 200, body = TestResult),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN."),
               (status = 409, body = crate::error::ErrorBody, description = "A secret the integration needs cannot be opened.")))]
 pub async fn test_integration(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     OptionalJson(request): OptionalJson<TestRequest>,
 ) -> ApiResult<Json<TestResult>> {
     let a = integration_access(&state, &user, id, Role::Admin).await?;

@@ -13,6 +13,7 @@ use herald_store::{HistoryPage, LoggedHistory, NewRun};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::params::{ProjectPath, RunPath};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
@@ -116,14 +117,14 @@ pub fn next_cursor<T>(items: &[T], page: PageRequest, id: impl Fn(&T) -> i64) ->
 
 /// Starts a run (state RUNNING; a RUN_STATE event).
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs", tag = "runs", request_body = CreateRun,
-    params(crate::doc::ProjectPath),
+    params(ProjectPath),
     responses((status = 201, body = Run),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The project already has a run with that id.")))]
 pub async fn create_run(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project)): ApiPath<(String, String)>,
+    ApiPath(ProjectPath { entity, project }): ApiPath<ProjectPath>,
     ApiJson(body): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
@@ -162,11 +163,11 @@ pub async fn create_run(
 
 /// The project's runs, oldest first.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs", tag = "runs",
-    params(crate::doc::ProjectPath, PageParams), responses((status = 200, body = RunPage)))]
+    params(ProjectPath, PageParams), responses((status = 200, body = RunPage)))]
 pub async fn list_runs(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project)): ApiPath<(String, String)>,
+    ApiPath(ProjectPath { entity, project }): ApiPath<ProjectPath>,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<RunPage>> {
     let page = q.parse()?;
@@ -178,12 +179,16 @@ pub async fn list_runs(
 
 /// One run.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}", tag = "runs",
-    params(crate::doc::RunPath),
+    params(RunPath),
     responses((status = 200, body = Run)))]
 pub async fn get_run(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, run)): ApiPath<(String, String, String)>,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
 ) -> ApiResult<Json<Run>> {
     let project = access::project(&*state.store, &user, &entity, &project, Role::Viewer).await?;
     Ok(Json(state.store.run(&project, &run).await?))
@@ -192,14 +197,18 @@ pub async fn get_run(
 /// Changes a run's state (a RUN_STATE event). Final states are final; repeating the current
 /// state changes nothing.
 #[utoipa::path(patch, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}", tag = "runs", request_body = UpdateRun,
-    params(crate::doc::RunPath),
+    params(RunPath),
     responses((status = 200, body = Run),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The run is in a final state.")))]
 pub async fn update_run(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, run)): ApiPath<(String, String, String)>,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
     ApiJson(body): ApiJson<UpdateRun>,
 ) -> ApiResult<Json<Run>> {
     let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
@@ -212,14 +221,18 @@ pub async fn update_run(
 
 /// Appends history rows to a RUNNING run. Values must be finite numbers.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/history", tag = "runs", request_body = LogHistory,
-    params(crate::doc::RunPath),
+    params(RunPath),
     responses((status = 200, body = LoggedOut),
               (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
               (status = 409, body = crate::error::ErrorBody, description = "The run is not RUNNING.")))]
 pub async fn log_history(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, run)): ApiPath<(String, String, String)>,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
     ApiJson(body): ApiJson<LogHistory>,
 ) -> ApiResult<Json<LoggedOut>> {
     if body.rows.is_empty() || body.rows.len() > MAX_HISTORY_ROWS {
@@ -259,12 +272,16 @@ pub async fn log_history(
 
 /// A run's history in logging order.
 #[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/history", tag = "runs",
-    params(crate::doc::RunPath, PageParams),
+    params(RunPath, PageParams),
     responses((status = 200, body = HistoryOut)))]
 pub async fn get_history(
     State(state): State<AppState>,
     Caller(user): Caller,
-    ApiPath((entity, project, run)): ApiPath<(String, String, String)>,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<HistoryOut>> {
     let page = q.parse()?;

@@ -628,19 +628,7 @@ async fn every_api_route_needs_a_valid_key() {
         if !template.starts_with("/api/v1") || template.ends_with("openapi.json") {
             continue;
         }
-        let mut path = template
-            .replace("{entity}", "ml")
-            .replace("{project}", "vision")
-            .replace("{collection}", "resnet")
-            .replace("{version}", "v0")
-            .replace("{username}", "bob")
-            .replace("{alias}", "prod")
-            .replace("{tag}", "t")
-            .replace("{run}", "r1");
-        // Any other parameter: a number, which also passes for a name.
-        while let (Some(open), Some(close)) = (path.find('{'), path.find('}')) {
-            path.replace_range(open..=close, "1");
-        }
+        let path = crate::ops::concrete(&template);
         for m in methods {
             let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
             for api in [&anon, &wrong] {
