@@ -20,18 +20,31 @@
 //!
 //! Both ends of every latency are timed in this process, so they share one clock.
 
+mod raw;
+mod receiver;
+mod report;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use axum::routing::post;
 use clap::Args;
+use herald_domain::automation::Integration;
+use herald_domain::catalog::ArtifactVersion;
+use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::bench::{cpu_time, drive, machine_time, MachineTime, ServerProcess};
+use super::drive::drive;
+use super::server::{create_bench_project, ServerProcess};
 use crate::client::Client;
+use raw::{raw_client, raw_posts, raw_posts_apart};
+pub use raw::{raw_posts_here, RawPostArgs};
+use receiver::{receiver, wait_for};
+use report::{
+    num_cpus, percentile, print_disk_writes, servers_disk_writes, CpuMark, CpuUse, Round,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct DeliveryArgs {
@@ -62,95 +75,6 @@ pub struct DeliveryArgs {
     /// `herald serve` replicas sharing the database (PostgreSQL only); events are spread over them.
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
-}
-
-/// What the receiver saw: arrival time per payload key.
-#[derive(Default)]
-struct Received {
-    at: Mutex<HashMap<String, Instant>>,
-    count: AtomicUsize,
-}
-
-/// The one field of a payload the receiver reads (raw POSTs carry one too, so the receiver
-/// does the same work for every request).
-#[derive(serde::Deserialize)]
-struct Keyed<'a> {
-    #[serde(borrow)]
-    key: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Starts the receiver, with room for `expected` keys: growing the map mid-run would stall
-/// every request behind its lock while the entries are moved.
-async fn receiver(expected: usize) -> anyhow::Result<(String, Arc<Received>)> {
-    let state = Arc::new(Received {
-        at: Mutex::new(HashMap::with_capacity(expected)),
-        count: AtomicUsize::new(0),
-    });
-    let s = state.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        post(move |body: axum::body::Bytes| {
-            let s = s.clone();
-            async move {
-                let now = Instant::now();
-                if let Ok(Keyed { key: Some(k) }) = serde_json::from_slice(&body) {
-                    s.at.lock()
-                        .expect("receiver lock")
-                        .insert(k.into_owned(), now);
-                }
-                s.count.fetch_add(1, Ordering::Relaxed);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((url, state))
-}
-
-/// Waits until the receiver holds `n` keys. It looks every millisecond rather than being woken
-/// by each request: arrival times are taken in the handler, so this costs the measured
-/// processes no wake-up per delivery.
-async fn wait_for(received: &Received, n: usize, deadline: Duration) -> anyhow::Result<()> {
-    let end = Instant::now() + deadline;
-    while received.at.lock().expect("receiver lock").len() < n {
-        if Instant::now() > end {
-            bail!(
-                "only {} of {n} deliveries arrived within {deadline:?}",
-                received.at.lock().expect("receiver lock").len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
-}
-
-/// One round of the engine's drain: its rate and the raw POST rate around it.
-#[derive(Clone, Copy)]
-struct Round {
-    engine: f64,
-    raw: f64,
-}
-
-impl Round {
-    fn ratio(&self) -> f64 {
-        self.engine / self.raw
-    }
-
-    /// The round whose ratio is the median (the lower middle one of an even count).
-    fn median(rounds: &[Round]) -> Round {
-        let mut sorted = rounds.to_vec();
-        sorted.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
-        sorted[(sorted.len() - 1) / 2]
-    }
 }
 
 pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
@@ -210,18 +134,9 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     for _ in 0..n {
         servers.push(ServerProcess::start_with(&env).await?);
     }
-    let clients: Vec<Client> = servers
-        .iter()
-        .map(|s| Client::new(&s.url, Some(s.admin_key.clone())))
-        .collect();
+    let clients: Vec<Client> = servers.iter().map(ServerProcess::admin).collect();
     let c = clients[0].clone();
-    c.post(
-        "/api/v1/entities",
-        &json!({"name": "bench", "kind": "team"}),
-    )
-    .await?;
-    c.post("/api/v1/entities/bench/projects", &json!({"name": "p"}))
-        .await?;
+    create_bench_project(&c).await?;
     // Signed, with an access token, as webhooks in production usually are.
     for (name, value) in [
         ("BENCH_TOKEN", "bench-token"),
@@ -239,12 +154,13 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             &json!({"kind": "webhook", "name": "sink", "url": hook,
                     "access_token_secret": "BENCH_TOKEN", "signing_secret": "BENCH_SIGNING"}),
         )
-        .await?;
+        .await?
+        .parse::<Integration>()?;
     let automation = json!({
         "name": "deliver every version",
         "scope": {"type": "PROJECT", "path": "bench/p"},
         "event": {"type": "CREATE_ARTIFACT", "filter": {"$or": [{"$and": []}]}},
-        "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"],
+        "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration.id,
                    "payload": {"key": "${artifact_version_string}", "event": "${event_type}"}},
         "rate_limit_per_minute": 1_000_000,
     });
@@ -278,7 +194,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     .await?;
 
     // 2. Sustained deliveries: events as fast as the API accepts them, until all are delivered.
-    let base = received.at.lock().expect("receiver lock").len();
+    let base = received.at.lock().len();
     let start = Instant::now();
     create_events("events accepted (API)", &clients, args.events, &args, "t").await?;
     wait_for(&received, base + args.events, Duration::from_secs(120))
@@ -305,18 +221,15 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         tick.tick().await;
         let (c, acc) = (clients[i % clients.len()].clone(), accepted.clone());
         tasks.push(tokio::spawn(async move {
-            let out = c
+            let v: ArtifactVersion = c
                 .post(
                     "/api/v1/entities/bench/projects/p/artifacts",
                     &json!({"collection": format!("l{}", i % 32), "type": "model"}),
                 )
-                .await?;
-            let key = format!(
-                "bench/p/{}:{}",
-                out["collection"].as_str().unwrap_or(""),
-                out["version"].as_str().unwrap_or("")
-            );
-            acc.lock().expect("accept lock").insert(key, Instant::now());
+                .await?
+                .parse()?;
+            let key = format!("bench/p/{}:{}", v.collection, v.version);
+            acc.lock().insert(key, Instant::now());
             Ok::<_, anyhow::Error>(())
         }));
     }
@@ -332,10 +245,9 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     .await
     .context("latency run")?;
     let mut lat: Vec<Duration> = {
-        let got = received.at.lock().expect("receiver lock");
+        let got = received.at.lock();
         accepted
             .lock()
-            .expect("accept lock")
             .iter()
             .filter_map(|(k, t)| got.get(k).map(|r| r.saturating_duration_since(*t)))
             .collect()
@@ -402,7 +314,6 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
         let times: Vec<Instant> = received
             .at
             .lock()
-            .expect("receiver lock")
             .iter()
             .filter(|(k, _)| k.starts_with(&key))
             .map(|(_, t)| *t)
@@ -488,162 +399,6 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the `herald serve` processes have written to files so far, all together.
-fn servers_disk_writes(servers: &[ServerProcess]) -> Option<u64> {
-    servers.iter().map(ServerProcess::disk_writes).sum()
-}
-
-/// "disk: herald wrote … KiB per <what>", from the processes' writes before and after `n`
-/// of them (the page cache's view: see [`crate::bench::disk_writes`]).
-fn print_disk_writes(before_after: Option<(u64, u64)>, n: usize, what: &str) {
-    if let Some((before, after)) = before_after {
-        outln!(
-            "  disk: herald wrote {:.1} KiB per {what} (database and write-ahead log)",
-            after.saturating_sub(before) as f64 / 1024.0 / n.max(1) as f64
-        );
-    }
-}
-
-/// Posts `n` small JSON bodies, keyed `<prefix>/<i>`, straight to the receiver with `client`,
-/// `concurrency` at a time, and returns the rate. Each request has the shape of one of
-/// herald's deliveries in this benchmark (the same headers, values of the same length, a
-/// body of the same size), and its answer is read, so the two rates compare the same
-/// exchanges; only the work of making them (matching, rendering, signing, recording) is left
-/// out.
-async fn raw_posts(
-    label: &str,
-    client: &reqwest::Client,
-    hook: &str,
-    n: usize,
-    concurrency: usize,
-    prefix: &str,
-) -> anyhow::Result<f64> {
-    let start = Instant::now();
-    let (r, h, p) = (client.clone(), hook.to_string(), prefix.to_string());
-    drive(label, n, concurrency, ("posts", 1.0), move |i| {
-        let (r, h) = (r.clone(), h.clone());
-        let key = format!("{p}/{i}");
-        async move {
-            r.post(&h)
-                .json(&json!({"key": key, "event": "CREATE_ARTIFACT"}))
-                .header("Authorization", "Bearer bench-token")
-                .header("X-Wandb-Signature", RAW_SIGNATURE)
-                .header("webhook-id", format!("exec_{}", 100_000 + i))
-                .header("webhook-timestamp", "1764288000")
-                .header("webhook-signature", format!("v1,{RAW_SIGNATURE}"))
-                .send()
-                .await?
-                .error_for_status()?
-                // Read, as herald reads each answer for its history.
-                .bytes()
-                .await?;
-            Ok(())
-        }
-    })
-    .await?;
-    Ok(n as f64 / start.elapsed().as_secs_f64())
-}
-
-/// A client configured as herald's deliveries' (no redirects, herald's user agent).
-fn raw_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()?)
-}
-
-/// `herald bench raw-posts`: what [`raw_posts_apart`] runs in a process of its own.
-#[derive(Args, Debug, Clone)]
-pub struct RawPostArgs {
-    /// The receiver's URL.
-    #[arg(long)]
-    pub url: String,
-    /// POSTs to send.
-    #[arg(long)]
-    pub requests: usize,
-    /// POSTs in flight at once.
-    #[arg(long)]
-    pub concurrency: usize,
-    /// Payload keys are `<prefix>/<i>`.
-    #[arg(long)]
-    pub prefix: String,
-    /// The label of the printed line.
-    #[arg(long)]
-    pub label: String,
-}
-
-/// The lines of a `raw-posts` child's output that carry its rate and its CPU time (seconds).
-const RATE_LINE: &str = "raw-posts rate ";
-const CPU_LINE: &str = "raw-posts cpu ";
-
-pub async fn raw_posts_here(args: RawPostArgs) -> anyhow::Result<()> {
-    let rate = raw_posts(
-        &args.label,
-        &raw_client()?,
-        &args.url,
-        args.requests,
-        args.concurrency,
-        &args.prefix,
-    )
-    .await?;
-    outln!("{RATE_LINE}{rate}");
-    if let Some(cpu) = cpu_time("self") {
-        outln!("{CPU_LINE}{}", cpu.as_secs_f64());
-    }
-    Ok(())
-}
-
-/// [`raw_posts`] from a child process: a client apart from the receiver, as herald is. The
-/// receiver's own process would have the edge of a shared runtime: a request and its handler
-/// can run on one thread, without the cross-process wake-ups every delivery costs.
-async fn raw_posts_apart(
-    label: &str,
-    hook: &str,
-    n: usize,
-    concurrency: usize,
-    prefix: &str,
-) -> anyhow::Result<f64> {
-    let mark = CpuMark::now();
-    let out = tokio::process::Command::new(std::env::current_exe()?)
-        .args([
-            "bench",
-            "raw-posts",
-            "--url",
-            hook,
-            "--prefix",
-            prefix,
-            "--label",
-            label,
-        ])
-        .args(["--requests", &n.to_string()])
-        .args(["--concurrency", &concurrency.to_string()])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .await
-        .context("starting the raw POST process")?;
-    if !out.status.success() {
-        bail!("the raw POST process failed: {}", out.status);
-    }
-    let (mut rate, mut client_cpu) = (None, None);
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(r) = line.strip_prefix(RATE_LINE) {
-            rate = Some(r.parse::<f64>().context("the raw POST process's rate")?);
-        } else if let Some(c) = line.strip_prefix(CPU_LINE) {
-            client_cpu = c.parse::<f64>().ok().map(Duration::from_secs_f64);
-        } else {
-            outln!("{line}");
-        }
-    }
-    outln!(
-        "  {}",
-        CpuUse::since(&mark, client_cpu, n).describe("while posting", "client")
-    );
-    rate.context("the raw POST process printed no rate")
-}
-
-/// A base64 HMAC-SHA256's length, as in herald's signature headers.
-const RAW_SIGNATURE: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG=";
-
 /// Creates `n` artifact versions through the API, spread over `clients` and over 32
 /// collections named `<prefix>0`…`<prefix>31`, and prints the rate the API accepted them at.
 async fn create_events(
@@ -668,88 +423,4 @@ async fn create_events(
         }
     })
     .await
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-/// Where the machine's CPU went during a run (the engine's drain, from the restart until the
-/// last delivery arrived, or a raw POST run): the costs the ratio to raw POSTs is made of.
-struct CpuUse {
-    /// The sending processes: all `herald serve` processes, including their start (a few tens
-    /// of milliseconds), or the raw POST process.
-    sender: Option<Duration>,
-    /// This process: the receiver, and the loop waiting for it to hold every delivery.
-    receiver: Option<Duration>,
-    /// All cores: idle or waiting for I/O, and stolen by the hypervisor (a virtual machine's
-    /// cores running someone else's work: the rates of such a run are lower for it).
-    machine: Option<MachineTime>,
-    wall: Duration,
-    /// Deliveries or POSTs.
-    requests: usize,
-}
-
-/// This process's CPU time, the machine's idle time and the time, at the start of a run.
-struct CpuMark {
-    own: Option<Duration>,
-    machine: Option<MachineTime>,
-    at: Instant,
-}
-
-impl CpuMark {
-    fn now() -> Self {
-        Self {
-            own: cpu_time("self"),
-            machine: machine_time(),
-            at: Instant::now(),
-        }
-    }
-}
-
-impl CpuUse {
-    /// The run since `mark`, in which the senders took `sender` for `requests`.
-    fn since(mark: &CpuMark, sender: Option<Duration>, requests: usize) -> Self {
-        Self {
-            sender,
-            receiver: cpu_time("self")
-                .zip(mark.own)
-                .map(|(a, b)| a.saturating_sub(b)),
-            machine: machine_time().zip(mark.machine).map(|(a, b)| MachineTime {
-                idle: a.idle.saturating_sub(b.idle),
-                stolen: a.stolen.saturating_sub(b.stolen),
-            }),
-            wall: mark.at.elapsed(),
-            requests,
-        }
-    }
-
-    /// "CPU <what>: <sender> … µs per request (… cores); receiver …; machine idle …%, stolen …%".
-    fn describe(&self, what: &str, sender: &str) -> String {
-        let per = |d: Option<Duration>| match d {
-            Some(d) => format!(
-                "{:.1} µs per request ({:.2} cores)",
-                d.as_secs_f64() * 1e6 / self.requests.max(1) as f64,
-                d.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
-            ),
-            None => "unknown".into(),
-        };
-        let share = |d: Duration| {
-            format!(
-                "{:.0}%",
-                100.0 * d.as_secs_f64() / (self.wall.as_secs_f64() * num_cpus() as f64).max(1e-9)
-            )
-        };
-        let machine = match self.machine {
-            Some(m) => format!("idle {}, stolen {}", share(m.idle), share(m.stolen)),
-            None => "unknown".into(),
-        };
-        format!(
-            "CPU {what}: {sender} {}; receiver (this process) {}; machine {machine}",
-            per(self.sender),
-            per(self.receiver)
-        )
-    }
 }
