@@ -41,7 +41,7 @@ use super::server::{create_bench_project, ServerProcess};
 use crate::client::Client;
 use raw::{raw_client, raw_posts, raw_posts_apart};
 pub use raw::{raw_posts_here, RawPostArgs};
-use receiver::{receiver, wait_for};
+use receiver::{receiver, wait_for, Received};
 use report::{
     num_cpus, percentile, print_disk_writes, servers_disk_writes, CpuMark, CpuUse, Round,
 };
@@ -137,35 +137,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     let clients: Vec<Client> = servers.iter().map(ServerProcess::admin).collect();
     let c = clients[0].clone();
     create_bench_project(&c).await?;
-    // Signed, with an access token, as webhooks in production usually are.
-    for (name, value) in [
-        ("BENCH_TOKEN", "bench-token"),
-        ("BENCH_SIGNING", "bench-signing"),
-    ] {
-        c.put(
-            &format!("/api/v1/entities/bench/secrets/{name}"),
-            &json!({ "value": value }),
-        )
-        .await?;
-    }
-    let integration = c
-        .post(
-            "/api/v1/entities/bench/integrations",
-            &json!({"kind": "webhook", "name": "sink", "url": hook,
-                    "access_token_secret": "BENCH_TOKEN", "signing_secret": "BENCH_SIGNING"}),
-        )
-        .await?
-        .parse::<Integration>()?;
-    let automation = json!({
-        "name": "deliver every version",
-        "scope": {"type": "PROJECT", "path": "bench/p"},
-        "event": {"type": "CREATE_ARTIFACT", "filter": {"$or": [{"$and": []}]}},
-        "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration.id,
-                   "payload": {"key": "${artifact_version_string}", "event": "${event_type}"}},
-        "rate_limit_per_minute": 1_000_000,
-    });
-    c.post("/api/v1/entities/bench/automations", &automation)
-        .await?;
+    deliver_every_version(&c, &hook).await?;
     outln!(
         "herald bench delivery: {n} herald serve ({}) → webhook receiver on {hook}; {} cores",
         if backend.is_some() {
@@ -209,58 +181,7 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
     );
 
     // 3. Latency at a fixed rate: each event's accept time against its receipt time.
-    let total = (args.rate * args.seconds) as usize;
-    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut tasks = Vec::with_capacity(total);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let written = servers_disk_writes(&servers);
-    let started = Instant::now();
-    for i in 0..total {
-        tick.tick().await;
-        let (c, acc) = (clients[i % clients.len()].clone(), accepted.clone());
-        tasks.push(tokio::spawn(async move {
-            let v: ArtifactVersion = c
-                .post(
-                    "/api/v1/entities/bench/projects/p/artifacts",
-                    &json!({"collection": format!("l{}", i % 32), "type": "model"}),
-                )
-                .await?
-                .parse()?;
-            let key = format!("bench/p/{}:{}", v.collection, v.version);
-            acc.lock().insert(key, Instant::now());
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let offered = total as f64 / started.elapsed().as_secs_f64();
-    wait_for(
-        &received,
-        base + args.events + total,
-        Duration::from_secs(120),
-    )
-    .await
-    .context("latency run")?;
-    let mut lat: Vec<Duration> = {
-        let got = received.at.lock();
-        accepted
-            .lock()
-            .iter()
-            .filter_map(|(k, t)| got.get(k).map(|r| r.saturating_duration_since(*t)))
-            .collect()
-    };
-    lat.sort();
-    outln!(
-        "latency at {offered:.0} events/s ({} events): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        lat.len(),
-        percentile(&lat, 0.50).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3,
-        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
-    );
-    print_disk_writes(written.zip(servers_disk_writes(&servers)), total, "event");
+    let total = latency_run(&args, &clients, &servers, &received, base + args.events).await?;
 
     // 4. The engine alone, draining a backlog stored while it was off, in rounds. Each round's
     // drain is compared with raw POST runs just before and just after it: this machine's speed
@@ -397,6 +318,101 @@ async fn measure(args: DeliveryArgs, schema: &str) -> anyhow::Result<()> {
             .unwrap_or_else(|| "unknown".into())
     );
     Ok(())
+}
+
+/// The one automation every event meets: each new version in `bench/p` is delivered to
+/// `hook`, signed and with an access token, as webhooks in production usually are.
+async fn deliver_every_version(c: &Client, hook: &str) -> anyhow::Result<()> {
+    for (name, value) in [
+        ("BENCH_TOKEN", "bench-token"),
+        ("BENCH_SIGNING", "bench-signing"),
+    ] {
+        c.put(
+            &format!("/api/v1/entities/bench/secrets/{name}"),
+            &json!({ "value": value }),
+        )
+        .await?;
+    }
+    let integration = c
+        .post(
+            "/api/v1/entities/bench/integrations",
+            &json!({"kind": "webhook", "name": "sink", "url": hook,
+                    "access_token_secret": "BENCH_TOKEN", "signing_secret": "BENCH_SIGNING"}),
+        )
+        .await?
+        .parse::<Integration>()?;
+    let automation = json!({
+        "name": "deliver every version",
+        "scope": {"type": "PROJECT", "path": "bench/p"},
+        "event": {"type": "CREATE_ARTIFACT", "filter": {"$or": [{"$and": []}]}},
+        "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration.id,
+                   "payload": {"key": "${artifact_version_string}", "event": "${event_type}"}},
+        "rate_limit_per_minute": 1_000_000,
+    });
+    c.post("/api/v1/entities/bench/automations", &automation)
+        .await?;
+    Ok(())
+}
+
+/// Events at `args.rate` per second for `args.seconds`, spread over `clients`: prints the
+/// latency from each event's acceptance to its delivery, once the receiver holds
+/// `delivered_before` deliveries and these; returns how many events were sent.
+async fn latency_run(
+    args: &DeliveryArgs,
+    clients: &[Client],
+    servers: &[ServerProcess],
+    received: &Received,
+    delivered_before: usize,
+) -> anyhow::Result<usize> {
+    let total = (args.rate * args.seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut tasks = Vec::with_capacity(total);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let written = servers_disk_writes(servers);
+    let started = Instant::now();
+    for i in 0..total {
+        tick.tick().await;
+        let (c, acc) = (clients[i % clients.len()].clone(), accepted.clone());
+        tasks.push(tokio::spawn(async move {
+            let v: ArtifactVersion = c
+                .post(
+                    "/api/v1/entities/bench/projects/p/artifacts",
+                    &json!({"collection": format!("l{}", i % 32), "type": "model"}),
+                )
+                .await?
+                .parse()?;
+            let key = format!("bench/p/{}:{}", v.collection, v.version);
+            acc.lock().insert(key, Instant::now());
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    wait_for(received, delivered_before + total, Duration::from_secs(120))
+        .await
+        .context("latency run")?;
+    let mut lat: Vec<Duration> = {
+        let got = received.at.lock();
+        accepted
+            .lock()
+            .iter()
+            .filter_map(|(k, t)| got.get(k).map(|r| r.saturating_duration_since(*t)))
+            .collect()
+    };
+    lat.sort();
+    outln!(
+        "latency at {offered:.0} events/s ({} events): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        lat.len(),
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    print_disk_writes(written.zip(servers_disk_writes(servers)), total, "event");
+    Ok(total)
 }
 
 /// Creates `n` artifact versions through the API, spread over `clients` and over 32
