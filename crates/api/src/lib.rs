@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod limits;
 mod openapi;
+pub mod responses;
 mod routes;
 
 use std::sync::Arc;

@@ -272,7 +272,7 @@ pub struct EventSpec {
     pub filter: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Automation {
     pub id: AutomationId,
@@ -319,7 +319,7 @@ pub fn check_webhook_url(url: &str) -> Result<(), InvalidInput> {
 }
 
 /// A team secret as listed: the value is never part of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretMeta {
     pub name: String,
@@ -333,7 +333,7 @@ pub struct SecretMeta {
 
 /// A rotated-out value of a secret, still valid for a grace period: deliveries signed with
 /// the secret carry a `webhook-signature` under it as well until `valid_until`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviousSecretValue {
     pub retired_at: DateTime<Utc>,
@@ -404,7 +404,7 @@ impl SlackTarget {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Integration {
     pub id: IntegrationId,
@@ -414,7 +414,7 @@ pub struct Integration {
     pub kind: IntegrationKind,
     pub name: String,
     /// Webhooks: where deliveries go (empty for Slack integrations).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
     /// Name of the secret sent as `Authorization: Bearer …` and usable as `${ACCESS_TOKEN}`.
     pub access_token_secret: Option<String>,
@@ -507,7 +507,7 @@ impl ExecutionStatus {
 }
 
 /// One try at delivering an execution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attempt {
     pub number: i64,
@@ -521,7 +521,7 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Execution {
     pub id: ExecutionId,

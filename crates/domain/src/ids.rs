@@ -7,7 +7,9 @@ use base64::Engine as _;
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $gql:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        // Default (0, no row) only so that structs read back from JSON can leave out ids
+        // they never show, such as an execution's entity id.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(transparent)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name(pub i64);

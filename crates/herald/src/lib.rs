@@ -7,10 +7,7 @@ pub mod output;
 
 pub mod app;
 pub mod bench;
-mod bench_delivery;
-mod bench_runs;
 pub mod cli;
-mod cli_automations;
 pub mod client;
 pub mod config;
 mod http_server;

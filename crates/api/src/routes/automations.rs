@@ -185,7 +185,7 @@ pub struct ExecutionParams {
     pub limit: Option<u32>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ExecutionPage {
     pub executions: Vec<Execution>,
     pub next_cursor: Option<String>,

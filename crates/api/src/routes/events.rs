@@ -5,7 +5,7 @@ use axum::Json;
 use herald_domain::catalog::Role;
 use herald_domain::event::Event;
 use herald_engine::access;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::EntityPath;
@@ -14,7 +14,7 @@ use crate::error::ApiResult;
 use crate::extract::{ApiPath, ApiQuery, Caller};
 use crate::AppState;
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EventPage {
     pub events: Vec<Event>,
     /// Pass as `after` for the next page; null when this page is the last one so far.

@@ -395,7 +395,7 @@ pub struct TestRequest {
     pub payload: Option<serde_json::Value>,
 }
 
-#[derive(serde::Serialize, ToSchema)]
+#[derive(serde::Serialize, Deserialize, ToSchema)]
 pub struct TestResult {
     pub ok: bool,
     pub status_code: Option<u16>,

@@ -20,15 +20,17 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.store.ping().await {
         let lag = state.store.matcher_lag().await.ok();
-        (
-            StatusCode::OK,
-            Json(serde_json::json!({"status": "ready", "matcher_lag": lag})),
-        )
+        let ready = crate::responses::Readiness {
+            matcher_lag: lag,
+            status: "ready".into(),
+        };
+        (StatusCode::OK, Json(ready)).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"status": "database unavailable"})),
         )
+            .into_response()
     }
 }
 

@@ -82,7 +82,7 @@ pub struct HistoryOut {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct LoggedOut {
     pub rows: usize,
     pub values: usize,

@@ -25,7 +25,7 @@ pub struct CreateUser {
     pub admin: bool,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
     pub user: User,
     /// The user's API key. It is shown only here, once.
@@ -60,13 +60,13 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(CreatedUser { user, api_key })))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct EntityRole {
     pub entity: Entity,
     pub role: Role,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Viewer {
     pub user: User,
     pub entities: Vec<EntityRole>,
