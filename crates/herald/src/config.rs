@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use figment::error::Kind;
 use figment::providers::{Format as _, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -331,10 +332,22 @@ fn explain(e: figment::Error) -> anyhow::Error {
         },
         None => String::new(),
     };
-    let mut what = e.kind.to_string();
-    if what.ends_with("expected a duration") {
-        what.push_str(" such as 5s, 250ms or 1h 30m");
-    }
+    let one_of = |names: &[&str]| names.join(", ");
+    let what = match &e.kind {
+        Kind::UnknownField(found, expected) => {
+            format!(
+                "unknown key `{found}`; the keys here are {}",
+                one_of(expected)
+            )
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!("`{found}` is not one of {}", one_of(expected))
+        }
+        Kind::InvalidValue(_, expected) if expected == "a duration" => {
+            format!("{} such as 5s, 250ms or 1h 30m", e.kind)
+        }
+        kind => kind.to_string(),
+    };
     if key.is_empty() {
         anyhow::anyhow!("invalid configuration{from}: {what}")
     } else {
@@ -557,6 +570,10 @@ mod tests {
         for part in ["engine", "HERALD_ENGINE", "\"maybe\"", "bool"] {
             assert!(e.contains(part), "{part} missing from: {e}");
         }
+        let e = from_env("HERALD_SQLITE_SYNCHRONOUS", "sometimes");
+        for part in ["HERALD_SQLITE_SYNCHRONOUS", "`sometimes`", "normal, full"] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
         let e = from_env("HERALD_DB_MAX_CONNECTIONS", "lots");
         for part in [
             "storage.max_connections",
@@ -581,6 +598,8 @@ mod tests {
         for part in ["slack.min_interval", &file, "\"often\"", "duration"] {
             assert!(e.contains(part), "{part} missing from: {e}");
         }
+        let (e, _) = from_file("[log]\nlvl = \"debug\"\n");
+        assert!(e.contains("log.lvl") && e.contains("level, format"), "{e}");
         let (e, _) = from_file("[delivery]\nmax_in_flight = -3\n");
         assert!(
             e.contains("delivery.max_in_flight") && e.contains("-3"),
