@@ -1,18 +1,24 @@
 //! Configuration in layers: the commented defaults embedded in the binary
 //! (`config/default.toml`), an optional TOML file, `HERALD_*` environment variables, and
-//! command-line flags, each overriding the one before. Loaded and validated once at start, so
-//! a bad setting stops the process with a message that names it.
+//! command-line flags, each overriding the one before (merged by `figment`; durations are
+//! read by `humantime`, as in `5s`, `250ms` or `1h 30m`). Loaded and validated once at start,
+//! so a bad setting stops the process with a message that names it and where it came from.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use herald_engine::delivery::retry::{parse_duration, RetryPolicy};
+use figment::error::Kind;
+use figment::providers::{Format as _, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use herald_engine::delivery::retry::RetryPolicy;
 use herald_engine::delivery::slack::SlackSettings;
 use herald_engine::delivery::ssrf::AllowList;
 use herald_engine::delivery::DeliveryConfig;
 use herald_engine::secrets::MasterKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The defaults, embedded.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -69,37 +75,41 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    pub header_timeout: String,
-    pub body_timeout: String,
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
     /// Unset: derived from the process's open-file limit.
     #[serde(default)]
     pub max_connections: Option<usize>,
 }
 
-/// [`ServerSettings`] checked and parsed.
+/// [`ServerSettings`] checked, with the connection limit resolved.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
-    pub header_timeout: std::time::Duration,
-    pub body_timeout: std::time::Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
     pub max_connections: usize,
 }
 
 impl ServerSettings {
     pub fn limits(&self) -> anyhow::Result<ServerLimits> {
-        let duration = |key: &str, v: &str| match parse_duration(v) {
-            Some(d) if !d.is_zero() => Ok(d),
-            _ => Err(anyhow::anyhow!(
-                "invalid configuration: server.{key} {v:?} is not a positive duration like 5s"
-            )),
-        };
+        for (key, d) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if d.is_zero() {
+                bail!("invalid configuration: server.{key} must be a positive duration like 5s");
+            }
+        }
         let max_connections = match self.max_connections {
             Some(0) => bail!("invalid configuration: server.max_connections must be at least 1"),
             Some(n) => n,
             None => crate::http_server::default_max_connections(),
         };
         Ok(ServerLimits {
-            header_timeout: duration("header_timeout", &self.header_timeout)?,
-            body_timeout: duration("body_timeout", &self.body_timeout)?,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
             max_connections,
         })
     }
@@ -130,18 +140,21 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields)]
 pub struct SlackSettingsFile {
     pub base_url: String,
-    pub min_interval: String,
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
-    pub timeout: String,
-    pub retry_schedule: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
     pub jitter: f64,
     pub max_in_flight: usize,
     pub per_destination: usize,
-    pub lease: String,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     pub allowed_destinations: String,
     /// A forward proxy for deliveries; empty connects directly.
     #[serde(default)]
@@ -155,22 +168,13 @@ pub struct DeliverySettings {
 impl DeliverySettings {
     /// The engine's delivery configuration; every value was checked by [`Config::load`].
     pub fn to_engine(&self) -> anyhow::Result<DeliveryConfig> {
-        let duration = |key: &str, v: &str| {
-            parse_duration(v).ok_or_else(|| anyhow::anyhow!("invalid configuration: delivery.{key} {v:?} is not a duration like 5s, 250ms, 2h"))
-        };
-        let schedule = self
-            .retry_schedule
-            .iter()
-            .map(|v| duration("retry_schedule", v))
-            .collect::<anyhow::Result<Vec<_>>>()?;
         if !(0.0..=1.0).contains(&self.jitter) {
             bail!("invalid configuration: delivery.jitter must be between 0 and 1");
         }
         if self.max_in_flight == 0 || self.per_destination == 0 {
             bail!("invalid configuration: delivery.max_in_flight and delivery.per_destination must be at least 1");
         }
-        let timeout = duration("timeout", &self.timeout)?;
-        if timeout.is_zero() {
+        if self.timeout.is_zero() {
             bail!("invalid configuration: delivery.timeout must be positive");
         }
         let allow = AllowList::parse(&self.allowed_destinations).map_err(|e| {
@@ -190,19 +194,17 @@ impl DeliverySettings {
             Some(url)
         };
         Ok(DeliveryConfig {
-            timeout,
+            timeout: self.timeout,
             proxy,
             retry: RetryPolicy {
-                schedule,
+                schedule: self.retry_schedule.iter().map(|d| **d).collect(),
                 jitter: self.jitter,
             },
             max_in_flight: self.max_in_flight,
             per_destination: self.per_destination,
-            lease: duration("lease", &self.lease)?,
+            lease: self.lease,
             allow,
-            retention: std::time::Duration::from_secs(
-                u64::from(self.retention_days.max(1)) * 24 * 3600,
-            ),
+            retention: Duration::from_secs(u64::from(self.retention_days.max(1)) * 24 * 3600),
             slack: SlackSettings::default(),
             threads: self.threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -219,48 +221,139 @@ pub enum SqliteSynchronous {
 }
 
 /// Overrides from flags (already merged with their environment variables by clap).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {
+    /// Which file is read, not a setting.
+    #[serde(skip)]
     pub config_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
 }
 
 /// Environment variables without a flag, and the config key each one sets.
-const ENV_KEYS: &[(&str, &[&str])] = &[
-    ("HERALD_HEADER_TIMEOUT", &["server", "header_timeout"]),
-    ("HERALD_BODY_TIMEOUT", &["server", "body_timeout"]),
-    ("HERALD_MAX_CONNECTIONS", &["server", "max_connections"]),
-    ("HERALD_LOG", &["log", "level"]),
-    ("HERALD_LOG_FORMAT", &["log", "format"]),
-    (
-        "HERALD_SQLITE_SYNCHRONOUS",
-        &["storage", "sqlite_synchronous"],
-    ),
-    ("HERALD_DB_MAX_CONNECTIONS", &["storage", "max_connections"]),
-    ("HERALD_BOOTSTRAP_API_KEY", &["bootstrap_api_key"]),
-    ("HERALD_MASTER_KEY", &["master_key"]),
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("HERALD_HEADER_TIMEOUT", "server.header_timeout"),
+    ("HERALD_BODY_TIMEOUT", "server.body_timeout"),
+    ("HERALD_MAX_CONNECTIONS", "server.max_connections"),
+    ("HERALD_LOG", "log.level"),
+    ("HERALD_LOG_FORMAT", "log.format"),
+    ("HERALD_SQLITE_SYNCHRONOUS", "storage.sqlite_synchronous"),
+    ("HERALD_DB_MAX_CONNECTIONS", "storage.max_connections"),
+    ("HERALD_BOOTSTRAP_API_KEY", "bootstrap_api_key"),
+    ("HERALD_MASTER_KEY", "master_key"),
     (
         "HERALD_ALLOWED_DESTINATIONS",
-        &["delivery", "allowed_destinations"],
+        "delivery.allowed_destinations",
     ),
-    ("HERALD_DELIVERY_TIMEOUT", &["delivery", "timeout"]),
-    ("HERALD_DELIVERY_PROXY", &["delivery", "proxy"]),
-    ("HERALD_DELIVERY_LEASE", &["delivery", "lease"]),
-    (
-        "HERALD_DELIVERY_MAX_IN_FLIGHT",
-        &["delivery", "max_in_flight"],
-    ),
+    ("HERALD_DELIVERY_TIMEOUT", "delivery.timeout"),
+    ("HERALD_DELIVERY_PROXY", "delivery.proxy"),
+    ("HERALD_DELIVERY_LEASE", "delivery.lease"),
+    ("HERALD_DELIVERY_MAX_IN_FLIGHT", "delivery.max_in_flight"),
     (
         "HERALD_DELIVERY_PER_DESTINATION",
-        &["delivery", "per_destination"],
+        "delivery.per_destination",
     ),
-    ("HERALD_DELIVERY_THREADS", &["delivery", "threads"]),
-    ("HERALD_SLACK_BASE_URL", &["slack", "base_url"]),
-    ("HERALD_PUBLIC_URL", &["public_url"]),
-    ("HERALD_ENGINE", &["engine"]),
+    ("HERALD_DELIVERY_THREADS", "delivery.threads"),
+    ("HERALD_SLACK_BASE_URL", "slack.base_url"),
+    ("HERALD_PUBLIC_URL", "public_url"),
+    ("HERALD_ENGINE", "engine"),
 ];
+
+/// The `HERALD_*` variables of [`ENV_KEYS`] as a figment layer. Values stay strings (a key
+/// that takes a number or a boolean has it read at extraction), so a token or key made of
+/// digits is not turned into a number. Read through a function, not the process environment
+/// directly, so tests can give each server its own.
+struct EnvLayer(Vec<(&'static str, String)>);
+
+impl EnvLayer {
+    const NAME: &'static str = "environment variable";
+
+    fn read(env: impl Fn(&str) -> Option<String>) -> Self {
+        Self(
+            ENV_KEYS
+                .iter()
+                .filter_map(|(var, key)| env(var).map(|v| (*key, v)))
+                .collect(),
+        )
+    }
+
+    /// The variable that sets `keys` (a config key split at its dots).
+    fn variable(_: &Profile, keys: &[&str]) -> String {
+        let key = keys.join(".");
+        ENV_KEYS
+            .iter()
+            .find(|(_, k)| *k == key)
+            .map_or(key, |(var, _)| (*var).to_string())
+    }
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(Self::NAME).interpolater(Self::variable)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, v) in &self.0 {
+            let value = Value::from(v.clone());
+            match key.split_once('.') {
+                Some((table, leaf)) => {
+                    let table = dict
+                        .entry(table.to_string())
+                        .or_insert_with(|| Dict::new().into());
+                    if let Value::Dict(_, t) = table {
+                        t.insert(leaf.to_string(), value);
+                    }
+                }
+                None => {
+                    dict.insert(key.to_string(), value);
+                }
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// A figment error as one line naming the key, where its value came from, and what is wrong.
+fn explain(e: figment::Error) -> anyhow::Error {
+    let key = e.path.join(".");
+    let from = match &e.metadata {
+        Some(md) if md.name == EnvLayer::NAME => {
+            let path: Vec<&str> = e.path.iter().map(String::as_str).collect();
+            format!(" (from {})", EnvLayer::variable(&Profile::Default, &path))
+        }
+        Some(md) => match md.source.as_ref().and_then(|s| s.file_path()) {
+            Some(file) => format!(" (in config file {})", file.display()),
+            None => String::new(),
+        },
+        None => String::new(),
+    };
+    let one_of = |names: &[&str]| names.join(", ");
+    let what = match &e.kind {
+        Kind::UnknownField(found, expected) => {
+            format!(
+                "unknown key `{found}`; the keys here are {}",
+                one_of(expected)
+            )
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!("`{found}` is not one of {}", one_of(expected))
+        }
+        Kind::InvalidValue(_, expected) if expected == "a duration" => {
+            format!("{} such as 5s, 250ms or 1h 30m", e.kind)
+        }
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        anyhow::anyhow!("invalid configuration{from}: {what}")
+    } else {
+        anyhow::anyhow!("invalid configuration: {key}{from}: {what}")
+    }
+}
 
 impl Config {
     /// Loads the layers with the process environment.
@@ -273,43 +366,18 @@ impl Config {
         overrides: &Overrides,
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        let mut value: toml::Value = toml::from_str(DEFAULTS).context("built-in defaults")?;
+        let mut layers = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = &overrides.config_file {
-            let text = std::fs::read_to_string(path)
+            // Read here first: figment would take a missing file for an empty one.
+            std::fs::File::open(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
-            let file: toml::Value = toml::from_str(&text)
-                .with_context(|| format!("parsing config file {}", path.display()))?;
-            merge(&mut value, file);
+            layers = layers.merge(Toml::file_exact(path));
         }
-        for (var, key) in ENV_KEYS {
-            if let Some(v) = env(var) {
-                set(&mut value, key, env_value(key, &v));
-            }
-        }
-        if let Some(v) = &overrides.listen {
-            set(&mut value, &["listen"], toml::Value::String(v.clone()));
-        }
-        if let Some(v) = &overrides.data_dir {
-            set(
-                &mut value,
-                &["data_dir"],
-                toml::Value::String(v.display().to_string()),
-            );
-        }
-        if let Some(v) = &overrides.database_url {
-            set(
-                &mut value,
-                &["database_url"],
-                toml::Value::String(v.clone()),
-            );
-        }
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            anyhow::anyhow!(
-                "invalid configuration: {path}: {}",
-                e.into_inner().message()
-            )
-        })?;
+        let config: Config = layers
+            .merge(EnvLayer::read(env))
+            .merge(Serialized::defaults(overrides))
+            .extract_lossy()
+            .map_err(explain)?;
         config.validate()?;
         Ok(config)
     }
@@ -321,12 +389,6 @@ impl Config {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("invalid configuration: slack.base_url {base:?} must be an http(s) URL");
         }
-        let min_interval = parse_duration(&self.slack.min_interval).ok_or_else(|| {
-            anyhow::anyhow!(
-                "invalid configuration: slack.min_interval {:?} is not a duration like 1s",
-                self.slack.min_interval
-            )
-        })?;
         let public = if self.public_url.is_empty() {
             format!("http://{}", self.listen)
         } else {
@@ -338,7 +400,7 @@ impl Config {
         d.slack = SlackSettings {
             base_url: base.to_string(),
             public_url: Some(public),
-            min_interval,
+            min_interval: self.slack.min_interval,
         };
         Ok(d)
     }
@@ -393,57 +455,6 @@ impl Config {
 
 fn sqlite_path(data_dir: &Path) -> PathBuf {
     data_dir.join("herald.db")
-}
-
-/// An environment value as TOML: a string, or an integer or boolean for the keys that take one.
-/// A value of the wrong kind stays a string, so validation names the key.
-fn env_value(key: &[&str], v: &str) -> toml::Value {
-    const NUMERIC: &[&str] = &[
-        "max_connections",
-        "max_in_flight",
-        "per_destination",
-        "threads",
-    ];
-    const BOOLEAN: &[&str] = &["engine"];
-    let last = key.last().copied().unwrap_or_default();
-    match (v.parse::<i64>(), v.parse::<bool>()) {
-        (Ok(n), _) if NUMERIC.contains(&last) => toml::Value::Integer(n),
-        (_, Ok(b)) if BOOLEAN.contains(&last) => toml::Value::Boolean(b),
-        _ => toml::Value::String(v.to_string()),
-    }
-}
-
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
-fn set(value: &mut toml::Value, key: &[&str], v: toml::Value) {
-    let mut cur = value;
-    for (i, k) in key.iter().enumerate() {
-        let table = match cur {
-            toml::Value::Table(t) => t,
-            _ => return,
-        };
-        if i == key.len() - 1 {
-            table.insert(k.to_string(), v);
-            return;
-        }
-        cur = table
-            .entry(k.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
-    }
 }
 
 #[cfg(test)]
@@ -536,6 +547,113 @@ mod tests {
             &no_env
         )
         .contains("lisen"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_where_it_came_from_and_what_is_wrong() {
+        let from_env = |k: &'static str, v: &'static str| {
+            let env = move |x: &str| (x == k).then(|| v.to_string());
+            Config::load_from(&Overrides::default(), env)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = from_env("HERALD_DELIVERY_TIMEOUT", "soon");
+        for part in [
+            "delivery.timeout",
+            "HERALD_DELIVERY_TIMEOUT",
+            "\"soon\"",
+            "duration",
+        ] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+        let e = from_env("HERALD_ENGINE", "maybe");
+        for part in ["engine", "HERALD_ENGINE", "\"maybe\"", "bool"] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+        let e = from_env("HERALD_SQLITE_SYNCHRONOUS", "sometimes");
+        for part in ["HERALD_SQLITE_SYNCHRONOUS", "`sometimes`", "normal, full"] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+        let e = from_env("HERALD_DB_MAX_CONNECTIONS", "lots");
+        for part in [
+            "storage.max_connections",
+            "HERALD_DB_MAX_CONNECTIONS",
+            "\"lots\"",
+        ] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let from_file = |text: &str| {
+            let file = dir.path().join("herald.toml");
+            std::fs::write(&file, text).unwrap();
+            let o = Overrides {
+                config_file: Some(file.clone()),
+                ..Default::default()
+            };
+            (Config::load_from(&o, no_env).unwrap_err().to_string(), file)
+        };
+        let (e, file) = from_file("[slack]\nmin_interval = \"often\"\n");
+        let file = file.display().to_string();
+        for part in ["slack.min_interval", &file, "\"often\"", "duration"] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+        let (e, _) = from_file("[log]\nlvl = \"debug\"\n");
+        assert!(e.contains("log.lvl") && e.contains("level, format"), "{e}");
+        let (e, _) = from_file("[delivery]\nmax_in_flight = -3\n");
+        assert!(
+            e.contains("delivery.max_in_flight") && e.contains("-3"),
+            "{e}"
+        );
+        let (e, _) = from_file("listen = \n");
+        assert!(e.contains(&file), "a file that is not TOML is named: {e}");
+        let missing = Overrides {
+            config_file: Some(dir.path().join("absent.toml")),
+            ..Default::default()
+        };
+        let e = Config::load_from(&missing, no_env).unwrap_err().to_string();
+        assert!(
+            e.contains("reading config file") && e.contains("absent.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations_are_read_as_humantime_in_every_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "[delivery]\nretry_schedule = [\"100ms\", \"1m 30s\"]\n[slack]\nmin_interval = \"20ms\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "HERALD_DELIVERY_LEASE").then(|| "2m".to_string());
+        let o = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let d = Config::load_from(&o, env)
+            .unwrap()
+            .delivery_config()
+            .unwrap();
+        assert_eq!(
+            d.retry.schedule,
+            [Duration::from_millis(100), Duration::from_secs(90)]
+        );
+        assert_eq!(d.lease, Duration::from_secs(120));
+        assert_eq!(d.slack.min_interval, Duration::from_millis(20));
+        assert_eq!(d.timeout, Duration::from_secs(15), "the default stays");
+    }
+
+    #[test]
+    fn an_environment_value_made_of_digits_stays_a_string_where_a_string_is_wanted() {
+        let env =
+            |k: &str| (k == "HERALD_BOOTSTRAP_API_KEY").then(|| "1234567890123456".to_string());
+        let c = Config::load_from(&Overrides::default(), env).unwrap();
+        assert_eq!(
+            c.bootstrap_api_key.as_ref().map(Secret::expose),
+            Some("1234567890123456")
+        );
     }
 
     #[test]

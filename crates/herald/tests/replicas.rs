@@ -1,17 +1,22 @@
 //! Several `herald serve` replicas on one PostgreSQL. Runs when the suite runs on PostgreSQL
 //! (`HERALD_TEST_BACKEND=postgres`, as `.ci/run` does in its second pass); on SQLite, which is
 //! one process by design, there is nothing to share and the tests return at once.
+//!
+//! Every wait polls for its condition until a deadline; the only timed waits are the "within
+//! a second" the tests exist to check.
+
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
 use serde_json::{json, Value};
+use support::receiver::{Receiver, Reply};
+use support::{eventually, Api, ChildServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_herald");
 const ADMIN_KEY: &str = "replica-test-admin-key-0123456789abcdef";
 const MASTER_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -19,170 +24,78 @@ fn on_postgres() -> bool {
     std::env::var("HERALD_TEST_BACKEND").ok().as_deref() == Some("postgres")
 }
 
-struct Replica {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts a replica with its own data directory on the shared database of `shared`.
-async fn replica(shared: &Path, data: &Path) -> Replica {
+async fn replica(shared: &Path, data: &Path) -> ChildServer {
     replica_with(shared, data, &[]).await
 }
 
 /// [`replica`], with `extra` environment.
-async fn replica_with(shared: &Path, data: &Path, extra: &[(&str, &str)]) -> Replica {
-    let mut env = herald::testing::child_env(shared).await;
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env.push(("HERALD_BOOTSTRAP_API_KEY".into(), ADMIN_KEY.into()));
-    env.push(("HERALD_MASTER_KEY".into(), MASTER_KEY.into()));
-    env.push(("HERALD_ALLOWED_DESTINATIONS".into(), "127.0.0.0/8".into()));
-    env.push(("HERALD_LOG".into(), "warn".into()));
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env_remove("HERALD_CONFIG")
-        .envs(env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(url) = line.strip_prefix("herald listening on ") {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let url = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("replica did not start");
-    Replica { child, url }
+async fn replica_with(shared: &Path, data: &Path, extra: &[(&str, &str)]) -> ChildServer {
+    ChildServer::spawn_on(shared, data, ADMIN_KEY, |cmd| {
+        cmd.envs(extra.iter().copied())
+            .env("HERALD_BOOTSTRAP_API_KEY", ADMIN_KEY)
+            .env("HERALD_MASTER_KEY", MASTER_KEY)
+            .env("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8");
+    })
+    .await
 }
 
-async fn call(
-    http: &reqwest::Client,
-    r: &Replica,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut req = http
-        .request(method, format!("{}{path}", r.url))
-        .bearer_auth(ADMIN_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let v: Value = res.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+/// The body of a successful (2xx) answer.
+#[track_caller]
+fn ok((status, body): (StatusCode, Value)) -> Value {
+    assert!(status.is_success(), "{status} {body}");
+    body
 }
 
-/// A webhook receiver on loopback that takes `delay` per request and records each
-/// `webhook-id` with its arrival time.
-async fn receiver(delay: Duration) -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
-    receiver_of("webhook-id", delay).await
+/// The team `acme` and its project `p`, created through `api`.
+async fn team_and_project(api: &Api) {
+    ok(api
+        .post("/api/v1/entities", json!({"name": "acme", "kind": "team"}))
+        .await);
+    ok(api
+        .post("/api/v1/entities/acme/projects", json!({"name": "p"}))
+        .await);
 }
 
-/// A webhook receiver on loopback that takes `delay` per request and records its `header`
-/// with its arrival time.
-async fn receiver_of(
-    header: &'static str,
-    delay: Duration,
-) -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let s = s.clone();
-            async move {
-                let id = headers
-                    .get(header)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                s.lock().unwrap().push((id, Instant::now()));
-                tokio::time::sleep(delay).await;
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
-/// The team `acme` and its project `p`, created through `r`.
-async fn team_and_project(http: &reqwest::Client, r: &Replica) {
-    let post = reqwest::Method::POST;
-    call(
-        http,
-        r,
-        post.clone(),
-        "/api/v1/entities",
-        Some(json!({"name": "acme", "kind": "team"})),
-    )
-    .await;
-    call(
-        http,
-        r,
-        post,
-        "/api/v1/entities/acme/projects",
-        Some(json!({"name": "p"})),
-    )
-    .await;
-}
-
-/// Creates the webhook integration `integration` (a request body) through `r`, and an
+/// Creates the webhook integration `integration` (a request body) through `api`, and an
 /// automation delivering every new version of `acme/p` through it.
-async fn deliver_every_version(http: &reqwest::Client, r: &Replica, integration: Value) {
-    let post = reqwest::Method::POST;
-    let integration = call(
-        http,
-        r,
-        post.clone(),
-        "/api/v1/entities/acme/integrations",
-        Some(integration),
-    )
-    .await;
-    call(
-        http,
-        r,
-        post,
-        "/api/v1/entities/acme/automations",
-        Some(json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
+async fn deliver_every_version(api: &Api, integration: Value) {
+    let integration = ok(api
+        .post("/api/v1/entities/acme/integrations", integration)
+        .await);
+    ok(api
+        .post(
+            "/api/v1/entities/acme/automations",
+            json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
                     "event": {"type": "CREATE_ARTIFACT"}, "rate_limit_per_minute": 10000,
-                    "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"], "payload": {"v": "${artifact_version_string}"}}})),
-    )
-    .await;
+                    "action": {"type": "GENERIC_WEBHOOK", "integration_id": integration["id"], "payload": {"v": "${artifact_version_string}"}}}),
+        )
+        .await);
 }
 
-async fn executions(http: &reqwest::Client, r: &Replica) -> Vec<Value> {
-    let page = call(
-        http,
-        r,
-        reqwest::Method::GET,
-        "/api/v1/entities/acme/executions?limit=1000",
-        None,
+/// A new version of `acme/p/m`, created through `api`.
+async fn new_version(api: &Api) {
+    ok(api
+        .post(
+            "/api/v1/entities/acme/projects/p/artifacts",
+            json!({"collection": "m", "type": "model"}),
+        )
+        .await);
+}
+
+async fn executions(api: &Api) -> Vec<Value> {
+    api.get_list("/api/v1/entities/acme/executions?limit=1000", "executions")
+        .await
+}
+
+/// Waits until every event stored so far has been matched, by whichever replica.
+async fn matched(api: &Api) {
+    eventually(
+        "the matchers to catch up",
+        Duration::from_secs(20),
+        || async { (ok(api.get("/readyz").await)["matcher_lag"] == 0).then_some(()) },
     )
     .await;
-    page["executions"].as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,20 +105,19 @@ async fn three_replicas_share_the_work_and_a_killed_one_loses_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
-    let http = reqwest::Client::new();
     let first = replica(&shared, &dir.path().join("r1")).await;
     let mut replicas = vec![
         first,
         replica(&shared, &dir.path().join("r2")).await,
         replica(&shared, &dir.path().join("r3")).await,
     ];
-    let (hook, seen) = receiver(Duration::from_millis(400)).await;
-    let post = reqwest::Method::POST;
-    team_and_project(&http, &replicas[0]).await;
+    let rx = Receiver::start().await;
+    rx.answer("/hook", Reply::Delay(Duration::from_millis(400)));
+    let api = replicas[0].admin.clone();
+    team_and_project(&api).await;
     deliver_every_version(
-        &http,
-        &replicas[0],
-        json!({"kind": "webhook", "name": "sink", "url": hook}),
+        &api,
+        json!({"kind": "webhook", "name": "sink", "url": rx.url("/hook")}),
     )
     .await;
 
@@ -213,43 +125,28 @@ async fn three_replicas_share_the_work_and_a_killed_one_loses_nothing() {
     const N: usize = 60;
     let mut kill_at = None;
     for i in 0..N {
-        let r = &replicas[i % replicas.len()];
-        call(
-            &http,
-            r,
-            post.clone(),
-            "/api/v1/entities/acme/projects/p/artifacts",
-            Some(json!({"collection": "m", "type": "model"})),
-        )
-        .await;
+        new_version(&replicas[i % replicas.len()].admin).await;
         if i == N / 2 && kill_at.is_none() {
-            // Let the replicas pick up work first, so the victim dies holding some.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let mut victim = replicas.remove(1);
-            victim.child.kill().unwrap();
-            victim.child.wait().unwrap();
+            // Deliveries under way first (each takes 400 ms), so the victim dies holding some.
+            rx.wait_for("/hook", 8, Duration::from_secs(20)).await;
+            replicas.remove(1).kill();
             kill_at = Some(Instant::now());
         }
     }
     let kill_at = kill_at.unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let xs = executions(&http, &replicas[0]).await;
-        if xs.len() == N && xs.iter().all(|x| x["status"] == "FINISHED") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all executions finished: {:?}",
-            xs.iter().map(|x| &x["status"]).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let seen = seen.lock().unwrap().clone();
+    eventually(
+        &format!("all {N} executions to finish"),
+        Duration::from_secs(60),
+        || async {
+            let xs = executions(&api).await;
+            (xs.len() == N && xs.iter().all(|x| x["status"] == "FINISHED")).then_some(())
+        },
+    )
+    .await;
     let mut by_id: HashMap<String, Vec<Instant>> = HashMap::new();
-    for (id, at) in seen {
-        by_id.entry(id).or_default().push(at);
+    for r in rx.received_at("/hook") {
+        by_id.entry(r.webhook_id()).or_default().push(r.at);
     }
     assert_eq!(
         by_id.len(),
@@ -286,56 +183,37 @@ async fn run_metrics_logged_through_two_replicas_fire_exactly_once() {
     }
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
-    let http = reqwest::Client::new();
     let a = replica(&shared, &dir.path().join("a")).await;
     let b = replica(&shared, &dir.path().join("b")).await;
-    let post = reqwest::Method::POST;
-    team_and_project(&http, &a).await;
+    team_and_project(&a.admin).await;
     let filter = json!({"run_filter": "{\"$and\":[]}", "run_metric_filter": {"threshold_filter":
         {"name": "loss", "agg_op": "AVERAGE", "window_size": 4, "cmp_op": "$gt", "threshold": 0.5}}});
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities/acme/automations",
-        Some(json!({"name": "loss high", "scope": {"type": "PROJECT", "path": "acme/p"},
-                    "event": {"type": "RUN_METRIC", "filter": filter}, "action": {"type": "NO_OP"}})),
-    )
-    .await;
-    call(
-        &http,
-        &b,
-        post.clone(),
-        "/api/v1/entities/acme/projects/p/runs",
-        Some(json!({"id": "r1"})),
-    )
-    .await;
+    ok(a.admin
+        .post(
+            "/api/v1/entities/acme/automations",
+            json!({"name": "loss high", "scope": {"type": "PROJECT", "path": "acme/p"},
+                    "event": {"type": "RUN_METRIC", "filter": filter}, "action": {"type": "NO_OP"}}),
+        )
+        .await);
+    ok(b.admin
+        .post("/api/v1/entities/acme/projects/p/runs", json!({"id": "r1"}))
+        .await);
     // One value per batch, alternating replicas; the window of 4 is first over 0.5 at the fifth value
     // (0.9, 0.9, 0.1, 0.9 averages 0.7), and stays over it after.
     let values = [0.1, 0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9];
     for (step, v) in values.iter().enumerate() {
         let r = if step % 2 == 0 { &a } else { &b };
-        call(
-            &http,
-            r,
-            post.clone(),
-            "/api/v1/entities/acme/projects/p/runs/r1/history",
-            Some(json!({"rows": [{"step": step, "values": {"loss": v}}]})),
-        )
-        .await;
-        // Let a matcher take each batch, so both replicas do some of the matching.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        ok(r.admin
+            .post(
+                "/api/v1/entities/acme/projects/p/runs/r1/history",
+                json!({"rows": [{"step": step, "values": {"loss": v}}]}),
+            )
+            .await);
+        // Each batch matched before the next, by whichever replica takes it, so both
+        // replicas do some of the matching.
+        matched(&a.admin).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = call(&http, &a, reqwest::Method::GET, "/readyz", None).await;
-        if ready["matcher_lag"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the matchers did not catch up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let fired: Vec<Value> = executions(&http, &a)
+    let fired: Vec<Value> = executions(&a.admin)
         .await
         .into_iter()
         .filter(|x| x["event_type"] == "RUN_METRIC")
@@ -354,77 +232,40 @@ async fn an_automation_saved_on_one_replica_fires_on_another_within_a_second() {
     }
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
-    let http = reqwest::Client::new();
-    let mut a = replica(&shared, &dir.path().join("a")).await;
+    let a = replica(&shared, &dir.path().join("a")).await;
     let b = replica(&shared, &dir.path().join("b")).await;
-    let post = reqwest::Method::POST;
-    team_and_project(&http, &a).await;
-    // B matches something first, so its index of automations is built before the new one exists.
-    call(
-        &http,
-        &b,
-        post.clone(),
-        "/api/v1/entities/acme/projects/p/artifacts",
-        Some(json!({"collection": "m", "type": "model"})),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    call(
-        &http,
-        &a,
-        post.clone(),
-        "/api/v1/entities/acme/automations",
-        Some(
+    team_and_project(&a.admin).await;
+    // Something is matched first, so the matchers' indexes of automations are built before
+    // the new one exists.
+    new_version(&b.admin).await;
+    matched(&b.admin).await;
+    ok(a.admin
+        .post(
+            "/api/v1/entities/acme/automations",
             json!({"name": "every version", "scope": {"type": "PROJECT", "path": "acme/p"},
                     "event": {"type": "CREATE_ARTIFACT"}, "action": {"type": "NO_OP"}}),
-        ),
+        )
+        .await);
+    let saved_at = Instant::now();
+    // Only B is left to match. The claim is about time itself: a version made one second
+    // after the save is matched with the new automation, so this wait is the claim's bound.
+    a.kill();
+    tokio::time::sleep_until((saved_at + Duration::from_secs(1)).into()).await;
+    new_version(&b.admin).await;
+    let xs = eventually(
+        "replica B to see the automation saved on A",
+        Duration::from_secs(10),
+        || async {
+            let xs = executions(&b.admin).await;
+            assert!(
+                xs.len() <= 1,
+                "only the second version is after the automation: {xs:?}"
+            );
+            (xs.len() == 1).then_some(xs)
+        },
     )
     .await;
-    // Only B is left to match, one second after the automation was saved on A.
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    call(
-        &http,
-        &b,
-        post.clone(),
-        "/api/v1/entities/acme/projects/p/artifacts",
-        Some(json!({"collection": "m", "type": "model"})),
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let xs = executions(&http, &b).await;
-        if xs.len() == 1 {
-            assert_eq!(xs[0]["status"], "FINISHED");
-            break;
-        }
-        assert!(
-            xs.is_empty(),
-            "only the second version is after the automation: {xs:?}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "replica B never saw the automation saved on A"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until `seen` holds `n` requests; returns what each recorded.
-async fn wait_for_requests(seen: &Mutex<Vec<(String, Instant)>>, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got: Vec<String> = seen.lock().unwrap().iter().map(|r| r.0.clone()).collect();
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{n} deliveries never arrived: {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(xs[0]["status"], "FINISHED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,7 +275,6 @@ async fn a_secret_rotated_on_one_replica_is_used_by_another_within_a_second() {
     }
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
-    let http = reqwest::Client::new();
     // A serves the API only; B matches and delivers everything, and keeps what it reads.
     let a = replica_with(
         &shared,
@@ -443,44 +283,36 @@ async fn a_secret_rotated_on_one_replica_is_used_by_another_within_a_second() {
     )
     .await;
     let b = replica(&shared, &dir.path().join("b")).await;
-    let (hook, seen) = receiver_of("authorization", Duration::ZERO).await;
-    let (post, put) = (reqwest::Method::POST, reqwest::Method::PUT);
-    team_and_project(&http, &a).await;
-    let token = |value: &str| Some(json!({ "value": value }));
-    call(
-        &http,
-        &a,
-        put.clone(),
-        "/api/v1/entities/acme/secrets/TOKEN",
-        token("old-token"),
-    )
-    .await;
+    let rx = Receiver::start().await;
+    let api = &a.admin;
+    team_and_project(api).await;
+    let secret = "/api/v1/entities/acme/secrets/TOKEN";
+    ok(api.put(secret, json!({ "value": "old-token" })).await);
     deliver_every_version(
-        &http,
-        &a,
-        json!({"kind": "webhook", "name": "hook", "url": hook, "access_token_secret": "TOKEN"}),
+        api,
+        json!({"kind": "webhook", "name": "hook", "url": rx.url("/hook"), "access_token_secret": "TOKEN"}),
     )
     .await;
-    let version = Some(json!({"collection": "m", "type": "model"}));
-    let artifacts = "/api/v1/entities/acme/projects/p/artifacts";
-    call(&http, &a, post.clone(), artifacts, version.clone()).await;
-    assert_eq!(wait_for_requests(&seen, 1).await, ["Bearer old-token"]);
+    let tokens = |n: usize| {
+        let rx = &rx;
+        async move {
+            rx.wait_for("/hook", n, Duration::from_secs(10))
+                .await
+                .iter()
+                .map(|r| r.header("authorization").unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    new_version(api).await;
+    assert_eq!(tokens(1).await, ["Bearer old-token"]);
 
-    // Rotated on A; B read the old value a moment ago and may keep it only briefly.
-    call(
-        &http,
-        &a,
-        put,
-        "/api/v1/entities/acme/secrets/TOKEN",
-        token("new-token"),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    call(&http, &a, post, artifacts, version).await;
-    assert_eq!(
-        wait_for_requests(&seen, 2).await,
-        ["Bearer old-token", "Bearer new-token"]
-    );
+    // Rotated on A; B read the old value a moment ago and may keep it only for the second the
+    // claim allows, so this wait is the claim's bound.
+    ok(api.put(secret, json!({ "value": "new-token" })).await);
+    let rotated_at = Instant::now();
+    tokio::time::sleep_until((rotated_at + Duration::from_secs(1)).into()).await;
+    new_version(api).await;
+    assert_eq!(tokens(2).await, ["Bearer old-token", "Bearer new-token"]);
     drop(b);
 }
 
@@ -501,27 +333,17 @@ async fn replicas_started_together_on_a_new_database_all_come_up() {
         replica(shared.path(), dirs[2].path()),
         replica(shared.path(), dirs[3].path()),
     );
-    let http = reqwest::Client::new();
     for r in [&a, &b, &c, &d] {
-        let me = call(&http, r, reqwest::Method::GET, "/api/v1/viewer", None).await;
+        let me = ok(r.admin.get("/api/v1/viewer").await);
         assert_eq!(me["user"]["username"], "admin");
     }
     // One schema, one admin, and writes through any replica are seen by all.
-    call(
-        &http,
-        &a,
-        reqwest::Method::POST,
-        "/api/v1/entities",
-        Some(json!({"name": "together", "kind": "team"})),
-    )
-    .await;
-    let seen = call(
-        &http,
-        &d,
-        reqwest::Method::GET,
-        "/api/v1/entities/together",
-        None,
-    )
-    .await;
+    ok(a.admin
+        .post(
+            "/api/v1/entities",
+            json!({"name": "together", "kind": "team"}),
+        )
+        .await);
+    let seen = ok(d.admin.get("/api/v1/entities/together").await);
     assert_eq!(seen["entity"]["name"], "together");
 }

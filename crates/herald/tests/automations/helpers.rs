@@ -6,7 +6,6 @@
 //! 100 MB body); [`Api`] is a small JSON client.
 
 use std::path::Path;
-use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -81,56 +80,6 @@ impl ChildServer {
                 cmd.stderr(f);
             }
         })
-        .await
-    }
-}
-
-/// What only these tests need of the client.
-impl Api {
-    /// Waits until automation `id` has `n` executions and all of them are final
-    /// (FINISHED, FAILED, SKIPPED or CANCELLED); returns them.
-    pub async fn settled_executions(&self, id: i64, n: usize, timeout: Duration) -> Vec<Value> {
-        eventually(
-            &format!("{n} settled executions of automation {id}"),
-            timeout,
-            || async move {
-                let xs = self.executions(id).await;
-                let settled = xs.len() == n
-                    && xs.iter().all(|x| {
-                        ["FINISHED", "FAILED", "SKIPPED", "CANCELLED"]
-                            .contains(&x["status"].as_str().unwrap_or(""))
-                    });
-                settled.then_some(xs)
-            },
-        )
-        .await
-    }
-
-    /// Waits until execution `id` has status `status`; returns it with its attempts.
-    pub async fn wait_status(&self, id: i64, status: &str, timeout: Duration) -> Value {
-        eventually(
-            &format!("execution {id} to be {status}"),
-            timeout,
-            || async move {
-                let x = self.execution(id).await;
-                (x["status"] == status).then_some(x)
-            },
-        )
-        .await
-    }
-
-    /// Waits until automation `id` has at least one execution; returns the first one's id.
-    pub async fn first_execution(&self, id: i64) -> i64 {
-        eventually(
-            &format!("an execution of automation {id}"),
-            Duration::from_secs(10),
-            || async move {
-                self.executions(id)
-                    .await
-                    .first()
-                    .and_then(|x| x["id"].as_i64())
-            },
-        )
         .await
     }
 }

@@ -4,8 +4,6 @@
 //! [`FakeSlack`](crate::fake_slack::FakeSlack); [`Api`] is a small JSON client; the fixtures
 //! create Slack integrations (incoming webhook or bot token) and NOTIFICATION automations.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -104,37 +102,6 @@ impl Api {
             self.get(&format!("/api/v1/integrations/{id}")).await,
             StatusCode::OK,
         )
-    }
-
-    /// Waits until automation `automation` has an execution with status `status`; returns
-    /// the first such, with its attempts.
-    pub async fn wait_execution(&self, automation: i64, status: &str, timeout: Duration) -> Value {
-        let id = eventually(
-            &format!("a {status} execution of automation {automation}"),
-            timeout,
-            || async move {
-                self.executions(automation)
-                    .await
-                    .into_iter()
-                    .find(|x| x["status"] == status)
-                    .and_then(|x| x["id"].as_i64())
-            },
-        )
-        .await;
-        self.execution(id).await
-    }
-
-    /// Waits until automation `id` has `n` executions, all FINISHED; returns them.
-    pub async fn finished_executions(&self, id: i64, n: usize, timeout: Duration) -> Vec<Value> {
-        eventually(
-            &format!("{n} FINISHED executions of automation {id}"),
-            timeout,
-            || async move {
-                let xs = self.executions(id).await;
-                (xs.len() == n && xs.iter().all(|x| x["status"] == "FINISHED")).then_some(xs)
-            },
-        )
-        .await
     }
 }
 

@@ -42,6 +42,17 @@ impl ChildServer {
         admin_key: &str,
         configure: impl FnOnce(&mut Command),
     ) -> ChildServer {
+        Self::spawn_on(data_dir, data_dir, admin_key, configure).await
+    }
+
+    /// [`ChildServer::spawn`] on the test database of `database_dir`, which several servers
+    /// (replicas, each with its own data directory) can share on PostgreSQL.
+    pub async fn spawn_on(
+        database_dir: &Path,
+        data_dir: &Path,
+        admin_key: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> ChildServer {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
         cmd.arg("serve")
@@ -62,7 +73,7 @@ impl ChildServer {
         ] {
             cmd.env_remove(k);
         }
-        cmd.envs(herald::testing::child_env(data_dir).await)
+        cmd.envs(herald::testing::child_env(database_dir).await)
             .env("HERALD_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,14 +2,11 @@
 //! fails the test on a 5xx answer, and [`Api::send`] also on a non-empty body that is not JSON,
 //! so "no request may produce a 500" holds for every suite.
 
-use std::future::Future;
-use std::time::Duration;
-
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 
-use super::{eventually, expect, http_client};
+use super::{expect, http_client};
 
 /// A JSON client acting as one API key (or none).
 #[derive(Clone)]
@@ -316,42 +313,4 @@ impl Api {
             StatusCode::OK,
         )
     }
-}
-
-/// For servers whose matcher runs on its own: waits until it has matched every event written
-/// so far. A NO_OP automation on `event` watches project `probe/p` (both made at the first
-/// call); `probe`, a future not yet polled, writes an event there that it matches. The matcher
-/// handles events in order, so once that execution exists everything before it is matched.
-pub async fn sync_matcher_on(api: &Api, event: Value, probe: impl Future) {
-    let (status, _) = api.get("/api/v1/entities/probe").await;
-    let automation = if status == StatusCode::NOT_FOUND {
-        api.create_entity("probe", "team").await;
-        api.create_project("probe", "p").await;
-        api.create_automation(
-            "probe",
-            json!({
-                "name": "probe",
-                "scope": { "type": "PROJECT", "path": "probe/p" },
-                "event": event,
-                "action": { "type": "NO_OP" },
-                "rate_limit_per_minute": 10000
-            }),
-        )
-        .await
-    } else {
-        expect(
-            api.get("/api/v1/entities/probe/automations").await,
-            StatusCode::OK,
-        )[0]
-        .clone()
-    };
-    let id = automation["id"].as_i64().expect("probe automation id");
-    let before = api.executions(id).await.len();
-    probe.await;
-    eventually(
-        "the matcher to reach the probe",
-        Duration::from_secs(10),
-        || async { (api.executions(id).await.len() > before).then_some(()) },
-    )
-    .await;
 }

@@ -1,6 +1,7 @@
 //! The harness the test binaries under `tests/` share (`api`, `automations`, `run_automations`,
-//! `slack`). Each includes it with `#[path = "../support/mod.rs"] mod support;` and re-exports
-//! it from its own `helpers` module, which keeps only what is specific to that binary.
+//! `slack`, `replicas`). Each includes it with `#[path = "../support/mod.rs"] mod support;` (or
+//! `"support/mod.rs"` from a single-file test) and, where it has one, re-exports it from its own
+//! `helpers` module, which keeps only what is specific to that binary.
 //!
 //! - [`start_app`] runs the real server in process on 127.0.0.1:0 with a fresh data directory,
 //!   an optional config file built from [`Options`], and a fake environment; [`TestApp`] owns it.
@@ -8,6 +9,8 @@
 //! - [`Api`] is a small JSON client acting as one API key (or none).
 //! - [`receiver::Receiver`] is a real HTTP server on loopback that records every request and
 //!   answers as each test tells it to.
+//! - `waits` polls until a deadline for what the engine does in the background: executions
+//!   reaching a state, the matcher catching up.
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
@@ -15,6 +18,7 @@ mod app;
 mod child;
 mod client;
 pub mod receiver;
+mod waits;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -25,7 +29,7 @@ use serde_json::Value;
 // The items of each file, for `use crate::support::*`; a binary that uses none of a file's
 // items would otherwise be warned that its re-export is unused.
 #[allow(unused_imports)]
-pub use {app::*, child::*, client::*};
+pub use {app::*, child::*, client::*, waits::*};
 
 /// The bootstrap admin's key of every in-process server (`HERALD_BOOTSTRAP_API_KEY`).
 pub const ADMIN_KEY: &str = "herald-test-bootstrap-admin-key-00000000";
