@@ -1,8 +1,9 @@
 //! herald's engine: the rules that need the store but not HTTP — who may do what
-//! ([`access`]), API keys and the bootstrap admin ([`auth`]), catalog operations that span
-//! store calls ([`catalog`]), saving automations ([`automations`]), matching events to them
-//! ([`matcher`]), delivering their actions ([`delivery`]), team secrets ([`secrets`]), and the
-//! loops that run it all ([`runtime::Engine`]).
+//! ([`access`]), API keys, their checking service and the bootstrap admin ([`auth`], which
+//! the API uses whether or not the engine runs), catalog operations that span store calls
+//! ([`catalog`]), saving automations ([`automations`]), matching events to them ([`matcher`]),
+//! delivering their actions ([`delivery`]), team secrets ([`secrets`]), and the loops that run
+//! it all ([`runtime::Engine`]).
 #![forbid(unsafe_code)]
 
 pub mod access;

@@ -276,7 +276,7 @@ pub async fn execution_for(
                 Some(*integration_id),
             )
         }
-        Action::NoOp => (json!({ "action": "NO_OP" }), None),
+        Action::NoOp => (json!({ "action": ActionType::NoOp.as_str() }), None),
     };
     // NO_OP does nothing, so there is nothing to deliver: it is finished as soon as it matched.
     let status = if a.action.action_type() == ActionType::NoOp && status == ExecutionStatus::Pending

@@ -106,6 +106,8 @@ pub struct Prepared {
 /// Prepared actions by automation. Every execution stores the action it matched with, so
 /// without this each delivery would read the action and parse its template again; with it,
 /// that happens once per automation (and again only when the automation's action changes).
+/// A plain map, not a moka cache: nothing in it goes stale (each entry is checked against the
+/// action it was prepared from), so it needs no time to live, only a bound.
 #[derive(Default)]
 pub struct PreparedActions {
     by_automation: parking_lot::Mutex<HashMap<AutomationId, PreparedFrom>>,

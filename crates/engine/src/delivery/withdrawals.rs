@@ -10,7 +10,8 @@ use herald_store::ClaimedExecution;
 /// cancelled. The database already says so; this tells the executions this process claimed
 /// before (queued in memory, leased) not to start. Entries go after an hour, by when anything
 /// claimed before them has long been sent or given back. (A withdrawn integration needs no
-/// entry: every delivery reads its integration, from a cache a change empties.)
+/// entry: every delivery reads its integration, from a cache a change empties.) Not a cache:
+/// an entry must hold for its hour, so nothing may evict it sooner.
 #[derive(Default)]
 pub struct Withdrawals {
     any: std::sync::atomic::AtomicBool,
