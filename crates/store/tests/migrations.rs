@@ -5,7 +5,7 @@ mod common;
 
 use herald_domain::names::Username;
 use herald_store::sql::{SqlOptions, SqlStore};
-use herald_store::{NewUser, UserStore};
+use herald_store::{NewUser, Store, UserStore};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
 /// The migrations of `backend` (`sqlite` or `postgres`), by version, as the files hold them.
@@ -53,6 +53,7 @@ async fn opens_and_keeps_rows(url: &str) {
         let store = SqlStore::connect(url, &SqlOptions::default())
             .await
             .unwrap_or_else(|e| panic!("opening (round {round}): {e:#}"));
+        assert!(store.ping().await, "the store answers");
         let old = store.user_by_key_hash("old-key-hash").await.unwrap();
         assert_eq!(old.unwrap().username.as_str(), "olduser");
         let name = format!("new{round}");

@@ -158,7 +158,10 @@ impl SqlStore {
 impl crate::Store for SqlStore {
     async fn ping(&self) -> bool {
         match self.read().await {
-            Ok(mut conn) => conn.fetch_int("SELECT 1 AS one", &[], "one").await.is_ok(),
+            Ok(mut conn) => conn
+                .fetch_optional("SELECT 1 AS one", &[], |_| Ok(()))
+                .await
+                .is_ok_and(|row| row.is_some()),
             Err(_) => false,
         }
     }

@@ -385,6 +385,14 @@ pub(crate) async fn add_membership(
     })
 }
 
+/// Collection `name` exists holding artifacts of type `existing`, not `wanted`.
+fn type_conflict(project: &Project, name: &str, existing: &str, wanted: &str) -> StoreError {
+    StoreError::conflict(format!(
+        "collection {}/{}/{name} holds artifacts of type {existing:?}, not {wanted:?}",
+        project.entity, project.name
+    ))
+}
+
 /// Finds collection `name` or creates it with `kind` and `artifact_type`; an existing collection
 /// must hold the same type.
 pub(crate) async fn collection_for_write(
@@ -397,10 +405,12 @@ pub(crate) async fn collection_for_write(
 ) -> StoreResult<CollRow> {
     if let Some(c) = find_collection(conn, project, name).await? {
         if c.artifact_type != artifact_type {
-            return Err(StoreError::conflict(format!(
-                "collection {}/{}/{} holds artifacts of type {:?}, not {:?}",
-                project.entity, project.name, c.name, c.artifact_type, artifact_type
-            )));
+            return Err(type_conflict(
+                project,
+                name,
+                &c.artifact_type,
+                artifact_type,
+            ));
         }
         return Ok(c);
     }
@@ -471,14 +481,12 @@ pub(crate) async fn create_version(
         )
         .await?;
     if existing_type != new.artifact_type.as_str() {
-        return Err(StoreError::conflict(format!(
-            "collection {}/{}/{} holds artifacts of type {:?}, not {:?}",
-            project.entity,
-            project.name,
-            new.collection,
-            existing_type,
-            new.artifact_type.as_str()
-        )));
+        return Err(type_conflict(
+            project,
+            new.collection.as_str(),
+            &existing_type,
+            new.artifact_type.as_str(),
+        ));
     }
     let coll = CollRow {
         id: coll_id,
