@@ -201,15 +201,21 @@ pub(crate) const CHUNK_ROWS: usize = 32;
 /// `{head} VALUES ($…, …), …{tail}`: `rows` rows of `width` parameters each, numbered from
 /// `$(skip + 1)`.
 pub(crate) fn values_sql(head: &str, width: usize, rows: usize, skip: usize, tail: &str) -> String {
-    let rows: Vec<String> = (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=width)
-                .map(|c| format!("${}", skip + r * width + c))
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect();
-    format!("{head} VALUES {}{tail}", rows.join(", "))
+    use std::fmt::Write as _;
+    // Written into one string: this runs for every multi-row statement of the hot paths.
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6 + 8);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=width {
+            let sep = if c == 1 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", skip + r * width + c);
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
 }
 
 /// `$(from), $(from + 1), …`: `n` parameters, for an `IN (…)` list.

@@ -157,7 +157,8 @@ impl SqliteDb {
         }
     }
 
-    /// A reading connection: a free one if any, else the next in turn.
+    /// A reading connection: the first free one, so that a few connections serve most reads
+    /// with their page caches and statements warm; when none is free, the next in turn.
     pub(crate) async fn read(&self) -> Conn<'_> {
         if self.readers.is_empty() {
             return Conn {
@@ -165,15 +166,14 @@ impl SqliteDb {
                 tx: None,
             };
         }
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(handle) = self.readers[(start + i) % n].try_lock() {
+        for reader in &self.readers {
+            if let Ok(handle) = reader.try_lock() {
                 return Conn { handle, tx: None };
             }
         }
+        let next = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         Conn {
-            handle: self.readers[start % n].lock().await,
+            handle: self.readers[next].lock().await,
             tx: None,
         }
     }
