@@ -59,24 +59,6 @@ string_rule!(
 );
 
 string_rule!(
-    /// A secret's name: a letter or `_`, then letters, digits or `_`; at most 128 characters.
-    /// `ACCESS_TOKEN` is reserved.
-    SecretName,
-    r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-    1,
-    128
-);
-
-string_rule!(
-    /// An integration's name: at most 64 characters, words of letters, digits, `-` and `_`
-    /// separated by spaces.
-    IntegrationName,
-    r"^[-\w]+(?: +[-\w]+)*$",
-    1,
-    64
-);
-
-string_rule!(
     /// A run's display name: 1 to 256 characters without control characters.
     DisplayName,
     r"^[^\x00-\x1f\x7f-\x9f]{1,256}$",

@@ -13,8 +13,9 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes); no string in a body, path or query may hold the NUL character (U+0000)."),
     components(schemas(
-        crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label, crate::doc::SecretName,
-        crate::doc::IntegrationName, crate::doc::DisplayName,
+        crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label,
+        herald_domain::automation::SecretName, herald_domain::automation::IntegrationName,
+        herald_domain::automation::AutomationName, crate::doc::DisplayName,
     )),
     security(("bearer" = []), ("basic" = [])),
 )]

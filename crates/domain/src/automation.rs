@@ -279,7 +279,7 @@ pub struct Automation {
     #[serde(skip)]
     pub entity_id: EntityId,
     pub entity: String,
-    pub name: String,
+    pub name: AutomationName,
     pub description: Option<String>,
     pub enabled: bool,
     pub scope: Scope,
@@ -294,35 +294,11 @@ pub struct Automation {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Checks an automation name (see [`AutomationName`]); the error's path is `name`.
-pub fn check_automation_name(name: &str) -> Result<(), InvalidInput> {
-    AutomationName::parse(name)
-        .map(drop)
-        .map_err(|e| e.at("name"))
-}
-
-/// Checks an integration name (see [`IntegrationName`]); the error's path is `name`.
-pub fn check_integration_name(name: &str) -> Result<(), InvalidInput> {
-    IntegrationName::parse(name)
-        .map(drop)
-        .map_err(|e| e.at("name"))
-}
-
-/// Checks a secret name (see [`SecretName`]); the error's path is `name`.
-pub fn check_secret_name(name: &str) -> Result<(), InvalidInput> {
-    SecretName::parse(name).map(drop).map_err(|e| e.at("name"))
-}
-
-/// Checks a webhook URL (see [`WebhookUrl`]); the error's path is `url`.
-pub fn check_webhook_url(url: &str) -> Result<(), InvalidInput> {
-    WebhookUrl::parse(url).map(drop).map_err(|e| e.at("url"))
-}
-
 /// A team secret as listed: the value is never part of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretMeta {
-    pub name: String,
+    pub name: SecretName,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Values this secret held before it was rotated, still in their grace period, newest
@@ -373,9 +349,9 @@ pub struct SlackTarget {
     pub channel_name: String,
     pub workspace_name: Option<String>,
     /// Secret holding an incoming-webhook URL.
-    pub webhook_url_secret: Option<String>,
+    pub webhook_url_secret: Option<SecretName>,
     /// Secret holding a bot token (`xoxb-…`), used with `chat.postMessage` and `channel_id`.
-    pub bot_token_secret: Option<String>,
+    pub bot_token_secret: Option<SecretName>,
     pub channel_id: Option<String>,
 }
 
@@ -412,14 +388,15 @@ pub struct Integration {
     pub entity_id: EntityId,
     pub entity: String,
     pub kind: IntegrationKind,
-    pub name: String,
-    /// Webhooks: where deliveries go (empty for Slack integrations).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub url: String,
+    pub name: IntegrationName,
+    /// Webhooks: where deliveries go (none for Slack integrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub url: Option<WebhookUrl>,
     /// Name of the secret sent as `Authorization: Bearer …` and usable as `${ACCESS_TOKEN}`.
-    pub access_token_secret: Option<String>,
+    pub access_token_secret: Option<SecretName>,
     /// Name of the secret that signs deliveries.
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<SecretName>,
     /// For Slack integrations: the channel and how to post to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackTarget>,
@@ -436,7 +413,7 @@ impl Integration {
         self.access_token_secret
             .iter()
             .chain(self.signing_secret.iter())
-            .map(String::as_str)
+            .map(SecretName::as_str)
             .collect()
     }
 
@@ -450,7 +427,7 @@ impl Integration {
             .iter()
             .chain(self.signing_secret.iter())
             .chain(slack)
-            .map(String::as_str)
+            .map(SecretName::as_str)
             .collect()
     }
 }
@@ -618,26 +595,26 @@ mod tests {
 
     #[test]
     fn names_and_urls() {
-        check_integration_name("my hook-1").unwrap();
-        check_integration_name("ci_deploy").unwrap();
-        assert!(check_integration_name("bad!name").is_err());
-        assert!(check_integration_name(" lead").is_err());
-        assert!(check_integration_name(&"x".repeat(65)).is_err());
-        check_secret_name("GITHUB_TOKEN").unwrap();
-        assert!(check_secret_name("1TOKEN").is_err());
-        assert!(check_secret_name("A-B").is_err());
-        assert!(check_secret_name("ACCESS_TOKEN").is_err());
-        check_webhook_url("https://example.com/hook?x=1").unwrap();
-        check_webhook_url("http://127.0.0.1:9000/").unwrap();
-        assert!(check_webhook_url("ftp://example.com")
+        IntegrationName::parse("my hook-1").unwrap();
+        IntegrationName::parse("ci_deploy").unwrap();
+        assert!(IntegrationName::parse("bad!name").is_err());
+        assert!(IntegrationName::parse(" lead").is_err());
+        assert!(IntegrationName::parse(&"x".repeat(65)).is_err());
+        SecretName::parse("GITHUB_TOKEN").unwrap();
+        assert!(SecretName::parse("1TOKEN").is_err());
+        assert!(SecretName::parse("A-B").is_err());
+        assert!(SecretName::parse("ACCESS_TOKEN").is_err());
+        WebhookUrl::parse("https://example.com/hook?x=1").unwrap();
+        WebhookUrl::parse("http://127.0.0.1:9000/").unwrap();
+        assert!(WebhookUrl::parse("ftp://example.com")
             .unwrap_err()
             .message
             .contains("http"));
-        assert!(check_webhook_url("https://").is_err());
-        assert!(check_webhook_url("https://u:p@example.com").is_err());
-        check_automation_name("Deploy on production alias").unwrap();
-        assert!(check_automation_name("").is_err());
-        assert!(check_automation_name(&"n".repeat(256)).is_err());
+        assert!(WebhookUrl::parse("https://").is_err());
+        assert!(WebhookUrl::parse("https://u:p@example.com").is_err());
+        AutomationName::parse("Deploy on production alias").unwrap();
+        assert!(AutomationName::parse("").is_err());
+        assert!(AutomationName::parse(&"n".repeat(256)).is_err());
     }
 
     #[test]

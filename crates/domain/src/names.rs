@@ -91,6 +91,38 @@ macro_rules! name_type {
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name(String);
 
+        name_type!(@impl $name, $what, $parser);
+    };
+    // A name whose OpenAPI schema states its rule: a pattern (valid in ECMA-262 and Python's
+    // `re`, which clients and test generators use) and length bounds.
+    ($(#[doc = $doc:literal])+ $name:ident, $what:literal, $parser:ident,
+     schema($pattern:expr, $min:expr, $max:expr)) => {
+        $(#[doc = $doc])+
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .description(Some(concat!($($doc, "\n"),+).trim()))
+                    .pattern(Some($pattern))
+                    .min_length(Some($min))
+                    .max_length(Some($max))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
+        name_type!(@impl $name, $what, $parser);
+    };
+    (@impl $name:ident, $what:literal, $parser:ident) => {
+
         impl $name {
             /// Parses a user-supplied name, saying what is wrong with it if it breaks the rules.
             pub fn parse(s: &str) -> Result<Self, InvalidInput> {
@@ -178,17 +210,24 @@ name_type!(
 name_type!(
     /// An automation's name, unique within its entity: 1–255 characters, no control
     /// characters, no surrounding spaces (W&B's `CreateFilterTriggerInput.name`).
-    AutomationName, "automation name", parse_automation_name
+    AutomationName, "automation name", parse_automation_name,
+    schema(
+        r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,253}[^\s\x00-\x1f\x7f-\x9f])?$",
+        1,
+        255
+    )
 );
 name_type!(
     /// An integration's name, unique within its entity, by W&B's rule: at most 64
     /// characters, words of letters, digits, `-` and `_` separated by spaces.
-    IntegrationName, "integration name", parse_integration_name
+    IntegrationName, "integration name", parse_integration_name,
+    schema(r"^[-\w]+(?: +[-\w]+)*$", 1, 64)
 );
 name_type!(
     /// A team secret's name, as payload templates refer to it (`${SECRET_NAME}`):
     /// `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters; `ACCESS_TOKEN` is reserved.
-    SecretName, "secret name", parse_secret_name
+    SecretName, "secret name", parse_secret_name,
+    schema(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", 1, 128)
 );
 
 /// Longest automation name.

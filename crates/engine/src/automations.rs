@@ -5,8 +5,8 @@
 //! matching time for a reason its author could have been told about.
 
 use herald_domain::automation::{
-    check_automation_name, check_scope_event, is_run_event, Action, Automation, EventSpec,
-    Integration, IntegrationKind, Scope, ScopeType, Severity, DEFAULT_RATE_LIMIT_PER_MINUTE,
+    check_scope_event, is_run_event, Action, Automation, AutomationName, EventSpec, Integration,
+    IntegrationKind, Scope, ScopeType, Severity, DEFAULT_RATE_LIMIT_PER_MINUTE,
 };
 use herald_domain::catalog::{check_description, Entity, User};
 use herald_domain::event::EventType;
@@ -36,15 +36,7 @@ pub const MAX_RATE_LIMIT: u32 = 1_000_000;
 pub struct AutomationInput {
     /// 1 to 255 characters without control characters, not starting or ending with
     /// whitespace; unique in the entity.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 255,
-            pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,253}[^\s\x00-\x1f\x7f-\x9f])?$"
-        )
-    )]
-    pub name: String,
+    pub name: AutomationName,
     /// At most 16384 characters.
     #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub description: Option<String>,
@@ -226,7 +218,6 @@ pub async fn validate(
     author: &User,
     input: AutomationInput,
 ) -> Result<NewAutomation> {
-    check_automation_name(&input.name)?;
     check_description("description", &input.description)?;
 
     let scope = Scope {

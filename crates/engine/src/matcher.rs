@@ -203,7 +203,7 @@ pub async fn execution_for(
     // A webhook's execution keeps only what its payload uses: the rest would be worked out,
     // stored and read back for nothing.
     let wanted = |k: &str| c.wanted.as_ref().is_none_or(|w| w.iter().any(|n| n == k));
-    let mut vars = event_variables(e, &a.name, &wanted, public_url);
+    let mut vars = event_variables(e, a.name.as_str(), &wanted, public_url);
     let fired_run = run.as_ref().and_then(|r| r.fired_run);
     if let Some(r) = run {
         vars.insert(
@@ -288,7 +288,7 @@ pub async fn execution_for(
     NewExecution {
         entity_id: e.entity_id,
         automation_id: a.id,
-        automation_name: a.name.clone(),
+        automation_name: a.name.as_str().to_string(),
         event_id: e.id,
         event_type: a.event.event_type,
         action_type: a.action.action_type(),
@@ -386,7 +386,7 @@ mod tests {
             id: AutomationId(7),
             entity_id: EntityId(1),
             entity: "team".into(),
-            name: "notify".into(),
+            name: herald_domain::automation::AutomationName::parse("notify").unwrap(),
             description: None,
             enabled: true,
             scope: Scope {

@@ -1,5 +1,6 @@
 //! Parsed inputs and outputs of store calls that are not catalog records themselves.
 
+use herald_domain::automation::{AutomationName, IntegrationName, SecretName, WebhookUrl};
 use herald_domain::names::{AliasName, ArtifactType, CollectionName, RunName, TagName, Username};
 use herald_domain::run::RunState;
 use serde::Serialize;
@@ -58,14 +59,15 @@ pub struct HistoryPage {
     pub rows: Vec<StoredHistoryRow>,
 }
 
-/// A new webhook integration, names already checked.
+/// A new webhook or Slack integration.
 #[derive(Debug, Clone)]
 pub struct NewIntegration {
     pub kind: herald_domain::automation::IntegrationKind,
-    pub name: String,
-    pub url: String,
-    pub access_token_secret: Option<String>,
-    pub signing_secret: Option<String>,
+    pub name: IntegrationName,
+    /// Webhooks: where deliveries go; none for Slack.
+    pub url: Option<WebhookUrl>,
+    pub access_token_secret: Option<SecretName>,
+    pub signing_secret: Option<SecretName>,
     pub slack: Option<herald_domain::automation::SlackTarget>,
     pub enabled: bool,
 }
@@ -73,10 +75,10 @@ pub struct NewIntegration {
 /// A partial update of an integration; `Some(None)` clears an optional field.
 #[derive(Debug, Clone, Default)]
 pub struct IntegrationPatch {
-    pub name: Option<String>,
-    pub url: Option<String>,
-    pub access_token_secret: Option<Option<String>>,
-    pub signing_secret: Option<Option<String>>,
+    pub name: Option<IntegrationName>,
+    pub url: Option<WebhookUrl>,
+    pub access_token_secret: Option<Option<SecretName>>,
+    pub signing_secret: Option<Option<SecretName>>,
     pub slack: Option<herald_domain::automation::SlackTarget>,
     pub enabled: Option<bool>,
 }
@@ -84,7 +86,7 @@ pub struct IntegrationPatch {
 /// A new or replacement automation, validated by the engine.
 #[derive(Debug, Clone)]
 pub struct NewAutomation {
-    pub name: String,
+    pub name: AutomationName,
     pub description: Option<String>,
     pub enabled: bool,
     pub scope: herald_domain::automation::Scope,

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use herald_domain::automation::{
-    Action, ActionType, Automation, EventSpec, ExecutionStatus, Scope, ScopeType,
+    Action, ActionType, Automation, AutomationName, EventSpec, ExecutionStatus, Scope, ScopeType,
 };
 use herald_domain::catalog::{Entity, EntityKind};
 use herald_domain::event::{Event, EventType, PageRequest};
@@ -346,7 +346,7 @@ async fn fixture(store: &SqlStore, versions: usize) -> Fixture {
         .create_automation(
             &team,
             NewAutomation {
-                name: "a".into(),
+                name: AutomationName::parse("a").unwrap(),
                 description: None,
                 enabled: true,
                 scope: Scope {

@@ -5,9 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use herald_domain::automation::{
-    check_integration_name, check_secret_name, check_webhook_url, Integration, IntegrationKind,
-    SecretMeta, SlackTarget, DEFAULT_SECRET_GRACE_SECONDS, MAX_SECRET_GRACE_SECONDS,
-    MAX_SECRET_VALUE,
+    Integration, IntegrationKind, IntegrationName, SecretMeta, SecretName, SlackTarget, WebhookUrl,
+    DEFAULT_SECRET_GRACE_SECONDS, MAX_SECRET_GRACE_SECONDS, MAX_SECRET_VALUE,
 };
 use herald_domain::catalog::Role;
 use herald_domain::ids::IntegrationId;
@@ -51,7 +50,8 @@ pub async fn put_secret(
     ApiJson(body): ApiJson<SecretValue>,
 ) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
-    check_secret_name(&name)?;
+    let secret = SecretName::parse(&name).map_err(|e| e.at("name"))?;
+    let name = secret.as_str();
     if body.value.is_empty() || body.value.len() > MAX_SECRET_VALUE {
         return Err(InvalidInput::new(
             "value",
@@ -75,8 +75,8 @@ pub async fn put_secret(
     };
     let grace = std::time::Duration::from_secs(grace.into());
     let key = state.engine.master_key();
-    let stored = state.store.sealed_secret(a.entity.id, &name).await?;
-    let retire = match stored.map(|s| key.open(a.entity.id, &name, &s.sealed)) {
+    let stored = state.store.sealed_secret(a.entity.id, name).await?;
+    let retire = match stored.map(|s| key.open(a.entity.id, name, &s.sealed)) {
         // The value the secret already has (a configuration tool applying itself again): no
         // rotation, so the previous values keep their grace periods and the current value
         // does not join them.
@@ -85,10 +85,10 @@ pub async fn put_secret(
         Some(None) => Some(std::time::Duration::ZERO),
         _ => Some(grace),
     };
-    let sealed = key.seal(a.entity.id, &name, &body.value);
+    let sealed = key.seal(a.entity.id, name, &body.value);
     let (meta, created) = state
         .store
-        .put_secret(&a.entity, &name, &sealed, retire)
+        .put_secret(&a.entity, name, &sealed, retire)
         .await?;
     state.engine.secrets_changed();
     Ok((
@@ -136,37 +136,25 @@ pub async fn delete_secret(
 pub struct CreateIntegration {
     /// `webhook` or `slack`.
     pub kind: IntegrationKind,
-    #[schema(value_type = crate::doc::IntegrationName)]
-    pub name: String,
+    pub name: IntegrationName,
     /// Webhooks: the http(s) URL deliveries are POSTed to (at most 4096 bytes, no
     /// credentials, no spaces).
-    #[schema(max_length = 4096, pattern = "^https?://")]
-    pub url: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 4096, pattern = "^https?://")]
+    pub url: Option<WebhookUrl>,
     /// Slack: the channel's name (for display).
     pub channel_name: Option<String>,
     /// Slack: the workspace's name (for display).
     pub workspace_name: Option<String>,
     /// Slack: a secret holding an incoming-webhook URL…
-    #[schema(value_type = Option<crate::doc::SecretName>)]
-    pub webhook_url_secret: Option<String>,
+    pub webhook_url_secret: Option<SecretName>,
     /// …or a secret holding a bot token, with `channel_id`, for `chat.postMessage`.
-    #[schema(value_type = Option<crate::doc::SecretName>)]
-    pub bot_token_secret: Option<String>,
+    pub bot_token_secret: Option<SecretName>,
     pub channel_id: Option<String>,
     /// Secret sent as `Authorization: Bearer …` (and usable as `${ACCESS_TOKEN}`).
-    #[schema(value_type = Option<crate::doc::SecretName>)]
-    pub access_token_secret: Option<String>,
+    pub access_token_secret: Option<SecretName>,
     /// Secret that signs deliveries (`X-Wandb-Signature`, `webhook-signature`).
-    #[schema(value_type = Option<crate::doc::SecretName>)]
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<SecretName>,
     pub enabled: Option<bool>,
-}
-
-fn check_secret_ref(field: &str, s: &Option<String>) -> Result<(), InvalidInput> {
-    if let Some(name) = s {
-        check_secret_name(name).map_err(|e| InvalidInput::new(field, e.message))?;
-    }
-    Ok(())
 }
 
 /// Creates a webhook or Slack integration. ADMIN only.
@@ -182,18 +170,12 @@ pub async fn create_integration(
     ApiJson(body): ApiJson<CreateIntegration>,
 ) -> ApiResult<(StatusCode, Json<Integration>)> {
     let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
-    check_integration_name(&body.name)?;
-    check_secret_ref("access_token_secret", &body.access_token_secret)?;
-    check_secret_ref("signing_secret", &body.signing_secret)?;
-    check_secret_ref("webhook_url_secret", &body.webhook_url_secret)?;
-    check_secret_ref("bot_token_secret", &body.bot_token_secret)?;
     let (url, slack) = match body.kind {
         IntegrationKind::Webhook => {
             let url = body
                 .url
                 .ok_or_else(|| InvalidInput::new("url", "a webhook integration needs a url"))?;
-            check_webhook_url(&url)?;
-            state.engine.check_destination_url(&url)?;
+            state.engine.check_destination_url(url.as_str())?;
             for (field, given) in [
                 ("channel_name", body.channel_name.is_some()),
                 ("webhook_url_secret", body.webhook_url_secret.is_some()),
@@ -207,7 +189,7 @@ pub async fn create_integration(
                     .into());
                 }
             }
-            (url, None)
+            (Some(url), None)
         }
         IntegrationKind::Slack => {
             if body.url.is_some()
@@ -230,7 +212,7 @@ pub async fn create_integration(
                 channel_id: body.channel_id,
             };
             target.check()?;
-            (String::new(), Some(target))
+            (None, Some(target))
         }
     };
     let new = NewIntegration {
@@ -299,19 +281,18 @@ pub async fn get_integration(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
-    #[schema(value_type = Option<crate::doc::IntegrationName>)]
-    pub name: Option<String>,
+    pub name: Option<IntegrationName>,
     /// At most 4096 bytes, http(s), no credentials, no spaces.
-    #[schema(max_length = 4096, pattern = "^https?://")]
-    pub url: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 4096, pattern = "^https?://")]
+    pub url: Option<WebhookUrl>,
     /// A secret name, or null to remove the access token.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<crate::doc::SecretName>)]
-    pub access_token_secret: Option<Option<String>>,
+    #[schema(value_type = Option<SecretName>)]
+    pub access_token_secret: Option<Option<SecretName>>,
     /// A secret name, or null to stop signing.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<crate::doc::SecretName>)]
-    pub signing_secret: Option<Option<String>>,
+    #[schema(value_type = Option<SecretName>)]
+    pub signing_secret: Option<Option<SecretName>>,
     /// Re-enabling clears the reason herald disabled it for.
     pub enabled: Option<bool>,
 }
@@ -319,8 +300,8 @@ pub struct UpdateIntegration {
 /// Distinguishes an absent field (`None`) from an explicit null (`Some(None)`).
 fn double_option<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+) -> Result<Option<Option<SecretName>>, D::Error> {
+    Option::<SecretName>::deserialize(d).map(Some)
 }
 
 /// Changes an integration. ADMIN only.
@@ -336,21 +317,9 @@ pub async fn update_integration(
     ApiJson(body): ApiJson<UpdateIntegration>,
 ) -> ApiResult<Json<Integration>> {
     let a = integration_access(&state, &user, id, Role::Admin).await?;
-    if let Some(n) = &body.name {
-        check_integration_name(n)?;
-    }
     if let Some(u) = &body.url {
-        check_webhook_url(u)?;
-        state.engine.check_destination_url(u)?;
+        state.engine.check_destination_url(u.as_str())?;
     }
-    check_secret_ref(
-        "access_token_secret",
-        body.access_token_secret.as_ref().unwrap_or(&None),
-    )?;
-    check_secret_ref(
-        "signing_secret",
-        body.signing_secret.as_ref().unwrap_or(&None),
-    )?;
     let patch = IntegrationPatch {
         name: body.name,
         url: body.url,

@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::doc::{Identifier, Label, SecretName};
+use crate::doc::{Identifier, Label};
+use herald_domain::automation::SecretName;
 
 /// `{entity}`.
 #[derive(Deserialize, IntoParams)]

@@ -93,12 +93,13 @@ pub async fn open_secrets(
 ) -> Result<OpenSecrets, String> {
     let mut out = OpenSecrets::default();
     if let Some(name) = &integration.access_token_secret {
-        let opened = open_secret_values(d, integration.entity_id, name).await?;
+        let opened = open_secret_values(d, integration.entity_id, name.as_str()).await?;
         out.access_token = Some(opened.value.clone());
-        out.by_name.push((name.clone(), opened.value.clone()));
+        out.by_name
+            .push((name.as_str().to_string(), opened.value.clone()));
     }
     if let Some(name) = &integration.signing_secret {
-        let opened = open_secret_values(d, integration.entity_id, name).await?;
+        let opened = open_secret_values(d, integration.entity_id, name.as_str()).await?;
         let now = Utc::now();
         out.signing = Some(opened.value.clone());
         out.signing_previous = opened
@@ -107,7 +108,8 @@ pub async fn open_secrets(
             .filter(|(_, until)| *until > now)
             .map(|(v, _)| v.clone())
             .collect();
-        out.by_name.push((name.clone(), opened.value.clone()));
+        out.by_name
+            .push((name.as_str().to_string(), opened.value.clone()));
     }
     Ok(out)
 }
@@ -215,7 +217,7 @@ pub fn build_request(
         headers.push((HeaderName::from_static(WEBHOOK_ID), webhook_id.to_string()));
     }
     Outgoing {
-        url: integration.url.clone(),
+        url: webhook_url(integration),
         headers,
         body,
     }
@@ -460,7 +462,7 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     };
     // Tests inject a panic into a delivery through an integration's name.
     #[cfg(feature = "faults")]
-    if integration.name.starts_with("fault panic") && x.attempt_count == 0 {
+    if integration.name.as_str().starts_with("fault panic") && x.attempt_count == 0 {
         panic!("injected fault: a delivery panicked");
     }
     if !integration.enabled {
@@ -504,8 +506,10 @@ async fn attempt(d: &Deliverer<'_>, x: &ClaimedExecution) -> Verdict {
     let observed = d.sender.send(out).await;
     let observed = SecretValues::of_webhook(&secrets).mask_observed(observed);
     if observed.error_class == Some(ErrorClass::Blocked) {
-        let host = reqwest::Url::parse(&integration.url)
-            .ok()
+        let host = integration
+            .url
+            .as_ref()
+            .and_then(|u| u.url())
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
         tracing::warn!(
@@ -660,6 +664,14 @@ pub async fn test_send(
         duration_ms: o.duration.as_secs_f64() * 1000.0,
         request_body: masked,
     })
+}
+
+/// A webhook integration's URL as text (a Slack integration has none).
+pub(crate) fn webhook_url(integration: &Integration) -> String {
+    integration
+        .url
+        .as_ref()
+        .map_or_else(String::new, |u| u.as_str().to_string())
 }
 
 #[cfg(test)]

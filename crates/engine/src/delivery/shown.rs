@@ -51,7 +51,7 @@ pub fn shown_request(
                 put(WEBHOOK_TIMESTAMP, "(the time of each attempt)".into());
                 put(WEBHOOK_SIGNATURE, format!("v1,{MASK}"));
             }
-            i.url.clone()
+            super::webhook_url(i)
         }
     };
     if let Value::Object(m) = &mut shown {

@@ -170,7 +170,7 @@ pub fn test_message(integration: &Integration) -> Value {
         .as_ref()
         .map(|s| s.channel_name.as_str())
         .unwrap_or("");
-    herald_domain::slack::render_test(&integration.name, channel)
+    herald_domain::slack::render_test(integration.name.as_str(), channel)
 }
 
 /// Opens the secret a Slack integration posts with.
@@ -189,7 +189,7 @@ pub async fn open_credential(
             return Err("the Slack integration names no webhook URL or bot token secret".into())
         }
     };
-    let value = super::open_secret(d, integration.entity_id, name).await?;
+    let value = super::open_secret(d, integration.entity_id, name.as_str()).await?;
     Ok(if webhook {
         SlackCredential::WebhookUrl(value)
     } else {

@@ -96,8 +96,8 @@ fn print_table(integrations: &[Integration]) {
                     cell(&i.id),
                     cell(&i.kind),
                     cell(&i.name),
-                    // A Slack integration has no URL (the server leaves the field out).
-                    cell(&Some(&i.url).filter(|u| !u.is_empty())),
+                    // A Slack integration has no URL.
+                    cell(&i.url),
                     cell(&i.slack.as_ref().map(|s| &s.channel_name)),
                     cell(&i.access_token_secret),
                     cell(&i.signing_secret),

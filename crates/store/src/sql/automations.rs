@@ -1,7 +1,7 @@
 //! Automations. Every change to one bumps the automation epoch in the same transaction, so
 //! matchers notice it with one cheap read.
 
-use herald_domain::automation::{Action, Automation, EventSpec, Scope, ScopeType};
+use herald_domain::automation::{Action, Automation, AutomationName, EventSpec, Scope, ScopeType};
 use herald_domain::catalog::Entity;
 use herald_domain::event::EventType;
 use herald_domain::ids::{AutomationId, EntityId};
@@ -29,7 +29,7 @@ fn automation_from_row(row: &dyn Columns) -> StoreResult<Automation> {
         id: AutomationId(row.int_required("id")?),
         entity_id: EntityId(row.int_required("entity_id")?),
         entity: row.text_required("entity_name")?,
-        name: row.text_required("name")?,
+        name: AutomationName::from_trusted(row.text_required("name")?),
         description: row.text("description")?,
         enabled: row.int_required("enabled")? != 0,
         scope: Scope {
@@ -151,7 +151,7 @@ impl SqlStore {
                 ],
             )
             .await
-            .map_err(conflict_on_unique(duplicate_automation(&new.name, entity)))?;
+            .map_err(conflict_on_unique(duplicate_automation(new.name.as_str(), entity)))?;
         bump_epoch(&mut tx).await?;
         let a = find_automation(&mut tx, entity, AutomationId(id)).await?;
         tx.commit().await?;
@@ -221,7 +221,7 @@ impl SqlStore {
             ],
         )
         .await
-        .map_err(conflict_on_unique(duplicate_automation(&new.name, entity)))?;
+        .map_err(conflict_on_unique(duplicate_automation(new.name.as_str(), entity)))?;
         if !new.enabled {
             let why = format!("cancelled: automation {:?} was disabled", new.name);
             cancel_waiting(&mut tx, entity.id, Withdrawn::Automation(id), &why, None).await?;

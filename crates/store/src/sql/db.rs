@@ -55,6 +55,28 @@ impl<'a> From<&'a Option<String>> for Value<'a> {
     }
 }
 
+/// Names the domain parsed bind as their text.
+macro_rules! text_values {
+    ($($t:ty),*) => {$(
+        impl<'a> From<&'a $t> for Value<'a> {
+            fn from(v: &'a $t) -> Self {
+                Value::Text(Some(v.as_str()))
+            }
+        }
+
+        impl<'a> From<&'a Option<$t>> for Value<'a> {
+            fn from(v: &'a Option<$t>) -> Self {
+                Value::Text(v.as_ref().map(<$t>::as_str))
+            }
+        }
+    )*};
+}
+text_values!(
+    herald_domain::automation::AutomationName,
+    herald_domain::automation::IntegrationName,
+    herald_domain::automation::SecretName
+);
+
 /// `&[Value]` from expressions that convert into one: `params![id, name]`.
 macro_rules! params {
     ($($v:expr),* $(,)?) => {

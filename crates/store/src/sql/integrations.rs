@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use herald_domain::automation::{
-    Automation, Integration, IntegrationKind, PreviousSecretValue, SecretMeta,
-    MAX_PREVIOUS_SECRET_VALUES,
+    Automation, Integration, IntegrationKind, IntegrationName, PreviousSecretValue, SecretMeta,
+    SecretName, WebhookUrl, MAX_PREVIOUS_SECRET_VALUES,
 };
 use herald_domain::catalog::Entity;
 use herald_domain::ids::{AutomationId, EntityId, ExecutionId, IntegrationId};
@@ -32,10 +32,15 @@ fn integration_from_row(row: &dyn Columns) -> StoreResult<Integration> {
         slack: row
             .text("slack")?
             .and_then(|s| serde_json::from_str(&s).ok()),
-        name: row.text_required("name")?,
-        url: row.text_required("url")?,
-        access_token_secret: row.text("access_token_secret")?,
-        signing_secret: row.text("signing_secret")?,
+        name: IntegrationName::from_trusted(row.text_required("name")?),
+        // Slack integrations store an empty URL.
+        url: Some(row.text_required("url")?)
+            .filter(|u| !u.is_empty())
+            .map(WebhookUrl::from_trusted),
+        access_token_secret: row
+            .text("access_token_secret")?
+            .map(SecretName::from_trusted),
+        signing_secret: row.text("signing_secret")?.map(SecretName::from_trusted),
         enabled: row.int_required("enabled")? != 0,
         disabled_reason: row.text("disabled_reason")?,
         created_at: ts(row.int_required("created_at")?),
@@ -110,9 +115,12 @@ async fn previous_secret_values(
 async fn check_secrets_exist(
     conn: &mut Conn<'_>,
     entity: &Entity,
-    names: &[&Option<String>],
+    names: &[&Option<SecretName>],
 ) -> StoreResult<()> {
-    for name in names.iter().filter_map(|n| n.as_deref()) {
+    for name in names
+        .iter()
+        .filter_map(|n| n.as_ref().map(SecretName::as_str))
+    {
         let found = conn
             .fetch_optional(
                 "SELECT 1 AS found FROM secrets WHERE entity_id = $1 AND name = $2",
@@ -229,7 +237,7 @@ impl AutomationStore for SqlStore {
             .unwrap_or_default();
         tx.commit().await?;
         let meta = SecretMeta {
-            name: name.to_string(),
+            name: SecretName::from_trusted(name.to_string()),
             created_at: ts(created_at.unwrap_or(now)),
             updated_at: ts(now),
             previous_values,
@@ -247,7 +255,7 @@ impl AutomationStore for SqlStore {
                     Ok((
                         r.int_required("id")?,
                         SecretMeta {
-                            name: r.text_required("name")?,
+                            name: SecretName::from_trusted(r.text_required("name")?),
                             created_at: ts(r.int_required("created_at")?),
                             updated_at: ts(r.int_required("updated_at")?),
                             previous_values: Vec::new(),
@@ -365,7 +373,7 @@ impl AutomationStore for SqlStore {
                     entity.id.0,
                     new.kind.as_str(),
                     &new.name,
-                    &new.url,
+                    new.url.as_ref().map_or("", WebhookUrl::as_str),
                     &new.access_token_secret,
                     &new.signing_secret,
                     new.enabled,
@@ -427,7 +435,7 @@ impl AutomationStore for SqlStore {
         let mut tx = self.write().await?;
         let current = find_integration(&mut tx, entity, id).await?;
         let name = patch.name.unwrap_or(current.name);
-        let url = patch.url.unwrap_or(current.url);
+        let url = patch.url.or(current.url);
         let access = patch
             .access_token_secret
             .unwrap_or(current.access_token_secret);
@@ -455,7 +463,7 @@ impl AutomationStore for SqlStore {
             "UPDATE integrations SET name = $1, url = $2, access_token_secret = $3, signing_secret = $4, enabled = $5, \
              disabled_reason = $6, updated_at = $7, slack = $10 WHERE entity_id = $8 AND id = $9",
             params![
-                &name, &url, &access, &signing, enabled, &reason, now, entity.id.0, id.0, &slack,
+                &name, url.as_ref().map_or("", WebhookUrl::as_str), &access, &signing, enabled, &reason, now, entity.id.0, id.0, &slack,
             ],
         )
         .await
