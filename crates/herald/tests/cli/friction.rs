@@ -243,16 +243,12 @@ fn logs_to_a_file_are_plain_text_and_a_failed_delivery_is_a_warning_without_secr
     assert!(set.wait().unwrap().success());
     // A receiver that answers 500 to everything, at a URL with a secret in its query.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    rt.spawn(async move {
-        let app = axum::Router::new()
-            .fallback(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") });
-        axum::serve(listener, app).await.unwrap();
-    });
-    let url = format!("http://127.0.0.1:{port}/hook?sig=query_secret_77");
+    let receiver = rt.block_on(crate::support::receiver::Receiver::start());
+    receiver.answer(
+        "/hook",
+        crate::support::receiver::Reply::Status(500, "down"),
+    );
+    let url = receiver.url("/hook?sig=query_secret_77");
     let created = herald(
         &server,
         &key,

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "../support/mod.rs"]
+mod support;
+use support::receiver::{Received, Receiver};
+
 mod friction;
 
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
@@ -321,25 +325,49 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     );
 }
 
-type Received = std::sync::mpsc::Receiver<(axum::http::HeaderMap, String)>;
+/// The shared loopback receiver, read in order from a synchronous test: each [`Hooks::next`]
+/// is the next request to `/hook`.
+struct Hooks {
+    rt: tokio::runtime::Runtime,
+    receiver: Receiver,
+    seen: usize,
+}
 
-/// A webhook receiver on loopback, served on `rt`: its URL, and what it receives.
-fn hook_receiver(rt: &tokio::runtime::Runtime) -> (String, Received) {
-    let (tx, rx) = std::sync::mpsc::channel::<(axum::http::HeaderMap, String)>();
-    let tx = std::sync::Arc::new(std::sync::Mutex::new(tx));
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let _ = tx.lock().unwrap().send((headers, body));
-            async { "ok" }
-        }),
-    );
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (hook, rx)
+impl Hooks {
+    fn start() -> Hooks {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let receiver = rt.block_on(Receiver::start());
+        Hooks {
+            rt,
+            receiver,
+            seen: 0,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.receiver.url("/hook")
+    }
+
+    /// The next request to `/hook`, waiting up to `timeout` for it.
+    fn next(&mut self, timeout: Duration) -> Option<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.receiver.received_at("/hook").get(self.seen) {
+                self.seen += 1;
+                return Some(r.clone());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The next request's body as text.
+    fn next_body(&mut self, timeout: Duration) -> String {
+        let r = self.next(timeout).expect("a request to /hook");
+        String::from_utf8(r.body.to_vec()).unwrap()
+    }
 }
 
 /// `engine = false` makes an API-only server: events are stored but neither matched nor
@@ -347,8 +375,8 @@ fn hook_receiver(rt: &tokio::runtime::Runtime) -> (String, Received) {
 /// delivers them later, with nothing lost.
 #[test]
 fn api_only_server_stores_events_for_an_engine_to_deliver() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (hook, rx) = hook_receiver(&rt);
+    let mut hooks = Hooks::start();
+    let hook = hooks.url();
     let dir = tempfile::tempdir().unwrap();
     let allow = ("HERALD_ALLOWED_DESTINATIONS", "127.0.0.0/8");
     let server = start_with(dir.path(), &[allow, ("HERALD_ENGINE", "false")]);
@@ -413,7 +441,7 @@ fn api_only_server_stores_events_for_an_engine_to_deliver() {
             .clone()
     };
     assert!(
-        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        hooks.next(Duration::from_millis(500)).is_none(),
         "an API-only server delivered"
     );
     assert_eq!(
@@ -421,7 +449,7 @@ fn api_only_server_stores_events_for_an_engine_to_deliver() {
         Vec::<Value>::new(),
         "and matched nothing"
     );
-    let ready: Value = rt.block_on(async {
+    let ready: Value = hooks.rt.block_on(async {
         reqwest::get(format!("{}/readyz", server.url))
             .await
             .unwrap()
@@ -438,7 +466,7 @@ fn api_only_server_stores_events_for_an_engine_to_deliver() {
     let server = start_with(dir.path(), &[allow]);
     let mut versions: Vec<String> = (0..3)
         .map(|_| {
-            let (_, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let body = hooks.next_body(Duration::from_secs(10));
             serde_json::from_str::<Value>(&body).unwrap()["version"]
                 .as_str()
                 .unwrap()
@@ -497,8 +525,8 @@ fn an_api_only_server_starts_no_delivery_threads() {
 #[test]
 fn readme_automation_example_delivers_a_signed_webhook() {
     use std::io::Write as _;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (hook, rx) = hook_receiver(&rt);
+    let mut hooks = Hooks::start();
+    let hook = hooks.url();
 
     let dir = tempfile::tempdir().unwrap();
     let server = start_with(
@@ -559,7 +587,7 @@ fn readme_automation_example_delivers_a_signed_webhook() {
     let id = integration["id"].to_string();
     let test = herald(&server, &key, &["integration", "test", &id]);
     assert!(test.starts_with("HTTP 200"), "{test}");
-    let (_, test_body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let test_body = hooks.next_body(Duration::from_secs(10));
     assert!(test_body.contains("TEST"), "{test_body}");
 
     herald(
@@ -604,20 +632,23 @@ fn readme_automation_example_delivers_a_signed_webhook() {
             "production",
         ],
     );
-    let (headers, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let body: Value = serde_json::from_str(&body).unwrap();
+    let delivered = hooks.next(Duration::from_secs(10)).expect("a delivery");
+    let body = delivered.json();
     assert_eq!(
         body,
         serde_json::json!({"event_type": "ADD_ARTIFACT_ALIAS", "version": "ml-team/mnist/classifier:v0", "accuracy": "0.93", "by": "admin"})
     );
-    assert_eq!(headers["authorization"], "Bearer ghp_example_token");
-    assert_eq!(headers["webhook-id"], "exec_1");
-    assert!(headers["webhook-signature"]
-        .to_str()
+    assert_eq!(
+        delivered.header("authorization"),
+        Some("Bearer ghp_example_token")
+    );
+    assert_eq!(delivered.webhook_id(), "exec_1");
+    assert!(delivered
+        .header("webhook-signature")
         .unwrap()
         .starts_with("v1,"));
     assert!(
-        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        hooks.next(Duration::from_millis(300)).is_none(),
         "the staging alias must not fire"
     );
 

@@ -1,5 +1,5 @@
 //! The harness the test binaries under `tests/` share (`api`, `automations`, `run_automations`,
-//! `slack`, `replicas`). Each includes it with `#[path = "../support/mod.rs"] mod support;` (or
+//! `slack`, `replicas`, `cli`). Each includes it with `#[path = "../support/mod.rs"] mod support;` (or
 //! `"support/mod.rs"` from a single-file test) and, where it has one, re-exports it from its own
 //! `helpers` module, which keeps only what is specific to that binary.
 //!

@@ -20,7 +20,9 @@ mod sqlite;
 mod users;
 mod versions;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use chrono::{DateTime, TimeZone, Utc};
 use hashlink::LruCache;
@@ -141,12 +143,12 @@ impl SqlStore {
 
     /// `project` as cached, if it is.
     pub(crate) fn cached_project(&self, entity: i64, name: &str) -> Option<Project> {
-        let mut cache = self.projects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.projects.lock();
         cache.get(&(entity, name.to_string())).cloned()
     }
 
     pub(crate) fn cache_project(&self, project: &Project) {
-        let mut cache = self.projects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.projects.lock();
         cache.insert(
             (project.entity_id.0, project.name.to_string()),
             project.clone(),

@@ -17,7 +17,9 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// Log frames (pages) few enough for the writer to copy and sync in a moment.
 const CATCH_UP_FRAMES: i64 = 256;
@@ -88,7 +90,7 @@ impl Checkpoints {
 
     /// Step 1. A failure is logged; the writer's step 2 copies and syncs what this did not.
     fn copy_beside_the_writer(&self) {
-        let conn = self.copier.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.copier.lock();
         let mut synced = 0;
         for round in 1..=COPY_ROUNDS {
             let started = std::time::Instant::now();
@@ -133,18 +135,14 @@ impl Checkpoints {
 
     /// Whether the writer's last checkpoint is [`CHECKPOINT_EVERY`] old.
     fn due(&self) -> bool {
-        self.checkpointed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
-            >= CHECKPOINT_EVERY
+        self.checkpointed.lock().elapsed() >= CHECKPOINT_EVERY
     }
 
     /// Step 2, on the writer's connection `writer`, which the caller holds so no commit
     /// comes in between: blocking (it may sync the disk), and complete unless a reader still
     /// needs part of the log. A failure is logged; the next checkpoint tries again.
     pub(crate) fn catch_up(&self, writer: &rusqlite::Connection) {
-        *self.checkpointed.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        *self.checkpointed.lock() = std::time::Instant::now();
         let started = std::time::Instant::now();
         match passive_checkpoint(writer) {
             Ok((log, copied)) => tracing::trace!(
@@ -237,7 +235,7 @@ mod tests {
         /// Sets the clock as if the writer's last checkpoint was `ago`: the tests do not
         /// depend on how long their commits take on a busy machine.
         fn last_checkpoint(&self, ago: std::time::Duration) {
-            *self.checkpoints.checkpointed.lock().unwrap() = std::time::Instant::now() - ago;
+            *self.checkpoints.checkpointed.lock() = std::time::Instant::now() - ago;
         }
     }
 
@@ -262,7 +260,7 @@ mod tests {
         assert_eq!(f.checkpoints.after_commit(), AfterCommit::CatchUp);
         let before = std::time::Instant::now();
         f.checkpoints.catch_up(&f.writer);
-        assert!(*f.checkpoints.checkpointed.lock().unwrap() >= before);
+        assert!(*f.checkpoints.checkpointed.lock() >= before);
         // Everything is in the database: the next commit starts the log over.
         f.commit_row();
         f.last_checkpoint(CHECKPOINT_EVERY / 2);
