@@ -16,13 +16,7 @@ macro_rules! string_rule {
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> RefOr<Schema> {
-                ObjectBuilder::new()
-                    .schema_type(SchemaType::Type(Type::String))
-                    .description(Some(concat!($($doc, "\n"),+).trim()))
-                    .pattern(Some($pattern))
-                    .min_length(Some($min))
-                    .max_length(Some($max))
-                    .into()
+                herald_domain::names::rule_schema(concat!($($doc, "\n"),+), $pattern, $min, $max)
             }
         }
 

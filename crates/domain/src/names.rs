@@ -105,14 +105,7 @@ macro_rules! name_type {
         #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-                ObjectBuilder::new()
-                    .schema_type(SchemaType::Type(Type::String))
-                    .description(Some(concat!($($doc, "\n"),+).trim()))
-                    .pattern(Some($pattern))
-                    .min_length(Some($min))
-                    .max_length(Some($max))
-                    .into()
+                $crate::names::rule_schema(concat!($($doc, "\n"),+), $pattern, $min, $max)
             }
         }
 
@@ -164,6 +157,25 @@ macro_rules! name_type {
             }
         }
     };
+}
+
+/// The OpenAPI schema of a string that must match a naming rule: its pattern and length
+/// bounds, with the rule's description. The API's hand-written rules use it too.
+#[cfg(feature = "openapi")]
+pub fn rule_schema(
+    description: &str,
+    pattern: &str,
+    min: usize,
+    max: usize,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .description(Some(description.trim()))
+        .pattern(Some(pattern))
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .into()
 }
 
 name_type!(
