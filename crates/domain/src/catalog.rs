@@ -94,6 +94,9 @@ pub struct Entity {
     pub id: EntityId,
     pub name: EntityName,
     pub kind: EntityKind,
+    /// The organization a team belongs to, if it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<EntityName>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -64,6 +64,29 @@ pub async fn link_target(
     }
 }
 
+/// The organization `name` as a home for a team, which `user` may put teams in: it must be an
+/// organization, and `user` its ADMIN (a team in an organization links into its registries).
+/// `field` names the input, for the error.
+pub async fn organization_for_team(
+    store: &dyn Store,
+    user: &User,
+    name: &str,
+    field: &str,
+) -> Result<herald_domain::catalog::Entity> {
+    let org = access::entity(store, user, name, Role::Admin).await?.entity;
+    if org.kind != herald_domain::catalog::EntityKind::Organization {
+        return Err(InvalidInput::new(
+            field,
+            format!(
+                "{name:?} is a {}, not an organization; teams belong to organizations",
+                org.kind.as_str()
+            ),
+        )
+        .into());
+    }
+    Ok(org)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

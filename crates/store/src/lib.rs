@@ -46,11 +46,19 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait EntityStore: Send + Sync {
     /// Creates a team or organization with `creator` as its ADMIN.
+    /// Creates an entity with `creator` as its ADMIN, a team in `organization` if given.
     async fn create_entity(
         &self,
         name: &EntityName,
         kind: EntityKind,
+        organization: Option<&Entity>,
         creator: &User,
+    ) -> StoreResult<Entity>;
+    /// Puts a team in `organization`, or takes it out of any with `None`.
+    async fn set_organization(
+        &self,
+        team: &Entity,
+        organization: Option<&Entity>,
     ) -> StoreResult<Entity>;
     async fn entity_by_name(&self, name: &str) -> StoreResult<Option<Entity>>;
     async fn entity_by_id(&self, id: EntityId) -> StoreResult<Option<Entity>>;

@@ -125,6 +125,7 @@ async fn world(db: common::TestDb) -> World {
         .create_entity(
             &EntityName::parse("org").unwrap(),
             EntityKind::Organization,
+            None,
             &user,
         )
         .await

@@ -319,7 +319,12 @@ async fn fixture(store: &SqlStore, versions: usize) -> Fixture {
         .await
         .unwrap();
     let team = store
-        .create_entity(&EntityName::parse("t").unwrap(), EntityKind::Team, &user)
+        .create_entity(
+            &EntityName::parse("t").unwrap(),
+            EntityKind::Team,
+            None,
+            &user,
+        )
         .await
         .unwrap();
     let project = store

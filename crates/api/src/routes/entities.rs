@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_domain::catalog::{check_description, Entity, EntityKind, Member, Project, Role};
 use herald_domain::names::{EntityName, ProjectName, RegistryName, Username};
-use herald_engine::access;
+use herald_domain::InvalidInput;
+use herald_engine::{access, catalog};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -28,9 +29,13 @@ pub struct CreateEntity {
     #[schema(value_type = crate::doc::Identifier)]
     pub name: String,
     pub kind: NewEntityKind,
+    /// Teams only: the organization the team belongs to (the caller must be its ADMIN).
+    #[schema(value_type = Option<crate::doc::Identifier>)]
+    pub organization: Option<String>,
 }
 
-/// Creates a team or organization; the caller becomes its ADMIN.
+/// Creates a team or organization; the caller becomes its ADMIN. A team may name the
+/// organization it belongs to.
 #[utoipa::path(post, path = "/api/v1/entities", tag = "entities", request_body = CreateEntity,
     responses((status = 201, body = Entity),
               (status = 409, body = crate::error::ErrorBody, description = "The name is taken by an entity or a user.")))]
@@ -44,8 +49,66 @@ pub async fn create_entity(
         NewEntityKind::Team => EntityKind::Team,
         NewEntityKind::Organization => EntityKind::Organization,
     };
-    let entity = state.store.create_entity(&name, kind, &user).await?;
+    let organization = match &body.organization {
+        None => None,
+        Some(_) if kind != EntityKind::Team => {
+            return Err(
+                InvalidInput::new("organization", "only a team belongs to an organization").into(),
+            )
+        }
+        Some(org) => {
+            Some(catalog::organization_for_team(&*state.store, &user, org, "organization").await?)
+        }
+    };
+    let entity = state
+        .store
+        .create_entity(&name, kind, organization.as_ref(), &user)
+        .await?;
     Ok((StatusCode::CREATED, Json(entity)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEntity {
+    /// The organization the team belongs to (the caller must be ADMIN of the team and of the
+    /// organization), or null (or nothing) to take it out of its organization.
+    #[schema(value_type = Option<crate::doc::Identifier>)]
+    pub organization: Option<String>,
+}
+
+/// Changes a team's organization. ADMIN only.
+#[utoipa::path(patch, path = "/api/v1/entities/{entity}", tag = "entities", request_body = UpdateEntity,
+    params(EntityPath),
+    responses((status = 200, body = Entity),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN.")))]
+pub async fn update_entity(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(EntityPath { entity }): ApiPath<EntityPath>,
+    ApiJson(body): ApiJson<UpdateEntity>,
+) -> ApiResult<Json<Entity>> {
+    let a = access::entity(&*state.store, &user, &entity, Role::Admin).await?;
+    if a.entity.kind != EntityKind::Team {
+        return Err(InvalidInput::new(
+            "organization",
+            format!(
+                "only a team belongs to an organization; {entity:?} is a {}",
+                a.entity.kind.as_str()
+            ),
+        )
+        .into());
+    }
+    let organization = match &body.organization {
+        None => None,
+        Some(org) => {
+            Some(catalog::organization_for_team(&*state.store, &user, org, "organization").await?)
+        }
+    };
+    let updated = state
+        .store
+        .set_organization(&a.entity, organization.as_ref())
+        .await?;
+    Ok(Json(updated))
 }
 
 /// The entities the caller is a member of, with their role in each.

@@ -30,7 +30,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::create_user))
         .routes(routes!(users::viewer))
         .routes(routes!(entities::create_entity, entities::list_entities))
-        .routes(routes!(entities::get_entity))
+        .routes(routes!(entities::get_entity, entities::update_entity))
         .routes(routes!(entities::list_members))
         .routes(routes!(entities::set_member, entities::remove_member))
         .routes(routes!(entities::create_project, entities::list_projects))

@@ -17,6 +17,20 @@ pub enum EntityCmd {
         /// team, or organization (registries live in organizations).
         #[arg(long, default_value = "team", value_parser = ["team", "organization"])]
         kind: String,
+        /// Teams only: the organization the team belongs to (you must be its ADMIN).
+        #[arg(long)]
+        organization: Option<String>,
+    },
+    /// Put a team in an organization, or with --none take it out of its organization.
+    SetOrganization {
+        /// The team.
+        team: String,
+        /// The organization (you must be ADMIN of it and of the team).
+        #[arg(required_unless_present = "none")]
+        organization: Option<String>,
+        /// Take the team out of its organization.
+        #[arg(long, conflicts_with = "organization")]
+        none: bool,
     },
     /// List the entities you are a member of.
     List,
@@ -49,18 +63,50 @@ fn member_url(entity: &str, username: &str) -> String {
 
 pub(super) async fn entity(r: &Remote, cmd: EntityCmd) -> anyhow::Result<()> {
     match cmd {
-        EntityCmd::Create { name, kind } => {
-            let body = json!({"name": name, "kind": kind});
+        EntityCmd::Create {
+            name,
+            kind,
+            organization,
+        } => {
+            let mut body = json!({"name": name, "kind": kind});
+            if let Some(org) = &organization {
+                body["organization"] = json!(org);
+            }
             let out = r.client.post("/api/v1/entities", &body).await?;
-            r.said(&out, || outln!("created {kind} {name}; you are its ADMIN"))
+            r.said(&out, || match &organization {
+                Some(org) => outln!("created {kind} {name} in {org}; you are its ADMIN"),
+                None => outln!("created {kind} {name}; you are its ADMIN"),
+            })
+        }
+        EntityCmd::SetOrganization {
+            team,
+            organization,
+            none: _,
+        } => {
+            let url = format!("/api/v1/entities/{}", seg(&team));
+            let out = r
+                .client
+                .patch(&url, &json!({"organization": organization}))
+                .await?;
+            r.said(&out, || match &organization {
+                Some(org) => outln!("{team} is now in {org}"),
+                None => outln!("{team} is in no organization"),
+            })
         }
         EntityCmd::List => {
             let out = r.client.get("/api/v1/entities").await?;
             r.show(&out, |list: Vec<EntityRole>| {
                 table(
-                    &["ENTITY", "KIND", "ROLE"],
+                    &["ENTITY", "KIND", "ROLE", "ORGANIZATION"],
                     list.iter()
-                        .map(|e| vec![cell(&e.entity.name), cell(&e.entity.kind), cell(&e.role)])
+                        .map(|e| {
+                            vec![
+                                cell(&e.entity.name),
+                                cell(&e.entity.kind),
+                                cell(&e.role),
+                                cell(&e.entity.organization),
+                            ]
+                        })
                         .collect(),
                 )
             })

@@ -261,3 +261,127 @@ async fn projects_and_registries() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["path"], "name");
 }
+
+/// A team may belong to an organization, named when the team is created or later; only an
+/// organization's ADMIN may put teams in it, and only teams belong to one.
+#[tokio::test]
+async fn teams_belong_to_organizations() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    alice.create_org("acme-org").await;
+    bob.create_org("bobs-org").await;
+
+    let team = expect(
+        alice
+            .post(
+                "/api/v1/entities",
+                json!({"name": "vision", "kind": "team", "organization": "acme-org"}),
+            )
+            .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(team["organization"], "acme-org");
+    let got = expect(alice.get("/api/v1/entities/vision").await, StatusCode::OK);
+    assert_eq!(got["entity"]["organization"], "acme-org");
+    let list = expect(alice.get("/api/v1/entities").await, StatusCode::OK);
+    let vision = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"]["name"] == "vision")
+        .unwrap();
+    assert_eq!(vision["entity"]["organization"], "acme-org");
+
+    // Later: a team made without one joins, moves and leaves.
+    let solo = alice.create_team("solo").await;
+    assert!(solo.get("organization").is_none(), "{solo}");
+    let moved = expect(
+        alice
+            .patch("/api/v1/entities/solo", json!({"organization": "acme-org"}))
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(moved["organization"], "acme-org");
+    let left = expect(
+        alice
+            .patch("/api/v1/entities/solo", json!({"organization": null}))
+            .await,
+        StatusCode::OK,
+    );
+    assert!(left.get("organization").is_none(), "{left}");
+    let got = expect(alice.get("/api/v1/entities/solo").await, StatusCode::OK);
+    assert!(got["entity"].get("organization").is_none(), "{got}");
+
+    // Bad paths: nothing changes.
+    let msg = expect_error(
+        alice
+            .post(
+                "/api/v1/entities",
+                json!({"name": "t2", "kind": "team", "organization": "solo"}),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert!(msg.contains("not an organization"), "{msg}");
+    // Another's organization is invisible to alice.
+    expect_error(
+        alice
+            .post(
+                "/api/v1/entities",
+                json!({"name": "t3", "kind": "team", "organization": "bobs-org"}),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let msg = expect_error(
+        alice
+            .post(
+                "/api/v1/entities",
+                json!({"name": "o2", "kind": "organization", "organization": "acme-org"}),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert!(msg.contains("only a team"), "{msg}");
+    let msg = expect_error(
+        alice
+            .patch("/api/v1/entities/acme-org", json!({"organization": null}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert!(msg.contains("only a team"), "{msg}");
+    for name in ["t2", "t3", "o2"] {
+        expect_error(
+            alice.get(&format!("/api/v1/entities/{name}")).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    // A MEMBER of the organization may not put teams in it.
+    expect(
+        alice
+            .put(
+                "/api/v1/entities/acme-org/members/bob",
+                json!({"role": "MEMBER"}),
+            )
+            .await,
+        StatusCode::OK,
+    );
+    bob.create_team("bobs-team").await;
+    expect_error(
+        bob.patch(
+            "/api/v1/entities/bobs-team",
+            json!({"organization": "acme-org"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let got = expect(bob.get("/api/v1/entities/bobs-team").await, StatusCode::OK);
+    assert!(got["entity"].get("organization").is_none(), "{got}");
+}

@@ -372,3 +372,65 @@ fn execution_cancel_and_show_through_the_cli() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("CANCELLED"), "{stderr}");
 }
+
+/// A team joins an organization when it is created or later, and leaves it; the list shows
+/// which. A team cannot join what is not an organization.
+#[test]
+fn teams_join_and_leave_organizations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let key = admin_key(dir.path());
+    herald(
+        &server,
+        &key,
+        &["entity", "create", "acme-org", "--kind", "organization"],
+    );
+    let out = herald(
+        &server,
+        &key,
+        &["entity", "create", "vision", "--organization", "acme-org"],
+    );
+    assert!(out.contains("created team vision in acme-org"), "{out}");
+    herald(&server, &key, &["entity", "create", "solo"]);
+    let row = |list: &str, name: &str| -> Vec<String> {
+        list.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let list = herald(&server, &key, &["entity", "list"]);
+    assert!(list.contains("ORGANIZATION"), "{list}");
+    assert_eq!(
+        row(&list, "vision"),
+        ["vision", "team", "ADMIN", "acme-org"]
+    );
+    assert_eq!(row(&list, "solo")[..3], ["solo", "team", "ADMIN"]);
+    assert_ne!(row(&list, "solo").last().unwrap(), "acme-org");
+
+    herald(
+        &server,
+        &key,
+        &["entity", "set-organization", "solo", "acme-org"],
+    );
+    let list = herald(&server, &key, &["entity", "list"]);
+    assert_eq!(row(&list, "solo").last().unwrap(), "acme-org");
+    let out = herald(
+        &server,
+        &key,
+        &["entity", "set-organization", "solo", "--none"],
+    );
+    assert!(out.contains("solo is in no organization"), "{out}");
+    let list = herald(&server, &key, &["entity", "list"]);
+    assert_ne!(row(&list, "solo").last().unwrap(), "acme-org");
+
+    let err = herald_err(
+        &server,
+        &key,
+        &["entity", "set-organization", "solo", "vision"],
+    );
+    assert!(err.contains("not an organization"), "{err}");
+    let err = herald_err(&server, &key, &["entity", "set-organization", "solo"]);
+    assert!(err.contains("<ORGANIZATION>"), "{err}");
+}

@@ -15,6 +15,7 @@ fn entity_from_row(row: &dyn Columns) -> StoreResult<Entity> {
         id: EntityId(row.int_required("id")?),
         name: EntityName::from_trusted(row.text_required("name")?),
         kind: EntityKind::from_db(&row.text_required("kind")?).unwrap_or(EntityKind::Team),
+        organization: row.text("organization")?.map(EntityName::from_trusted),
         created_at: ts(row.int_required("created_at")?),
     })
 }
@@ -45,7 +46,14 @@ fn role_of(row: &dyn Columns) -> StoreResult<Role> {
 
 const INSERT_MEMBER: &str =
     "INSERT INTO members (entity_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)";
-const ENTITY_COLUMNS: &str = "SELECT id, name, kind, created_at FROM entities";
+/// An entity's columns, from `entities e`, with its organization's name (a literal, so that
+/// queries are constant text).
+macro_rules! entity_columns {
+    () => {
+        "e.id, e.name, e.kind, e.created_at, \
+         (SELECT o.name FROM entities o WHERE o.id = e.organization_id) AS organization"
+    };
+}
 
 #[async_trait]
 impl EntityStore for SqlStore {
@@ -53,14 +61,21 @@ impl EntityStore for SqlStore {
         &self,
         name: &EntityName,
         kind: EntityKind,
+        organization: Option<&Entity>,
         creator: &User,
     ) -> StoreResult<Entity> {
         let now = now_us();
         let mut tx = self.write().await?;
         let id = tx
             .insert_id(
-                "INSERT INTO entities (name, kind, created_at) VALUES ($1, $2, $3) RETURNING id",
-                params![name.as_str(), kind.as_str(), now],
+                "INSERT INTO entities (name, kind, organization_id, created_at) VALUES ($1, $2, $3, $4) \
+                 RETURNING id",
+                params![
+                    name.as_str(),
+                    kind.as_str(),
+                    organization.map(|o| o.id.0),
+                    now
+                ],
             )
             .await
             .map_err(conflict_on_unique(|| {
@@ -76,21 +91,48 @@ impl EntityStore for SqlStore {
             id: EntityId(id),
             name: name.clone(),
             kind,
+            organization: organization.map(|o| o.name.clone()),
             created_at: ts(now),
         })
     }
 
+    async fn set_organization(
+        &self,
+        team: &Entity,
+        organization: Option<&Entity>,
+    ) -> StoreResult<Entity> {
+        let mut tx = self.write().await?;
+        tx.execute(
+            "UPDATE entities SET organization_id = $1 WHERE id = $2",
+            params![organization.map(|o| o.id.0), team.id.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Entity {
+            organization: organization.map(|o| o.name.clone()),
+            ..team.clone()
+        })
+    }
+
     async fn entity_by_name(&self, name: &str) -> StoreResult<Option<Entity>> {
-        let sql = format!("{ENTITY_COLUMNS} WHERE name = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            entity_columns!(),
+            " FROM entities e WHERE e.name = $1"
+        );
         let mut conn = self.read().await?;
-        conn.fetch_optional(&sql, params![name], entity_from_row)
+        conn.fetch_optional(SQL, params![name], entity_from_row)
             .await
     }
 
     async fn entity_by_id(&self, id: EntityId) -> StoreResult<Option<Entity>> {
-        let sql = format!("{ENTITY_COLUMNS} WHERE id = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            entity_columns!(),
+            " FROM entities e WHERE e.id = $1"
+        );
         let mut conn = self.read().await?;
-        conn.fetch_optional(&sql, params![id.0], entity_from_row)
+        conn.fetch_optional(SQL, params![id.0], entity_from_row)
             .await
     }
 
@@ -100,8 +142,12 @@ impl EntityStore for SqlStore {
         user: &User,
     ) -> StoreResult<Option<(Entity, Option<Role>)>> {
         // Every request about an entity asks this first.
-        const SQL: &str = "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \
-             LEFT JOIN members m ON m.entity_id = e.id AND m.user_id = $2 WHERE e.name = $1";
+        const SQL: &str = concat!(
+            "SELECT ",
+            entity_columns!(),
+            ", m.role FROM entities e \
+             LEFT JOIN members m ON m.entity_id = e.id AND m.user_id = $2 WHERE e.name = $1"
+        );
         let mut conn = self.read().await?;
         conn.fetch_optional(SQL, params![name, user.id.0], |r| {
             Ok((
@@ -115,8 +161,12 @@ impl EntityStore for SqlStore {
     async fn entities_of(&self, user: &User) -> StoreResult<Vec<(Entity, Role)>> {
         let mut conn = self.read().await?;
         conn.fetch_all(
-            "SELECT e.id, e.name, e.kind, e.created_at, m.role FROM entities e \
-             JOIN members m ON m.entity_id = e.id WHERE m.user_id = $1 ORDER BY e.name",
+            concat!(
+                "SELECT ",
+                entity_columns!(),
+                ", m.role FROM entities e \
+                 JOIN members m ON m.entity_id = e.id WHERE m.user_id = $1 ORDER BY e.name"
+            ),
             params![user.id.0],
             |r| Ok((entity_from_row(r)?, role_of(r)?)),
         )
