@@ -19,7 +19,9 @@ pub fn generate_run_id() -> RunName {
 }
 
 /// Resolves the registry a link names: `org/name`, `org/wandb-registry-name`, or a bare
-/// registry name in the source project's own entity. The caller needs MEMBER in its organization.
+/// registry name, which (as in W&B) is in the organization of the source project's team, or
+/// in the source's own entity when that is in no organization. The caller needs MEMBER in the
+/// registry's organization.
 pub async fn link_target(
     store: &dyn Store,
     user: &User,
@@ -27,9 +29,16 @@ pub async fn link_target(
     registry: &str,
 ) -> Result<Project> {
     let (org, name) = match registry.split_once('/') {
-        Some((org, name)) => (org, name),
-        None => (source.entity.as_str(), registry),
+        Some((org, name)) => (org.to_string(), name),
+        None => {
+            let home = store.entity_by_id(source.entity_id).await?;
+            let org = home
+                .and_then(|e| e.organization)
+                .map_or_else(|| source.entity.to_string(), |o| o.into_string());
+            (org, registry)
+        }
     };
+    let org = org.as_str();
     let project_name = if name.starts_with(herald_domain::names::REGISTRY_PREFIX) {
         ProjectName::parse(name)
     } else {

@@ -72,8 +72,9 @@ pub struct TagBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
-    /// `org/name` (or `org/wandb-registry-name`); a bare name means a registry in the
-    /// version's own entity.
+    /// `org/name` (or `org/wandb-registry-name`); a bare name (`model`, `wandb-registry-model`)
+    /// means a registry of the organization the version's team belongs to, or of the
+    /// version's own entity when that is in no organization.
     pub registry: String,
     /// The registry collection; defaults to the source collection's name.
     #[schema(value_type = Option<crate::doc::Identifier>)]

@@ -56,7 +56,7 @@ pub enum ArtifactCmd {
     Link {
         /// ENTITY/PROJECT/COLLECTION:VERSION
         path: String,
-        /// The registry: ORG/NAME.
+        /// The registry: ORG/NAME, or NAME for one of the organization your team belongs to.
         #[arg(long)]
         registry: String,
         /// Registry collection (defaults to the source collection's name).

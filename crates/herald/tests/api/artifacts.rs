@@ -592,3 +592,52 @@ async fn versions_created_at_once_each_get_their_own_index_and_event() {
     }
     assert_eq!(events.len(), 2 * N);
 }
+
+/// A bare registry name in a link (`model`, `wandb-registry-model`) is the registry of the
+/// organization the source's team belongs to, as in W&B.
+#[tokio::test]
+async fn a_bare_registry_name_is_in_the_teams_organization() {
+    let Catalog { app: _app, alice } = catalog().await;
+    alice
+        .create_version_with("ml", "vision", "resnet", json!({}))
+        .await;
+    let link = format!("{}/links", version("ml", "vision", "resnet", "v0"));
+    // While `ml` is in no organization, a bare name is looked for in `ml` itself.
+    let msg = expect_error(
+        alice.post(&link, json!({"registry": "model"})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(msg.contains("\"ml\""), "{msg}");
+
+    expect(
+        alice
+            .patch("/api/v1/entities/ml", json!({"organization": "acme"}))
+            .await,
+        StatusCode::OK,
+    );
+    for (registry, collection) in [("model", "clf"), ("wandb-registry-model", "clf2")] {
+        let linked = expect(
+            alice
+                .post(
+                    &link,
+                    json!({"registry": registry, "collection": collection}),
+                )
+                .await,
+            StatusCode::CREATED,
+        );
+        assert_eq!(linked["entity"], "acme", "{registry}");
+        assert_eq!(linked["project"], REG, "{registry}");
+        assert_eq!(linked["collection"], collection, "{registry}");
+    }
+    // A registry the organization does not have is still a 404 naming it.
+    let msg = expect_error(
+        alice.post(&link, json!({"registry": "dataset"})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert!(
+        msg.contains("wandb-registry-dataset") && msg.contains("acme"),
+        "{msg}"
+    );
+}
