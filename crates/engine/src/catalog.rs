@@ -82,6 +82,7 @@ pub async fn organization_for_team(
     name: &str,
     field: &str,
 ) -> Result<herald_domain::catalog::Entity> {
+    herald_domain::names::EntityName::parse(name).map_err(|e| e.at(field))?;
     let org = access::entity(store, user, name, Role::Admin).await?.entity;
     if org.kind != herald_domain::catalog::EntityKind::Organization {
         return Err(InvalidInput::new(

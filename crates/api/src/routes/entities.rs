@@ -38,6 +38,8 @@ pub struct CreateEntity {
 /// organization it belongs to.
 #[utoipa::path(post, path = "/api/v1/entities", tag = "entities", request_body = CreateEntity,
     responses((status = 201, body = Entity),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the organization is below ADMIN."),
+              (status = 404, body = crate::error::ErrorBody, description = "The organization is not found (or not visible to the caller)."),
               (status = 409, body = crate::error::ErrorBody, description = "The name is taken by an entity or a user.")))]
 pub async fn create_entity(
     State(state): State<AppState>,
@@ -80,7 +82,7 @@ pub struct UpdateEntity {
 #[utoipa::path(patch, path = "/api/v1/entities/{entity}", tag = "entities", request_body = UpdateEntity,
     params(EntityPath),
     responses((status = 200, body = Entity),
-              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below ADMIN.")))]
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the team or the organization is below ADMIN.")))]
 pub async fn update_entity(
     State(state): State<AppState>,
     Caller(user): Caller,

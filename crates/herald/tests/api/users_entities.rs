@@ -325,6 +325,17 @@ async fn teams_belong_to_organizations() {
         "invalid_input",
     );
     assert!(msg.contains("not an organization"), "{msg}");
+    let msg = expect_error(
+        alice
+            .post(
+                "/api/v1/entities",
+                json!({"name": "t4", "kind": "team", "organization": "no/such"}),
+            )
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert!(msg.contains("organization"), "{msg}");
     // Another's organization is invisible to alice.
     expect_error(
         alice
@@ -355,7 +366,7 @@ async fn teams_belong_to_organizations() {
         "invalid_input",
     );
     assert!(msg.contains("only a team"), "{msg}");
-    for name in ["t2", "t3", "o2"] {
+    for name in ["t2", "t3", "t4", "o2"] {
         expect_error(
             alice.get(&format!("/api/v1/entities/{name}")).await,
             StatusCode::NOT_FOUND,
