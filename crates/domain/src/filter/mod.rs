@@ -19,7 +19,11 @@ use parse::Parser;
 use tree::{FieldPath, Node};
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 /// Deepest nesting of expressions and operator objects a filter may have, as given and in its
 /// saved form ([`Filter::to_wire`]).
