@@ -13,6 +13,8 @@ pub mod event;
 pub mod filter;
 pub mod ids;
 pub mod names;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod run;
 pub mod template;
 pub mod webhook_url;

@@ -77,7 +77,7 @@ pub struct EventInput {
     #[serde(rename = "type")]
     pub event_type: String,
     /// W&B's wire format; absent means "every event of this type in scope".
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::EventFilter>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<herald_domain::openapi::EventFilter>))]
     pub filter: Option<serde_json::Value>,
 }
 
@@ -90,7 +90,7 @@ pub enum ActionInput {
     GenericWebhook {
         integration_id: i64,
         /// A JSON object, or a string holding JSON (W&B's `requestPayload`).
-        #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::ObjectOrText>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<herald_domain::openapi::ObjectOrText>))]
         payload: Option<serde_json::Value>,
     },
     /// Posts a message to a Slack integration of the entity.

@@ -13,8 +13,6 @@ pub mod catalog;
 pub mod delivery;
 mod error;
 pub mod matcher;
-#[cfg(feature = "openapi")]
-pub mod openapi;
 pub mod run_matching;
 pub mod runtime;
 pub mod secrets;

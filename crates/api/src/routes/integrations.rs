@@ -360,7 +360,7 @@ pub async fn delete_integration(
 pub struct TestRequest {
     /// The payload to send (a JSON object, or a string holding one); may use
     /// `${ACCESS_TOKEN}` and the integration's secrets. A small default when absent.
-    #[schema(value_type = Option<herald_engine::openapi::ObjectOrText>)]
+    #[schema(value_type = Option<herald_domain::openapi::ObjectOrText>)]
     pub payload: Option<serde_json::Value>,
 }
 

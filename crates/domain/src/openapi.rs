@@ -1,5 +1,5 @@
-//! Hand-written OpenAPI schemas for the parts of [`crate::automations::AutomationInput`] that
-//! arrive as free JSON (`serde_json::Value`) and are checked by hand-written parsing, so no
+//! Hand-written OpenAPI schemas for the parts of an automation (the engine's `AutomationInput`)
+//! that arrive as free JSON (`serde_json::Value`) and are checked by hand-written parsing, so no
 //! derive can state their shape: the event filter (a W&B wire filter, a run event filter, or
 //! either as text) and a webhook payload (an object or its text).
 
