@@ -129,7 +129,8 @@ async fn match_ids(store: &SqlStore) {
     }
 
     // A batch mixing outcomes: the finished executions (more than a statement's chunk of
-    // them) move on together, retries and failures each on their own, and an execution with
+    // them) move on together, retries and failures together on PostgreSQL (one by one on
+    // SQLite, in process), and an execution with
     // two attempts in the batch counts both and ends as its last attempt left it.
     let later: Vec<_> = again.iter().flatten().copied().collect();
     let retry_at = Utc::now() + Duration::minutes(5);

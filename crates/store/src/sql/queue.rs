@@ -144,6 +144,30 @@ impl SqlStore {
                 .collect();
             tx.execute(&finished_sql(chunk.len()), &params).await?;
         }
+        // On PostgreSQL each statement is a round trip: retries and failures (a dead receiver
+        // fails a whole backlog) go by chunks too. The repeated ones stay one per statement, in
+        // order, as one statement may not update a row twice.
+        if tx.backend() == Backend::Postgres && each.len() > 1 {
+            for chunk in tx.row_chunks(&each) {
+                let decided: Vec<_> = chunk
+                    .iter()
+                    .map(|(id, attempt, outcome)| (id.0, after_attempt(attempt, outcome)))
+                    .collect();
+                let params: Vec<Value> = std::iter::once(Value::from(now))
+                    .chain(decided.iter().flat_map(|(id, (status, next, reason))| {
+                        [
+                            Value::from(*id),
+                            Value::Text(Some(status.as_str())),
+                            Value::from(*next),
+                            Value::Text(reason.as_deref()),
+                        ]
+                    }))
+                    .collect();
+                tx.execute(&updated_by_values_sql(chunk.len()), &params)
+                    .await?;
+            }
+            each.clear();
+        }
         each.extend(repeated);
         for (id, attempt, outcome) in each {
             let (status, next, reason) = after_attempt(attempt, outcome);
@@ -157,6 +181,20 @@ impl SqlStore {
         }
         tx.commit().await
     }
+}
+
+/// Updates `rows` executions after an attempt each, from `(id, status, next_attempt_at,
+/// reason)` rows after `$1` (now). PostgreSQL only: SQLite runs statements in process.
+fn updated_by_values_sql(rows: usize) -> String {
+    values_sql(
+        "UPDATE executions SET attempt_count = attempt_count + 1, round_attempts = round_attempts + 1, \
+         status = v.column2, next_attempt_at = v.column3, reason = v.column4, lease_until = NULL, \
+         updated_at = $1 FROM (",
+        4,
+        rows,
+        1,
+        ") AS v WHERE executions.id = v.column1 AND executions.status <> 'CANCELLED'",
+    )
 }
 
 /// Where an execution goes after `attempt`: its status, next attempt time and reason.
