@@ -24,18 +24,25 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthenticated(
-                "missing Authorization header; send `Authorization: Bearer <api key>`",
-            )
-        })?;
-        let header = header
-            .to_str()
-            .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
-        let key = api_key_from_header(header)?;
-        let user = state.auth.authenticate(&key).await?;
-        Ok(Caller(user))
+        caller_from_headers(&parts.headers, state).await.map(Caller)
     }
+}
+
+/// The user whose API key the request carries (Bearer, or Basic `api:<key>` as W&B's SDK sends).
+pub(crate) async fn caller_from_headers(
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Result<User, ApiError> {
+    let header = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthenticated(
+            "missing Authorization header; send `Authorization: Bearer <api key>`",
+        )
+    })?;
+    let header = header
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
+    let key = api_key_from_header(header)?;
+    Ok(state.auth.authenticate(&key).await?)
 }
 
 fn api_key_from_header(header: &str) -> Result<String, ApiError> {

@@ -7,6 +7,7 @@
 mod doc;
 mod error;
 mod extract;
+pub mod graphql;
 mod limits;
 mod openapi;
 pub mod responses;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Who an API key belongs to; apart from the engine, which an API-only server never runs.
     pub auth: Arc<Authenticator>,
+    /// `POST /graphql`'s schema, built once.
+    pub graphql: graphql::HeraldSchema,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
+            graphql: graphql::schema(),
             store,
             engine,
         }
@@ -57,6 +61,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState, limits: RequestLimits) -> Router {
     let (routes, _) = routes::routes();
     routes
+        .route("/graphql", axum::routing::post(graphql::handler))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), wake_matcher))

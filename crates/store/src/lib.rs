@@ -18,7 +18,9 @@ use herald_domain::catalog::{
     ArtifactVersion, Collection, Entity, EntityKind, Member, Project, Role, User,
 };
 use herald_domain::event::{Event, PageRequest};
-use herald_domain::ids::{AutomationId, EntityId, ExecutionId, IntegrationId, RunId, VersionId};
+use herald_domain::ids::{
+    AutomationId, CollectionId, EntityId, ExecutionId, IntegrationId, ProjectId, RunId, VersionId,
+};
 use herald_domain::names::{
     AliasName, CollectionName, EntityName, ProjectName, RunName, TagName, Username, VersionRef,
 };
@@ -90,6 +92,8 @@ pub trait EntityStore: Send + Sync {
     ) -> StoreResult<Project>;
     async fn project(&self, entity: &Entity, name: &str) -> StoreResult<Project>;
     async fn list_projects(&self, entity: &Entity) -> StoreResult<Vec<Project>>;
+    /// The project (or registry) with this id, in whichever entity holds it.
+    async fn project_by_id(&self, id: ProjectId) -> StoreResult<Option<Project>>;
 }
 
 /// Artifact collections, versions, memberships, aliases, tags and links.
@@ -105,6 +109,11 @@ pub trait ArtifactStore: Send + Sync {
     ) -> StoreResult<ArtifactVersion>;
     async fn collection(&self, project: &Project, name: &str) -> StoreResult<Collection>;
     async fn list_collections(&self, project: &Project) -> StoreResult<Vec<Collection>>;
+    /// The collection with this id and the project holding it.
+    async fn collection_by_id(
+        &self,
+        id: CollectionId,
+    ) -> StoreResult<Option<(Project, Collection)>>;
     async fn version(
         &self,
         project: &Project,

@@ -111,18 +111,8 @@ pub async fn replace_automation(
         .store
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
-    saved(&state, &replaced);
+    state.engine.automation_saved(&replaced);
     Ok(Json(replaced))
-}
-
-/// Tells the engine an automation was saved: enabled, it fires from now on; disabled, its
-/// waiting executions were cancelled with the change and those claimed here stay put.
-fn saved(state: &AppState, a: &Automation) {
-    if a.enabled {
-        state.engine.automation_restored(a.id);
-    } else {
-        state.engine.automation_withdrawn(a.id);
-    }
 }
 
 /// Changes some of an automation's top-level fields (`enabled`, `name`, `event`, …); each given
@@ -145,7 +135,7 @@ pub async fn patch_automation(
         .store
         .replace_automation(&a.entity, AutomationId(id), new)
         .await?;
-    saved(&state, &replaced);
+    state.engine.automation_saved(&replaced);
     Ok(Json(replaced))
 }
 

@@ -153,6 +153,16 @@ impl Engine {
         self.automations_changed();
     }
 
+    /// An automation was replaced: enabled, it fires from now on; disabled, its waiting
+    /// executions were cancelled with the change and those claimed here stay put.
+    pub fn automation_saved(&self, a: &herald_domain::automation::Automation) {
+        if a.enabled {
+            self.automation_restored(a.id);
+        } else {
+            self.automation_withdrawn(a.id);
+        }
+    }
+
     /// Cancels execution `id` of `entity`: no new attempt starts.
     pub async fn cancel_execution(&self, entity: &Entity, id: ExecutionId) -> Result<Execution> {
         let x = self.store.cancel_execution(entity, id).await?;

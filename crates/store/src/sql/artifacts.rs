@@ -6,7 +6,7 @@ use herald_domain::catalog::{
     ArtifactVersion, Collection, CollectionKind, Project, User, VersionSource,
 };
 use herald_domain::event::EventType;
-use herald_domain::ids::{EntityId, VersionId};
+use herald_domain::ids::{CollectionId, EntityId, ProjectId, VersionId};
 use herald_domain::names::{
     version_string, AliasName, CollectionName, TagName, VersionRef, LATEST,
 };
@@ -19,7 +19,7 @@ use super::versions::{
     create_version, load_collection, load_version, refresh_latest, resolve, tag_version,
 };
 use super::{json_col, now_us, ts, SqlStore};
-use crate::{ArtifactStore, NewVersion, StoreError, StoreResult};
+use crate::{ArtifactStore, EntityStore, NewVersion, StoreError, StoreResult};
 
 #[async_trait]
 impl ArtifactStore for SqlStore {
@@ -78,6 +78,29 @@ impl ArtifactStore for SqlStore {
         let mut conn = self.read().await?;
         let coll = collection_or_404(&mut conn, project, name).await?;
         load_collection(&mut conn, project, &coll).await
+    }
+
+    async fn collection_by_id(
+        &self,
+        id: CollectionId,
+    ) -> StoreResult<Option<(Project, Collection)>> {
+        let found = self
+            .read()
+            .await?
+            .fetch_optional(
+                "SELECT project_id, name FROM collections WHERE id = $1",
+                params![id.0],
+                |r| Ok((r.int_required("project_id")?, r.text_required("name")?)),
+            )
+            .await?;
+        let Some((project, name)) = found else {
+            return Ok(None);
+        };
+        let Some(project) = self.project_by_id(ProjectId(project)).await? else {
+            return Ok(None);
+        };
+        let collection = self.collection(&project, &name).await?;
+        Ok(Some((project, collection)))
     }
 
     async fn list_collections(&self, project: &Project) -> StoreResult<Vec<Collection>> {

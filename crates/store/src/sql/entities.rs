@@ -339,6 +339,13 @@ impl EntityStore for SqlStore {
         Ok(project)
     }
 
+    async fn project_by_id(&self, id: ProjectId) -> StoreResult<Option<Project>> {
+        let sql = format!("{PROJECT_SELECT} WHERE p.id = $1");
+        let mut conn = self.read().await?;
+        conn.fetch_optional(&sql, params![id.0], project_from_row)
+            .await
+    }
+
     async fn list_projects(&self, entity: &Entity) -> StoreResult<Vec<Project>> {
         let sql = format!("{PROJECT_SELECT} WHERE p.entity_id = $1 ORDER BY p.name");
         let mut conn = self.read().await?;

@@ -1,0 +1,148 @@
+//! `POST /graphql`: W&B's GraphQL surface for what herald holds, so that the `wandb` Python SDK
+//! (`wandb.Api()` and `wandb.automations`) manages herald's automations unchanged. It sits
+//! beside the REST routes and calls the same access checks, validation and store: a resolver
+//! translates W&B's names and ids into those calls and nothing more.
+//!
+//! Where the SDK reads the HTTP status rather than the body, the answer carries it: 409 for an
+//! automation name already taken, 404 for an automation to update or delete that does not
+//! exist (or is another team's), 401 for no or a bad API key. Every other problem is a GraphQL
+//! error (HTTP 200) whose message names the field or value at fault.
+
+mod catalog;
+mod errors;
+mod inputs;
+mod mutations;
+mod page;
+mod project_filter;
+mod scalars;
+mod triggers;
+
+use async_graphql::{EmptySubscription, Schema};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AppState;
+
+pub use errors::STATUS;
+
+/// herald's GraphQL schema.
+pub type HeraldSchema = Schema<catalog::Query, mutations::Mutation, EmptySubscription>;
+
+/// Deepest selection accepted: the SDK's deepest (a trigger's integration through
+/// `viewer.projects`) is 9 levels.
+const MAX_DEPTH: usize = 20;
+/// Most fields (weighted by list sizes unknown to the validator) one request may select.
+const MAX_COMPLEXITY: usize = 2_000;
+
+/// The schema, with the limits every request runs under.
+pub fn schema() -> HeraldSchema {
+    Schema::build(catalog::Query, mutations::Mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema in SDL, as `docs/schema.graphql` holds it.
+pub fn sdl() -> String {
+    schema().sdl()
+}
+
+/// The body as GraphQL-over-HTTP sends it. `operationName` arrives as `""` from the SDK's
+/// public documents; that means "the only operation", not one named "".
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Envelope {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<serde_json::Value>,
+    #[serde(default)]
+    extensions: Option<serde_json::Value>,
+}
+
+/// An error before execution, in GraphQL's shape.
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut res = (
+        status,
+        axum::Json(json!({"errors": [{"message": message.into()}]})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"herald\""),
+        );
+    }
+    res
+}
+
+/// `POST /graphql`.
+pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let user = match crate::extract::caller_from_headers(&headers, &state).await {
+        Ok(u) => u,
+        Err(e) => return refuse(e.status, e.message),
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the GraphQL request as Content-Type: application/json",
+        );
+    }
+    let envelope: Envelope = match crate::extract::parse_json(&body) {
+        Ok(e) => e,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.message),
+    };
+    if envelope.extensions.is_some_and(|e| !e.is_null()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "request extensions (persisted queries) are not supported",
+        );
+    }
+    let mut request = async_graphql::Request::new(envelope.query);
+    if let Some(name) = envelope.operation_name.filter(|n| !n.is_empty()) {
+        request = request.operation_name(name);
+    }
+    match envelope.variables {
+        None | Some(serde_json::Value::Null) => {}
+        Some(v @ serde_json::Value::Object(_)) => {
+            request = request.variables(async_graphql::Variables::from_json(v));
+        }
+        Some(_) => return refuse(StatusCode::BAD_REQUEST, "variables must be a JSON object"),
+    }
+    let schema = state.graphql.clone();
+    let response = schema.execute(request.data(state).data(user)).await;
+    let status = errors::status_of(&response.errors);
+    let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_checked_in_schema_is_the_servers() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.graphql");
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        let now = super::sdl();
+        if std::env::var_os("HERALD_WRITE_SCHEMA").is_some() {
+            std::fs::write(path, &now).unwrap();
+            return;
+        }
+        assert!(
+            on_disk == now,
+            "docs/schema.graphql is not the schema the server serves; \
+             run `HERALD_WRITE_SCHEMA=1 cargo test -p herald-api the_checked_in_schema` and commit it"
+        );
+    }
+}
