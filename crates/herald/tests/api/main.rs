@@ -6,6 +6,7 @@ mod access;
 mod artifacts;
 mod bad_input;
 mod events;
+mod graphql;
 mod helpers;
 mod ops;
 mod runs;
