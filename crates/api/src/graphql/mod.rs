@@ -9,6 +9,7 @@
 //! error (HTTP 200) whose message names the field or value at fault.
 
 mod catalog;
+mod collections;
 mod errors;
 mod inputs;
 mod mutations;

@@ -8,9 +8,8 @@ use herald_domain::automation::{
 use herald_domain::catalog::Entity;
 use herald_domain::event::EventType;
 
-use super::catalog::{
-    timestamp, ArtifactCollection, ArtifactPortfolio, ArtifactSequence, EntityNode, ProjectNode,
-};
+use super::catalog::{timestamp, EntityNode, ProjectNode};
+use super::collections::{ArtifactCollection, ArtifactPortfolio, ArtifactSequence};
 use super::errors;
 use super::page::connection;
 use super::scalars::JsonString;
@@ -347,9 +346,7 @@ impl TriggerNode {
                     _ => AlertSeverity::Info,
                 }),
             }),
-            Action::NoOp => {
-                TriggeredAction::NoOp(NoOpTriggeredAction { no_op: Some(true) })
-            }
+            Action::NoOp => TriggeredAction::NoOp(NoOpTriggeredAction { no_op: Some(true) }),
         })
     }
 }
