@@ -151,6 +151,21 @@ connection!(ProjectConnection, ProjectEdge, ProjectNode);
 connection!(ApiKeyConnection, ApiKeyEdge, ApiKey);
 connection!(ArtifactTypeConnection, ArtifactTypeEdge, ArtifactType);
 
+/// A member of an entity. Emails and keys are never shown.
+#[derive(SimpleObject)]
+pub struct TeamMember {
+    pub id: ID,
+    pub admin: bool,
+    pub pending: bool,
+    pub email: Option<String>,
+    pub username: String,
+    pub name: String,
+    pub photo_url: Option<String>,
+    /// The member's role: `ADMIN`, `MEMBER` or `VIEWER`.
+    pub account_type: String,
+    pub api_key: Option<String>,
+}
+
 /// Never listed: herald shows API keys only when it makes them.
 #[derive(SimpleObject)]
 pub struct ApiKey {
@@ -289,6 +304,59 @@ impl EntityNode {
     }
     async fn is_team(&self) -> bool {
         self.0.kind == EntityKind::Team
+    }
+    /// What W&B's team settings hold and herald has no notion of, answered as a plain team.
+    async fn available(&self) -> Option<bool> {
+        None
+    }
+    async fn photo_url(&self) -> Option<String> {
+        None
+    }
+    async fn read_only(&self) -> bool {
+        false
+    }
+    async fn read_only_admin(&self) -> bool {
+        false
+    }
+    async fn private_only(&self) -> bool {
+        false
+    }
+    async fn storage_bytes(&self) -> i64 {
+        0
+    }
+    async fn code_saving_enabled(&self) -> bool {
+        false
+    }
+    async fn default_access(&self) -> &'static str {
+        "PRIVATE"
+    }
+    async fn is_paid(&self) -> Option<bool> {
+        None
+    }
+    /// The entity's members and their roles (`accountType`), as REST lists them.
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamMember>> {
+        let entity = self.access(ctx, Role::Viewer).await?;
+        let members = parts(ctx)
+            .0
+            .store
+            .list_members(&entity)
+            .await
+            .map_err(errors::store)?;
+        Ok(members
+            .into_iter()
+            .map(|m| TeamMember {
+                id: ID(base64::engine::general_purpose::STANDARD
+                    .encode(format!("Member:{}:{}", entity.name, m.username))),
+                admin: m.role == Role::Admin,
+                pending: false,
+                email: None,
+                username: m.username.to_string(),
+                name: m.username.to_string(),
+                photo_url: None,
+                account_type: m.role.as_str().to_string(),
+                api_key: None,
+            })
+            .collect())
     }
     async fn created_at(&self) -> String {
         timestamp(self.0.created_at)

@@ -172,7 +172,7 @@ pub async fn scope(
     let store = &*state.store;
     let path = match scope_type.domain() {
         ScopeType::Project => {
-            let pid = ProjectId::from_global(id).ok_or_else(|| wrong("Project"))?;
+            let pid = ProjectId::from_global(id).ok_or_else(|| wrong("a Project"))?;
             let p = store
                 .project_by_id(pid)
                 .await
@@ -182,7 +182,7 @@ pub async fn scope(
         }
         ScopeType::ArtifactCollection => {
             let cid = CollectionId::from_global(id)
-                .ok_or_else(|| wrong("ArtifactSequence or ArtifactPortfolio"))?;
+                .ok_or_else(|| wrong("an ArtifactSequence or ArtifactPortfolio"))?;
             let (p, c) = store
                 .collection_by_id(cid)
                 .await
@@ -191,7 +191,7 @@ pub async fn scope(
             format!("{}/{}/{}", p.entity, p.name, c.name)
         }
         ScopeType::Entity => {
-            let eid = EntityId::from_global(id).ok_or_else(|| wrong("Entity"))?;
+            let eid = EntityId::from_global(id).ok_or_else(|| wrong("an Entity"))?;
             let e = store
                 .entity_by_id(eid)
                 .await

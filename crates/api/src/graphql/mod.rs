@@ -65,6 +65,21 @@ struct Envelope {
     extensions: Option<serde_json::Value>,
 }
 
+/// The parser's multi-line syntax error (` --> 1:28`, the line, a caret, `= expected …`) as
+/// one line: `syntax error at 1:28: expected …`. Other messages are kept.
+fn one_line(message: &str) -> String {
+    let Some(rest) = message.trim_start().strip_prefix("-->") else {
+        return message.to_string();
+    };
+    let at = rest.lines().next().unwrap_or_default().trim();
+    let what = message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .unwrap_or("unexpected input");
+    format!("syntax error at {at}: {what}")
+}
+
 /// An error before execution, in GraphQL's shape.
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     let mut res = (
@@ -123,7 +138,10 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
         Some(_) => return refuse(StatusCode::BAD_REQUEST, "variables must be a JSON object"),
     }
     let schema = state.graphql.clone();
-    let response = schema.execute(request.data(state).data(user)).await;
+    let mut response = schema.execute(request.data(state).data(user)).await;
+    for e in &mut response.errors {
+        e.message = one_line(&e.message);
+    }
     let status = errors::status_of(&response.errors);
     let body = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -131,6 +149,16 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn syntax_errors_read_on_one_line() {
+        let pest = " --> 1:21\n  |\n1 | query { viewer { id \n  |                     ^---\n  |\n  = expected selection";
+        assert_eq!(
+            super::one_line(pest),
+            "syntax error at 1:21: expected selection"
+        );
+        assert_eq!(super::one_line("Unknown field"), "Unknown field");
+    }
+
     #[test]
     fn the_checked_in_schema_is_the_servers() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.graphql");

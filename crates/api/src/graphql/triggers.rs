@@ -177,6 +177,7 @@ pub enum TriggeredAction {
 pub struct GenericWebhookTriggeredAction {
     integration: IntegrationNode,
     payload: serde_json::Value,
+    event_type: EventType,
 }
 
 #[Object]
@@ -184,12 +185,17 @@ impl GenericWebhookTriggeredAction {
     async fn integration(&self) -> &IntegrationNode {
         &self.integration
     }
-    /// The payload template, as JSON text.
-    async fn request_payload(&self) -> String {
-        match &self.payload {
+    /// The payload template, as JSON text; null when it is the event's default payload
+    /// (what an automation made without one sends), so that an update sending it back
+    /// leaves it to follow the event, as a new event type's default.
+    async fn request_payload(&self) -> Option<String> {
+        if self.payload == herald_domain::template::default_payload(self.event_type) {
+            return None;
+        }
+        Some(match &self.payload {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
-        }
+        })
     }
 }
 
@@ -329,6 +335,7 @@ impl TriggerNode {
                 TriggeredAction::GenericWebhook(GenericWebhookTriggeredAction {
                     integration: integration()?,
                     payload: payload.clone(),
+                    event_type: self.automation.event.event_type,
                 })
             }
             Action::Notification {

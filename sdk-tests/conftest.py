@@ -1,0 +1,383 @@
+"""Fixtures of the SDK suite: one `herald serve` per session (SQLite in a fresh data directory,
+or a fresh PostgreSQL schema with HERALD_SDK_BACKEND=postgres), seeded over REST, a webhook
+receiver, and `wandb.Api` clients for the seeded users, isolated from the machine's wandb
+settings and credentials.
+
+The SDK reaches herald through a recording proxy: a failing test's report lists the GraphQL
+requests it sent and herald's answers ("herald exchanges"), and herald's log is kept in the
+report of a failing test too ("herald log", last lines).
+
+Environment: HERALD_BIN (default target/debug/herald), HERALD_SDK_BACKEND (`sqlite`, the
+default, or `postgres`), HERALD_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test),
+HERALD_SDK_KEEP (a directory to copy herald's log into at the end), HERALD_SDK_LOG (herald's
+log filter, default `info`).
+
+The whole suite shares one server; tests make automations under names of their own and
+compare listings with what REST shows, so they pass in any order and alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from herald_sdk import ORG_SLACK_CHANNEL, SLACK_CHANNEL, SLACK_WORKSPACE, RecordingProxy, Receiver, Rest, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_KEY = "sdk_tests_admin_key_0123456789_0123456789"  # the SDK wants 40+ [A-Za-z0-9_]
+
+# ---------------------------------------------------------------------------------------------
+# Isolate the SDK before anything imports wandb: its settings, caches, credentials and netrc
+# all live in a temporary home, no key or base URL comes from the environment, and no proxy
+# stands between it and loopback.
+
+_TMP = Path(tempfile.mkdtemp(prefix="herald-sdk-tests-"))
+_REAL_HOME = os.environ.get("HOME", "/")  # for psql and herald (a ~/.pgpass, say)
+for _name in list(os.environ):
+    if _name.startswith("WANDB_") or _name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
+        del os.environ[_name]
+_HOME = _TMP / "home"
+for _d in ("home", "wandb", "wandb-config", "wandb-cache", "wandb-data", "wandb-artifacts"):
+    (_TMP / _d).mkdir()
+(_HOME / ".netrc").write_text("")
+(_HOME / ".netrc").chmod(0o600)
+os.environ.update(
+    HOME=str(_HOME),
+    NETRC=str(_HOME / ".netrc"),
+    NO_PROXY="127.0.0.1,localhost",
+    no_proxy="127.0.0.1,localhost",
+    WANDB_DIR=str(_TMP / "wandb"),
+    WANDB_CONFIG_DIR=str(_TMP / "wandb-config"),
+    WANDB_CACHE_DIR=str(_TMP / "wandb-cache"),
+    WANDB_DATA_DIR=str(_TMP / "wandb-data"),
+    WANDB_ARTIFACT_DIR=str(_TMP / "wandb-artifacts"),
+    WANDB_SILENT="true",
+    WANDB_ERROR_REPORTING="false",
+    WANDB_DISABLE_GIT="true",
+    # Bounded: a failing request is retried at most once, quickly, and none waits long.
+    WANDB_HTTP_TIMEOUT="15",
+    WANDB__GRAPHQL_RETRY_MAX="1",
+    WANDB__GRAPHQL_RETRY_WAIT_MIN_SECONDS="0.1",
+    WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS="0.5",
+)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+# A SIGTERM (CI's timeout, say) stops pytest as Ctrl-C does (pytest would count a SystemExit
+# as one failed test and go on), so the server is stopped and the schema dropped; herald also
+# gets SIGKILL from the kernel if pytest dies any other way.
+def _on_sigterm(*_):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _die_with_parent():
+    try:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _psql(base: str, sql: str) -> None:
+    env = dict(os.environ, HOME=_REAL_HOME, PGOPTIONS="-c client_min_messages=warning")
+    subprocess.run(["psql", base, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL, env=env, timeout=30)
+
+
+@dataclass
+class Herald:
+    url: str  # herald itself, for REST
+    sdk_url: str  # the recording proxy in front of it, for the SDK
+    log_path: Path
+    receiver: Receiver
+    proxy: RecordingProxy
+    keys: dict[str, str]
+    integrations: dict[str, int]  # REST ids by integration name
+
+    def rest(self, user: str = "admin") -> Rest:
+        return Rest(self.url + "/api/v1", self.keys[user])
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as e:
+            return f"(no log: {e})"
+
+
+_CURRENT: Herald | None = None
+
+
+@pytest.fixture(scope="session")
+def herald():
+    global _CURRENT
+    binary = Path(os.environ.get("HERALD_BIN", REPO / "target" / "debug" / "herald"))
+    assert binary.is_file(), f"{binary} is missing: build it with `cargo build -p herald`"
+    backend = os.environ.get("HERALD_SDK_BACKEND", "sqlite")
+    assert backend in ("sqlite", "postgres"), f"HERALD_SDK_BACKEND={backend!r}: sqlite or postgres"
+
+    receiver = Receiver.start()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = _TMP / "herald-data"
+    log_path = _TMP / "herald.log"
+    args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)]
+
+    pg_base = os.environ.get("HERALD_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+    schema = None
+    if backend == "postgres":
+        schema = f"herald_t_sdk_{os.getpid()}"
+        _psql(pg_base, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _psql(pg_base, f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in pg_base else "?"
+        options = urllib.parse.quote(f"-c search_path={schema}")
+        args += ["--database-url", f"{pg_base}{sep}options={options}"]
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY")}
+    env.update(
+        HOME=_REAL_HOME,
+        HERALD_BOOTSTRAP_API_KEY=ADMIN_KEY,
+        # The receiver is on loopback, which herald refuses unless told otherwise.
+        HERALD_ALLOWED_DESTINATIONS="127.0.0.0/8",
+        HERALD_SLACK_BASE_URL=receiver.url,
+        HERALD_DELIVERY_TIMEOUT="2s",
+        HERALD_LOG=os.environ.get("HERALD_SDK_LOG", "info"),
+    )
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
+
+    def stop():
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+
+    atexit.register(stop)  # also when the session ends without running the finalizer
+    proxy = None
+    try:
+        def healthy():
+            if proc.poll() is not None:
+                raise AssertionError(f"herald exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                return requests.get(url + "/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until("herald to answer /healthz", healthy, timeout=30)
+        proxy = RecordingProxy.start(url)
+        h = Herald(url=url, sdk_url=proxy.url, log_path=log_path, receiver=receiver, proxy=proxy,
+                   keys={"admin": ADMIN_KEY}, integrations={})
+        _seed(h)
+        _CURRENT = h
+        yield h
+    finally:
+        _CURRENT = None
+        stop()
+        if proxy:
+            proxy.stop()
+        receiver.stop()
+        if schema:
+            try:
+                _psql(pg_base, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            except (subprocess.SubprocessError, OSError) as e:
+                print(f"could not drop {schema}: {e}", file=sys.stderr)
+        keep = os.environ.get("HERALD_SDK_KEEP")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(log_path, Path(keep) / f"herald-{backend}.log")
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed, over REST as the bootstrap admin:
+#
+#   users alice (ADMIN of team acme, MEMBER of acme-org), bob (VIEWER of acme), carol (ADMIN of
+#   team other), each with an API key;
+#   organization acme-org holding team acme, and the registry `model` (wandb-registry-model);
+#   project acme/vision with collection resnet (type model): v0, v1 (v1 with alias `staging`);
+#   v0 linked into acme-org/wandb-registry-model/classifiers;
+#   project other/sandbox;
+#   integrations (the receiver's paths): acme: webhook acme-hook (/hook/acme), webhook
+#   acme-fire (/hook/fire), Slack acme-slack (#ml-alerts in workspace acme-workspace, bot
+#   token, posted through HERALD_SLACK_BASE_URL to the receiver); acme-org: webhook org-hook
+#   (/hook/org), Slack org-slack (#registry); other: webhook other-hook (/hook/other).
+
+
+def _seed(h: Herald) -> None:
+    admin = h.rest()
+    for name in ("alice", "bob", "carol"):
+        created = admin.post("/users", {"username": name, "email": f"{name}@example.com"}, expect=201)
+        h.keys[name] = created["api_key"]
+    admin.post("/entities", {"name": "acme-org", "kind": "organization"}, expect=201)
+    admin.post("/entities", {"name": "acme", "kind": "team", "organization": "acme-org"}, expect=201)
+    admin.post("/entities", {"name": "other", "kind": "team"}, expect=201)
+    admin.put("/entities/acme/members/alice", {"role": "ADMIN"}, expect=200)
+    admin.put("/entities/acme/members/bob", {"role": "VIEWER"}, expect=200)
+    admin.put("/entities/acme-org/members/alice", {"role": "MEMBER"}, expect=200)
+    admin.put("/entities/other/members/carol", {"role": "ADMIN"}, expect=200)
+
+    admin.post("/entities/acme/projects", {"name": "vision"}, expect=201)
+    admin.post("/entities/other/projects", {"name": "sandbox"}, expect=201)
+    admin.post("/entities/acme-org/registries", {"name": "model"}, expect=201)
+    admin.post("/entities/acme/projects/vision/artifacts", {"collection": "resnet", "type": "model"}, expect=201)
+    admin.post("/entities/acme/projects/vision/artifacts",
+               {"collection": "resnet", "type": "model", "aliases": ["staging"]}, expect=201)
+    admin.post("/entities/acme/projects/vision/artifacts/resnet/versions/v0/links",
+               {"registry": "acme-org/model", "collection": "classifiers"}, expect=201)
+
+    admin.put("/entities/acme/secrets/SLACK_BOT", {"value": "xoxb-sdk-tests"}, expect=(200, 201, 204))
+    admin.put("/entities/acme-org/secrets/SLACK_BOT", {"value": "xoxb-sdk-tests-org"}, expect=(200, 201, 204))
+
+    def integration(entity: str, body: dict) -> None:
+        created = admin.post(f"/entities/{entity}/integrations", body, expect=201)
+        h.integrations[body["name"]] = created["id"]
+
+    r = h.receiver.url
+    integration("acme", {"kind": "webhook", "name": "acme-hook", "url": f"{r}/hook/acme"})
+    integration("acme", {"kind": "webhook", "name": "acme-fire", "url": f"{r}/hook/fire"})
+    integration("acme", {"kind": "slack", "name": "acme-slack", "channel_name": SLACK_CHANNEL,
+                         "workspace_name": SLACK_WORKSPACE, "bot_token_secret": "SLACK_BOT",
+                         "channel_id": "C0SDKTEST"})
+    integration("acme-org", {"kind": "webhook", "name": "org-hook", "url": f"{r}/hook/org"})
+    integration("acme-org", {"kind": "slack", "name": "org-slack", "channel_name": ORG_SLACK_CHANNEL,
+                             "workspace_name": SLACK_WORKSPACE, "bot_token_secret": "SLACK_BOT",
+                             "channel_id": "C0SDKORG"})
+    integration("other", {"kind": "webhook", "name": "other-hook", "url": f"{r}/hook/other"})
+
+
+# ---------------------------------------------------------------------------------------------
+# SDK clients
+
+
+def _api(h: Herald, user: str):
+    import wandb
+
+    return wandb.Api(overrides={"base_url": h.sdk_url}, api_key=h.keys[user], timeout=15)
+
+
+@pytest.fixture(scope="session")
+def api(herald):
+    """wandb.Api as alice, ADMIN of acme."""
+    return _api(herald, "alice")
+
+
+@pytest.fixture(scope="session")
+def bob_api(herald):
+    """wandb.Api as bob, VIEWER of acme."""
+    return _api(herald, "bob")
+
+
+@pytest.fixture(scope="session")
+def carol_api(herald):
+    """wandb.Api as carol, of the team `other` only."""
+    return _api(herald, "carol")
+
+
+@pytest.fixture(scope="session")
+def scopes(api):
+    """The seeded scopes, fetched through the SDK as alice."""
+    return {
+        "collection": api.artifact_collection("model", "acme/vision/resnet"),
+        "project": api.project("vision", entity="acme"),
+        "registry": api.registry("model", organization="acme-org"),
+        "portfolio": api.artifact_collection("model", "acme-org/wandb-registry-model/classifiers"),
+    }
+
+
+@pytest.fixture(scope="session")
+def integrations(api):
+    """The webhook (acme-hook, org-hook) and Slack integration of acme and acme-org, as the SDK
+    lists them."""
+    return {
+        entity: {
+            "webhook": next(h for h in api.webhook_integrations(entity=entity) if h.name == hook),
+            "slack": next(iter(api.slack_integrations(entity=entity))),
+        }
+        for entity, hook in (("acme", "acme-hook"), ("acme-org", "org-hook"))
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors():
+    """Whatever a test sends, herald never answers the SDK with a 5xx."""
+    mark = _CURRENT.proxy.mark() if _CURRENT else 0  # 0: the server starts with this test
+    yield
+    h = _CURRENT
+    if h is not None:
+        failed = [e.render() for e in h.proxy.since(mark) if e.status >= 500]
+        assert not failed, "herald answered with a server error:\n" + "\n".join(failed)
+
+
+@pytest.fixture
+def rest(herald):
+    return herald.rest()
+
+
+# ---------------------------------------------------------------------------------------------
+# A failing test's report carries the GraphQL exchanges it caused and the end of herald's log.
+
+
+def _mark(item, when):
+    h = _CURRENT
+    item.stash_marks = getattr(item, "stash_marks", {})
+    item.stash_marks[when] = h.proxy.mark() if h else 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    _mark(item, "setup")
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    _mark(item, "call")
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    h = _CURRENT
+    if report.when in ("setup", "call") and report.failed and h is not None:
+        mark = getattr(item, "stash_marks", {}).get(report.when, 0)
+        exchanges = h.proxy.since(mark)
+        text = "\n".join(e.render() for e in exchanges[-12:]) or "(none)"
+        if len(exchanges) > 12:
+            text = f"({len(exchanges) - 12} earlier ones left out)\n" + text
+        report.sections.append(("herald exchanges", text))
+        report.sections.append(("herald log", h.log_tail(40)))
