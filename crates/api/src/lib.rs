@@ -61,7 +61,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState, limits: RequestLimits) -> Router {
     let (routes, _) = routes::routes();
     routes
-        .route("/graphql", axum::routing::post(graphql::handler))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), wake_matcher))

@@ -51,17 +51,41 @@ pub fn sdl() -> String {
     schema().sdl()
 }
 
-/// The body as GraphQL-over-HTTP sends it. `operationName` arrives as `""` from the SDK's
-/// public documents; that means "the only operation", not one named "".
-#[derive(serde::Deserialize)]
+/// A GraphQL request as GraphQL-over-HTTP sends it. `operationName` arrives as `""` from the
+/// SDK's public documents; that means "the only operation", not one named "".
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Envelope {
+pub struct GraphqlRequest {
+    /// The GraphQL document.
     query: String,
+    /// Which of the document's operations to run; absent, null or empty for its only one.
     #[serde(default)]
     operation_name: Option<String>,
+    /// The operation's variables.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     variables: Option<serde_json::Value>,
-    #[serde(default)]
+}
+
+/// A GraphQL answer: `data` as the document selected it (null where a field failed), and
+/// `errors`, each naming what went wrong.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct GraphqlAnswer {
+    #[schema(value_type = Option<Object>)]
+    data: Option<serde_json::Value>,
+    errors: Option<Vec<GraphqlError>>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct GraphqlError {
+    message: String,
+    #[schema(value_type = Option<Vec<Object>>)]
+    locations: Option<Vec<serde_json::Value>>,
+    /// Field names and list indexes from the root to the field that failed.
+    path: Option<Vec<serde_json::Value>>,
+    /// `code` (`BAD_USER_INPUT`, `FORBIDDEN`, `NOT_FOUND`, `CONFLICT`, …) and, where it sets the
+    /// HTTP status, `status`.
+    #[schema(value_type = Option<Object>)]
     extensions: Option<serde_json::Value>,
 }
 
@@ -96,7 +120,18 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     res
 }
 
-/// `POST /graphql`.
+/// W&B's GraphQL API, for the `wandb` SDK: the schema is `docs/schema.graphql`. GraphQL
+/// errors travel with status 200, except a taken automation name (409) and an automation to
+/// update or delete that is not there or not the caller's (404), which the SDK reads from the
+/// status.
+#[utoipa::path(post, path = "/graphql", tag = "graphql", request_body = GraphqlRequest,
+    responses(
+        (status = 200, body = GraphqlAnswer, description = "Executed: `data`, and `errors` naming any problem."),
+        (status = 400, body = GraphqlAnswer, description = "Not a GraphQL request: the body is not JSON, has no `query`, has a key it does not know, or `variables` is not an object."),
+        (status = 401, body = GraphqlAnswer, description = "No API key, or not a valid one."),
+        (status = 404, body = GraphqlAnswer, description = "The automation to update or delete does not exist or is not the caller's."),
+        (status = 409, body = GraphqlAnswer, description = "The entity already has an automation of that name."),
+        (status = 415, body = GraphqlAnswer, description = "The body is not declared JSON (`Content-Type: application/json`).")))]
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let user = match crate::extract::caller_from_headers(&headers, &state).await {
         Ok(u) => u,
@@ -116,16 +151,10 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
             "send the GraphQL request as Content-Type: application/json",
         );
     }
-    let envelope: Envelope = match crate::extract::parse_json(&body) {
+    let envelope: GraphqlRequest = match crate::extract::parse_json(&body) {
         Ok(e) => e,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.message),
     };
-    if envelope.extensions.is_some_and(|e| !e.is_null()) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "request extensions (persisted queries) are not supported",
-        );
-    }
     let mut request = async_graphql::Request::new(envelope.query);
     if let Some(name) = envelope.operation_name.filter(|n| !n.is_empty()) {
         request = request.operation_name(name);

@@ -84,6 +84,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(automations::get_execution))
         .routes(routes!(automations::redeliver))
         .routes(routes!(automations::cancel_execution))
+        .routes(routes!(crate::graphql::handler))
         .split_for_parts();
     crate::openapi::finish(&mut doc);
     (router, doc)
