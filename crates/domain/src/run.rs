@@ -93,8 +93,25 @@ pub struct Run {
     pub tags: Vec<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: serde_json::Value,
+    /// The latest summary the `wandb` SDK sent (it replaces the whole summary each time).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub summary: serde_json::Value,
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Lines of each file the `wandb` SDK streams that herald accepted; internal.
+    #[serde(skip)]
+    pub lines: StreamedLines,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How many lines of each file_stream file were accepted: the next offset of each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamedLines {
+    pub history: i64,
+    pub log: i64,
+    pub events: i64,
 }
 
 /// Most rows accepted in one history batch.

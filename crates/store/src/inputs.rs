@@ -2,7 +2,7 @@
 
 use herald_domain::automation::{AutomationName, IntegrationName, SecretName, WebhookUrl};
 use herald_domain::names::{AliasName, ArtifactType, CollectionName, RunName, TagName, Username};
-use herald_domain::run::RunState;
+use herald_domain::run::{HistoryRow, RunState};
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,33 @@ pub struct NewRun {
     pub tags: Vec<TagName>,
     pub config: serde_json::Value,
     pub state: RunState,
+}
+
+/// W&B's UpsertBucket on a run that exists: each field given replaces the stored one; absent
+/// fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct RunPatch {
+    pub display_name: Option<String>,
+    pub tags: Option<Vec<TagName>>,
+    pub config: Option<serde_json::Value>,
+    pub notes: Option<String>,
+    /// The SDK resumes the run: a FINISHED or FAILED run is RUNNING again (as in W&B).
+    pub resume: bool,
+}
+
+/// One post to W&B's file_stream, parsed. Each file's lines start at its `offset`: lines the
+/// run already has are skipped, so a resent post adds nothing; a gap is refused.
+#[derive(Debug, Clone, Default)]
+pub struct StreamPost {
+    /// History lines from an offset: each a row, or `None` for a line with no value herald keeps.
+    pub history: Option<(i64, Vec<Option<HistoryRow>>)>,
+    /// The whole summary, replacing the stored one.
+    pub summary: Option<serde_json::Value>,
+    /// Console and system-metrics lines: from an offset, how many (herald counts them).
+    pub log: Option<(i64, i64)>,
+    pub events: Option<(i64, i64)>,
+    /// The run ended (`complete` with its exit code): FINISHED or FAILED.
+    pub exit: Option<RunState>,
 }
 
 /// What a history append stored.

@@ -29,8 +29,8 @@ use herald_domain::run::{HistoryRow, Run, RunState};
 pub use error::{StoreError, StoreResult};
 pub use inputs::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, HistoryPage, IntegrationPatch, LoggedHistory,
-    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUser, NewVersion,
-    StoredHistoryRow,
+    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUser, NewVersion, RunPatch,
+    StoredHistoryRow, StreamPost,
 };
 
 /// Users and their API keys.
@@ -229,6 +229,26 @@ pub trait RunStore: Send + Sync {
         id: &str,
         page: PageRequest,
     ) -> StoreResult<HistoryPage>;
+    /// The project and id of the run with row id `row`.
+    async fn run_by_row(&self, row: RunId) -> StoreResult<Option<(Project, String)>>;
+    /// W&B's UpsertBucket: creates run `id` (RUNNING) with what `patch` gives, or changes the
+    /// fields it gives of the existing run. Returns the run and whether it was created.
+    async fn upsert_run(
+        &self,
+        project: &Project,
+        author: &User,
+        id: &RunName,
+        patch: RunPatch,
+    ) -> StoreResult<(Run, bool)>;
+    /// Applies one file_stream post in one transaction: new history rows (a LOG_RUN_HISTORY
+    /// event), the summary, the line counts, and the final state (a RUN_STATE event).
+    async fn stream_run(
+        &self,
+        project: &Project,
+        author: &User,
+        id: &RunName,
+        post: StreamPost,
+    ) -> StoreResult<Run>;
 }
 
 /// The event log.

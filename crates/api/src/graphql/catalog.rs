@@ -40,10 +40,11 @@ pub const FEATURES: &[&str] = &[
     "QUERY_AUTOMATIONS_ON_ENTITY",
 ];
 
-pub struct Query;
+#[derive(Default)]
+pub struct CatalogQuery;
 
 #[Object]
-impl Query {
+impl CatalogQuery {
     /// The caller.
     async fn viewer(&self, ctx: &Context<'_>) -> UserNode {
         UserNode(parts(ctx).1.clone())
@@ -533,6 +534,10 @@ impl Organization {
     async fn name(&self) -> &str {
         &self.name
     }
+    /// CoreWeave's id for the organization: herald has none.
+    async fn core_weave_organization_id(&self) -> Option<String> {
+        None
+    }
     /// The organization's entity, where its registries are (null when the caller cannot see it).
     async fn org_entity(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<EntityNode>> {
         let (state, user) = parts(ctx);
@@ -643,6 +648,24 @@ impl ProjectNode {
         name: String,
     ) -> async_graphql::Result<Option<ArtifactCollection>> {
         collection_named(ctx, &self.0, &name, None).await
+    }
+    /// Run `name`, if the project has one.
+    async fn run(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<super::runs::RunNode>> {
+        super::runs::run_of(ctx, &self.0, &name).await
+    }
+    /// W&B's older name for `run`; `missingOk` is accepted (a missing run is null either way).
+    async fn bucket(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        missing_ok: Option<bool>,
+    ) -> async_graphql::Result<Option<super::runs::RunNode>> {
+        let _ = missing_ok;
+        super::runs::run_of(ctx, &self.0, &name).await
     }
     /// The automations on the project and on its collections.
     async fn triggers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TriggerNode>> {

@@ -15,6 +15,7 @@ mod inputs;
 mod mutations;
 mod page;
 mod project_filter;
+mod runs;
 mod scalars;
 mod triggers;
 
@@ -29,8 +30,16 @@ use crate::AppState;
 
 pub use errors::STATUS;
 
+/// The query root: the catalog and automations, and runs.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(catalog::CatalogQuery, runs::RunQuery);
+
+/// The mutation root: automations and integrations, and runs.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutations::AutomationMutation, runs::RunMutation);
+
 /// herald's GraphQL schema.
-pub type HeraldSchema = Schema<catalog::Query, mutations::Mutation, EmptySubscription>;
+pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Deepest selection accepted: the SDK's deepest (a trigger's integration through
 /// `viewer.projects`) is 9 levels.
@@ -40,7 +49,7 @@ const MAX_COMPLEXITY: usize = 2_000;
 
 /// The schema, with the limits every request runs under.
 pub fn schema() -> HeraldSchema {
-    Schema::build(catalog::Query, mutations::Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -155,6 +164,12 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
         Ok(e) => e,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.message),
     };
+    tracing::debug!(
+        operation = envelope.operation_name.as_deref().unwrap_or(""),
+        query = %envelope.query.chars().take(200).collect::<String>(),
+        variables = %envelope.variables.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        "graphql request"
+    );
     let mut request = async_graphql::Request::new(envelope.query);
     if let Some(name) = envelope.operation_name.filter(|n| !n.is_empty()) {
         request = request.operation_name(name);

@@ -17,7 +17,8 @@ use super::errors;
 use super::inputs::{self, *};
 use super::triggers::{GenericWebhookIntegration, IntegrationNode, TriggerNode};
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct AutomationMutation;
 
 #[derive(SimpleObject)]
 pub struct TriggerPayload {
@@ -42,7 +43,7 @@ pub struct GenericWebhookIntegrationPayload {
 const MISSING_TRIGGER: u16 = 404;
 
 #[Object]
-impl Mutation {
+impl AutomationMutation {
     /// Creates an automation in the entity holding its scope. MEMBER or above there.
     async fn create_filter_trigger(
         &self,

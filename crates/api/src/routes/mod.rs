@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod automations;
 pub mod entities;
 pub mod events;
+pub mod file_stream;
 pub mod integrations;
 pub mod ops;
 pub mod params;
@@ -85,6 +86,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(automations::redeliver))
         .routes(routes!(automations::cancel_execution))
         .routes(routes!(crate::graphql::handler))
+        .routes(routes!(file_stream::file_stream))
         .split_for_parts();
     crate::openapi::finish(&mut doc);
     (router, doc)

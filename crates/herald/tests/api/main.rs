@@ -14,3 +14,4 @@ mod slow_clients;
 #[path = "../support/mod.rs"]
 mod support;
 mod users_entities;
+mod wandb_runs;

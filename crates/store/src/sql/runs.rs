@@ -7,7 +7,7 @@ use herald_domain::catalog::{Project, User};
 use herald_domain::event::{EventType, NewEvent, PageRequest};
 use herald_domain::ids::RunId;
 use herald_domain::names::RunName;
-use herald_domain::run::{HistoryRow, Run, RunState, Transition};
+use herald_domain::run::{HistoryRow, Run, RunState, StreamedLines, Transition};
 use serde_json::json;
 
 use super::db::{params, values_sql, Columns, Conn, Value};
@@ -15,12 +15,14 @@ use super::events::insert_event;
 use super::{json_col, now_us, ts, SqlStore};
 use crate::error::conflict_on_unique;
 use crate::{
-    HistoryPage, LoggedHistory, NewRun, RunStore, StoreError, StoreResult, StoredHistoryRow,
+    EntityStore, HistoryPage, LoggedHistory, NewRun, RunPatch, RunStore, StoreError, StoreResult,
+    StoredHistoryRow, StreamPost,
 };
 
 const RUN_SELECT: &str =
-    "SELECT r.id, r.name, r.display_name, u.username, r.state, r.tags, r.config, r.created_at, \
-     r.updated_at FROM runs r JOIN users u ON u.id = r.user_id";
+    "SELECT r.id, r.name, r.display_name, u.username, r.state, r.tags, r.config, r.summary, \
+     r.notes, r.history_lines, r.log_lines, r.events_lines, r.created_at, r.updated_at \
+     FROM runs r JOIN users u ON u.id = r.user_id";
 
 /// History rows per INSERT statement (4 parameters each, far below SQLite's variable limit).
 const HISTORY_CHUNK: usize = 200;
@@ -38,6 +40,13 @@ fn run_from_row(project: &Project, row: &dyn Columns) -> StoreResult<Run> {
         state: RunState::from_db(&state).unwrap_or(RunState::Failed),
         tags: serde_json::from_value(tags).unwrap_or_default(),
         config: json_col(&row.text_required("config")?),
+        summary: json_col(&row.text_required("summary")?),
+        notes: row.text("notes")?,
+        lines: StreamedLines {
+            history: row.int_required("history_lines")?,
+            log: row.int_required("log_lines")?,
+            events: row.int_required("events_lines")?,
+        },
         created_at: ts(row.int_required("created_at")?),
         updated_at: ts(row.int_required("updated_at")?),
     })
@@ -77,40 +86,9 @@ fn run_event(t: EventType, project: &Project, run: &str, author: &User) -> NewEv
 #[async_trait]
 impl RunStore for SqlStore {
     async fn create_run(&self, project: &Project, author: &User, new: NewRun) -> StoreResult<Run> {
-        if project.is_registry {
-            return Err(StoreError::invalid(
-                "project",
-                format!("runs belong to projects, not to registry {}", project.name),
-            ));
-        }
         let now = now_us();
-        let display_name = new
-            .display_name
-            .clone()
-            .unwrap_or_else(|| new.id.to_string());
-        let (tags, config) = (json!(new.tags).to_string(), new.config.to_string());
         let mut tx = self.write().await?;
-        tx.execute(
-            "INSERT INTO runs (project_id, name, display_name, user_id, state, tags, config, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-            params![
-                project.id.0,
-                new.id.as_str(),
-                &display_name,
-                author.id.0,
-                new.state.as_str(),
-                &tags,
-                &config,
-                now
-            ],
-        )
-        .await
-        .map_err(conflict_on_unique(|| {
-            format!("run {:?} already exists in {}/{}", new.id.as_str(), project.entity, project.name)
-        }))?;
-        let mut e = run_event(EventType::RunState, project, new.id.as_str(), author);
-        e.body = json!({ "state": new.state, "previous_state": null });
-        insert_event(&mut tx, &e, now).await?;
+        insert_run(&mut tx, project, author, &new, None, now).await?;
         let run = find_run(&mut tx, project, new.id.as_str()).await?;
         tx.commit().await?;
         Ok(run)
@@ -142,19 +120,9 @@ impl RunStore for SqlStore {
         let now = now_us();
         let mut tx = self.write().await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
-        let (from, to) = match run.state.transition(state) {
-            Ok(Transition::Unchanged) => return Ok(run),
-            Ok(Transition::Changed { from, to }) => (from, to),
-            Err(e) => return Err(StoreError::conflict(format!("run {:?}: {e}", id.as_str()))),
-        };
-        tx.execute(
-            "UPDATE runs SET state = $1, updated_at = $2 WHERE id = $3",
-            params![to.as_str(), now, run.row_id.0],
-        )
-        .await?;
-        let mut e = run_event(EventType::RunState, project, id.as_str(), author);
-        e.body = json!({ "state": to, "previous_state": from });
-        insert_event(&mut tx, &e, now).await?;
+        if !change_state(&mut tx, project, author, &run, state, now).await? {
+            return Ok(run);
+        }
         let run = find_run(&mut tx, project, id.as_str()).await?;
         tx.commit().await?;
         Ok(run)
@@ -167,50 +135,16 @@ impl RunStore for SqlStore {
         id: &RunName,
         rows: &[HistoryRow],
     ) -> StoreResult<LoggedHistory> {
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        if rows.is_empty() {
             return Err(StoreError::invalid(
                 "rows",
                 "a history batch needs at least one row",
             ));
-        };
+        }
         let now = now_us();
-        let data: Vec<String> = rows
-            .iter()
-            .map(|row| serde_json::to_string(&row.values))
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::from)?;
         let mut tx = self.write().await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
-        if run.state.is_final() {
-            return Err(StoreError::conflict(format!(
-                "run {:?} is {}; history can only be logged while it is RUNNING",
-                id.as_str(),
-                run.state.as_str()
-            )));
-        }
-        let (first_seq, last_seq) = insert_history(&mut tx, run.row_id, rows, &data, now).await?;
-        let metrics: BTreeSet<&str> = rows
-            .iter()
-            .flat_map(|r| r.values.keys().map(|k| k.as_str()))
-            .collect();
-        let values: usize = rows.iter().map(|r| r.values.len()).sum();
-        let logged = LoggedHistory {
-            rows: rows.len(),
-            values,
-            first_step: first.step,
-            last_step: last.step,
-        };
-        let mut e = run_event(EventType::LogRunHistory, project, id.as_str(), author);
-        e.body = json!({
-            "rows": logged.rows,
-            "values": logged.values,
-            "first_step": logged.first_step,
-            "last_step": logged.last_step,
-            "first_seq": first_seq,
-            "last_seq": last_seq,
-            "metrics": metrics,
-        });
-        insert_event(&mut tx, &e, now).await?;
+        let logged = append_history(&mut tx, project, author, &run, rows, now).await?;
         tx.commit().await?;
         Ok(logged)
     }
@@ -232,6 +166,269 @@ impl RunStore for SqlStore {
             .await?;
         Ok(HistoryPage { rows })
     }
+
+    async fn run_by_row(&self, row: RunId) -> StoreResult<Option<(Project, String)>> {
+        let found = self
+            .read()
+            .await?
+            .fetch_optional(
+                "SELECT project_id, name FROM runs WHERE id = $1",
+                params![row.0],
+                |r| Ok((r.int_required("project_id")?, r.text_required("name")?)),
+            )
+            .await?;
+        let Some((project, name)) = found else {
+            return Ok(None);
+        };
+        let project = self
+            .project_by_id(herald_domain::ids::ProjectId(project))
+            .await?;
+        Ok(project.map(|p| (p, name)))
+    }
+
+    async fn upsert_run(
+        &self,
+        project: &Project,
+        author: &User,
+        id: &RunName,
+        patch: RunPatch,
+    ) -> StoreResult<(Run, bool)> {
+        let now = now_us();
+        let mut tx = self.write().await?;
+        let run = match find_run(&mut tx, project, id.as_str()).await {
+            Ok(run) => run,
+            Err(StoreError::NotFound(_)) => {
+                let new = NewRun {
+                    id: id.clone(),
+                    display_name: patch.display_name,
+                    tags: patch.tags.unwrap_or_default(),
+                    config: patch.config.unwrap_or_else(|| json!({})),
+                    state: RunState::Running,
+                };
+                insert_run(&mut tx, project, author, &new, patch.notes.as_deref(), now).await?;
+                let run = find_run(&mut tx, project, id.as_str()).await?;
+                tx.commit().await?;
+                return Ok((run, true));
+            }
+            Err(e) => return Err(e),
+        };
+        let tags = patch.tags.map(|t| json!(t).to_string());
+        let config = patch.config.map(|c| c.to_string());
+        tx.execute(
+            "UPDATE runs SET display_name = COALESCE($1, display_name), tags = COALESCE($2, tags), \
+             config = COALESCE($3, config), notes = COALESCE($4, notes), updated_at = $5 WHERE id = $6",
+            params![
+                patch.display_name.as_deref(),
+                tags.as_deref(),
+                config.as_deref(),
+                patch.notes.as_deref(),
+                now,
+                run.row_id.0
+            ],
+        )
+        .await?;
+        if patch.resume && run.state.is_final() {
+            // W&B lets a finished run be resumed; it is RUNNING until it ends again.
+            tx.execute(
+                "UPDATE runs SET state = $1 WHERE id = $2",
+                params![RunState::Running.as_str(), run.row_id.0],
+            )
+            .await?;
+            let mut e = run_event(EventType::RunState, project, id.as_str(), author);
+            e.body = json!({ "state": RunState::Running, "previous_state": run.state });
+            insert_event(&mut tx, &e, now).await?;
+        }
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        tx.commit().await?;
+        Ok((run, false))
+    }
+
+    async fn stream_run(
+        &self,
+        project: &Project,
+        author: &User,
+        id: &RunName,
+        post: StreamPost,
+    ) -> StoreResult<Run> {
+        let now = now_us();
+        let mut tx = self.write().await?;
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        let mut lines = run.lines;
+        if let Some((offset, rows)) = &post.history {
+            let skip = fresh_from("wandb-history.jsonl", lines.history, *offset, rows.len())?;
+            let new: Vec<HistoryRow> = rows[skip..].iter().flatten().cloned().collect();
+            if !new.is_empty() {
+                append_history(&mut tx, project, author, &run, &new, now).await?;
+            }
+            lines.history = lines.history.max(offset + rows.len() as i64);
+        }
+        for (name, file, count) in [
+            ("output.log", &post.log, &mut lines.log),
+            ("wandb-events.jsonl", &post.events, &mut lines.events),
+        ] {
+            if let Some((offset, n)) = file {
+                fresh_from(name, *count, *offset, *n as usize)?;
+                *count = (*count).max(offset + n);
+            }
+        }
+        let summary = post.summary.as_ref().map(|s| s.to_string());
+        tx.execute(
+            "UPDATE runs SET summary = COALESCE($1, summary), history_lines = $2, log_lines = $3, \
+             events_lines = $4, updated_at = $5 WHERE id = $6",
+            params![
+                summary.as_deref(),
+                lines.history,
+                lines.log,
+                lines.events,
+                now,
+                run.row_id.0
+            ],
+        )
+        .await?;
+        if let Some(state) = post.exit {
+            change_state(&mut tx, project, author, &run, state, now).await?;
+        }
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+}
+
+/// How many of `n` lines posted from `offset` the run already has (`have` so far); a post that
+/// starts past `have` would leave a gap, and is refused naming the file.
+fn fresh_from(file: &str, have: i64, offset: i64, n: usize) -> StoreResult<usize> {
+    if offset < 0 || offset > have {
+        return Err(StoreError::Invalid(herald_domain::InvalidInput::new(
+            format!("files.{file}.offset"),
+            format!(
+                "offset {offset} leaves a gap: {have} lines of {file} were received so far, so the next starts at {have}"
+            ),
+        )));
+    }
+    Ok(((have - offset) as usize).min(n))
+}
+
+/// Inserts run `new` with its RUN_STATE event.
+async fn insert_run(
+    tx: &mut Conn<'_>,
+    project: &Project,
+    author: &User,
+    new: &NewRun,
+    notes: Option<&str>,
+    now: i64,
+) -> StoreResult<()> {
+    if project.is_registry {
+        return Err(StoreError::invalid(
+            "project",
+            format!("runs belong to projects, not to registry {}", project.name),
+        ));
+    }
+    let display_name = new
+        .display_name
+        .clone()
+        .unwrap_or_else(|| new.id.to_string());
+    let (tags, config) = (json!(new.tags).to_string(), new.config.to_string());
+    tx.execute(
+        "INSERT INTO runs (project_id, name, display_name, user_id, state, tags, config, notes, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        params![
+            project.id.0,
+            new.id.as_str(),
+            &display_name,
+            author.id.0,
+            new.state.as_str(),
+            &tags,
+            &config,
+            notes,
+            now
+        ],
+    )
+    .await
+    .map_err(conflict_on_unique(|| {
+        format!("run {:?} already exists in {}/{}", new.id.as_str(), project.entity, project.name)
+    }))?;
+    let mut e = run_event(EventType::RunState, project, new.id.as_str(), author);
+    e.body = json!({ "state": new.state, "previous_state": null });
+    insert_event(tx, &e, now).await?;
+    Ok(())
+}
+
+/// Moves `run` to `to` with its RUN_STATE event; false when it already was there.
+async fn change_state(
+    tx: &mut Conn<'_>,
+    project: &Project,
+    author: &User,
+    run: &Run,
+    to: RunState,
+    now: i64,
+) -> StoreResult<bool> {
+    let (from, to) = match run.state.transition(to) {
+        Ok(Transition::Unchanged) => return Ok(false),
+        Ok(Transition::Changed { from, to }) => (from, to),
+        Err(e) => return Err(StoreError::conflict(format!("run {:?}: {e}", run.id))),
+    };
+    tx.execute(
+        "UPDATE runs SET state = $1, updated_at = $2 WHERE id = $3",
+        params![to.as_str(), now, run.row_id.0],
+    )
+    .await?;
+    let mut e = run_event(EventType::RunState, project, &run.id, author);
+    e.body = json!({ "state": to, "previous_state": from });
+    insert_event(tx, &e, now).await?;
+    Ok(true)
+}
+
+/// Appends `rows` to RUNNING `run`'s history with their LOG_RUN_HISTORY event.
+async fn append_history(
+    tx: &mut Conn<'_>,
+    project: &Project,
+    author: &User,
+    run: &Run,
+    rows: &[HistoryRow],
+    now: i64,
+) -> StoreResult<LoggedHistory> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Err(StoreError::invalid(
+            "rows",
+            "a history batch needs at least one row",
+        ));
+    };
+    if run.state.is_final() {
+        return Err(StoreError::conflict(format!(
+            "run {:?} is {}; history can only be logged while it is RUNNING",
+            run.id,
+            run.state.as_str()
+        )));
+    }
+    let data: Vec<String> = rows
+        .iter()
+        .map(|row| serde_json::to_string(&row.values))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::from)?;
+    let (first_seq, last_seq) = insert_history(tx, run.row_id, rows, &data, now).await?;
+    let metrics: BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.values.keys().map(|k| k.as_str()))
+        .collect();
+    let values: usize = rows.iter().map(|r| r.values.len()).sum();
+    let logged = LoggedHistory {
+        rows: rows.len(),
+        values,
+        first_step: first.step,
+        last_step: last.step,
+    };
+    let mut e = run_event(EventType::LogRunHistory, project, &run.id, author);
+    e.body = json!({
+        "rows": logged.rows,
+        "values": logged.values,
+        "first_step": logged.first_step,
+        "last_step": logged.last_step,
+        "first_seq": first_seq,
+        "last_seq": last_seq,
+        "metrics": metrics,
+    });
+    insert_event(tx, &e, now).await?;
+    Ok(logged)
 }
 
 /// Inserts history rows (their values as JSON in `data`); returns the first and last

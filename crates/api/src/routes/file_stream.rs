@@ -1,0 +1,137 @@
+//! `POST /files/{entity}/{project}/{run}/file_stream`: where the `wandb` SDK streams a run's
+//! history, summary, console and system metrics, and finally its exit code. Each file's lines
+//! carry an offset; lines the run already has are skipped (the SDK resends a post it got no
+//! answer to), and a post starting past them is refused, so nothing is lost or doubled.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use herald_domain::catalog::Role;
+use herald_domain::names::RunName;
+use herald_domain::wandb_run::{exit_state, history_line};
+use herald_domain::InvalidInput;
+use herald_engine::access;
+use herald_store::StreamPost;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::params::RunPath;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::AppState;
+
+/// Most lines of one file in one post.
+const MAX_LINES: usize = 100_000;
+
+/// One post, as wandb-core sends it. Keys herald has no use for (`uploaded`, `preempting`,
+/// `dropped`) are accepted and ignored.
+#[derive(Deserialize, ToSchema)]
+pub struct FileStreamPost {
+    /// File name → the lines appended from `offset` (0-based line number of the first).
+    #[serde(default)]
+    pub files: BTreeMap<String, FileChunk>,
+    /// The run ended; `exitcode` says how (0: FINISHED, anything else: FAILED).
+    #[serde(default)]
+    pub complete: bool,
+    pub exitcode: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileChunk {
+    #[schema(minimum = 0)]
+    pub offset: i64,
+    #[schema(max_items = 100000)]
+    pub content: Vec<String>,
+}
+
+/// What herald answers: nothing the SDK needs.
+#[derive(serde::Serialize, ToSchema)]
+pub struct FileStreamAnswer {}
+
+/// Streams a run's files, as the `wandb` SDK does. MEMBER or above.
+#[utoipa::path(post, path = "/files/{entity}/{project}/{run}/file_stream", tag = "wandb", request_body = FileStreamPost,
+    params(RunPath),
+    responses((status = 200, body = FileStreamAnswer),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "History for a run that already ended.")))]
+pub async fn file_stream(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
+    ApiJson(body): ApiJson<FileStreamPost>,
+) -> ApiResult<Json<FileStreamAnswer>> {
+    let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
+    let run = RunName::parse(&run).map_err(|e| e.at("run"))?;
+    let post = parse_post(body)?;
+    state.store.stream_run(&project, &user, &run, post).await?;
+    Ok(Json(FileStreamAnswer {}))
+}
+
+fn parse_post(body: FileStreamPost) -> Result<StreamPost, InvalidInput> {
+    let mut post = StreamPost::default();
+    for (name, chunk) in body.files {
+        let at = |field: &str| format!("files.{name}.{field}");
+        if chunk.offset < 0 {
+            return Err(InvalidInput::new(at("offset"), "offset must be ≥ 0"));
+        }
+        if chunk.content.len() > MAX_LINES {
+            return Err(InvalidInput::new(
+                at("content"),
+                format!(
+                    "{} lines in one post; the limit is {MAX_LINES}",
+                    chunk.content.len()
+                ),
+            ));
+        }
+        let count = chunk.content.len() as i64;
+        match name.as_str() {
+            "wandb-history.jsonl" => {
+                let rows = chunk
+                    .content
+                    .iter()
+                    .enumerate()
+                    .map(|(i, line)| {
+                        history_line(line, chunk.offset + i as i64).map_err(|e| {
+                            let field = if e.path.is_empty() {
+                                format!("content[{i}]")
+                            } else {
+                                format!("content[{i}].{}", e.path)
+                            };
+                            InvalidInput::new(at(&field), e.message)
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                post.history = Some((chunk.offset, rows));
+            }
+            // The whole summary, one line, replacing the last.
+            "wandb-summary.json" => {
+                if let Some(last) = chunk.content.last() {
+                    let v: serde_json::Value = serde_json::from_str(last).map_err(|e| {
+                        InvalidInput::new(at("content"), format!("the summary is not JSON: {e}"))
+                    })?;
+                    if !v.is_object() {
+                        return Err(InvalidInput::new(
+                            at("content"),
+                            "the summary must be a JSON object",
+                        ));
+                    }
+                    post.summary = Some(v);
+                }
+            }
+            "output.log" => post.log = Some((chunk.offset, count)),
+            "wandb-events.jsonl" => post.events = Some((chunk.offset, count)),
+            // Other files are the SDK's business; herald keeps none of them.
+            _ => {}
+        }
+    }
+    if body.complete {
+        post.exit = Some(exit_state(body.exitcode.unwrap_or(0)));
+    }
+    Ok(post)
+}
