@@ -1,0 +1,172 @@
+"""Unchanged W&B training scripts log into herald: each script below runs in its own Python
+process with only WANDB_BASE_URL and WANDB_API_KEY pointing it at herald, and the run, its
+history and its end state are then read back over REST and through the public API, while the
+automations made through the SDK fire on what the script logged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from wandb.automations import OnRunMetric, OnRunState, RunEvent, SendWebhook
+
+from herald_sdk import wait_until
+
+WAIT = 20
+
+
+def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0) -> str:
+    """Runs `body` as a training script as `user`; returns its stdout."""
+    # Straight to herald: the recording proxy reads Content-Length bodies only, and wandb-core
+    # streams some bodies chunked.
+    # The script gets a wandb service of its own: the one this test process started (for its
+    # `wandb.Api`) announces itself in the environment, and a script sharing it would leave its
+    # run to that service's teardown.
+    env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
+    env.update(WANDB_BASE_URL=herald.url, WANDB_API_KEY=herald.keys[user], WANDB_SILENT="true",
+               WANDB_CONSOLE="off")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == expect_exit, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _hook(api, name):
+    return next(h for h in api.webhook_integrations(entity="acme") if h.name == name)
+
+
+def _for(automation, **fields):
+    """A receiver match (called under the receiver's lock): a POST to /hook/fire whose JSON names
+    `automation` and holds `fields`."""
+    def match(r):
+        try:
+            body = r.json()
+        except ValueError:
+            return False
+        return (r.path == "/hook/fire" and isinstance(body, dict) and body.get("automation") == automation
+                and all(body.get(k) == v for k, v in fields.items()))
+    return match
+
+
+def _posts_for(herald, automation):
+    return [r for r in herald.receiver.posts_to("/hook/fire") if _for(automation)(r)]
+
+
+def test_a_finished_run_logs_config_history_and_summary_and_fires_while_training(api, herald, scopes):
+    api.create_automation(
+        OnRunMetric(scope=scopes["project"], filter=RunEvent.metric("train_loss").avg(5) < 0.1)
+        >> SendWebhook.from_integration(_hook(api, "acme-fire"),
+                                        payload={"automation": "${automation_name}", "run": "${run_id}",
+                                                 "metric": "${metric_name}"}),
+        name="training converged",
+    )
+    out = run_script(herald, """
+        import wandb
+        run = wandb.init(entity="acme", project="vision", name="baseline", config={"lr": 0.1}, tags=["nightly"])
+        for step in range(100):
+            wandb.log({"train_loss": 1.0 / (step + 1), "acc": step / 100, "train": {"epoch": step // 10}})
+        run.summary["best_acc"] = 0.99
+        run.finish()
+        print(run.id)
+    """)
+    run_id = out.strip().splitlines()[-1]
+    alice = herald.rest("alice")
+    run = alice.get(f"/entities/acme/projects/vision/runs/{run_id}")
+    assert run["state"] == "FINISHED"
+    assert run["display_name"] == "baseline"
+    assert run["config"] == {"lr": 0.1}
+    assert run["tags"] == ["nightly"]
+    assert run["summary"]["best_acc"] == 0.99
+    rows = alice.get(f"/entities/acme/projects/vision/runs/{run_id}/history?limit=1000")["rows"]
+    assert [r["step"] for r in rows] == list(range(100))
+    assert set(rows[0]["values"]) == {"train_loss", "acc", "train.epoch"}
+
+    got = herald.receiver.wait_for("the converged webhook", _for("training converged"), timeout=WAIT)
+    assert got.json() == {"automation": "training converged", "run": run_id, "metric": "train_loss"}
+    # Once per run, whatever the steps that follow.
+    assert len(_posts_for(herald, "training converged")) == 1
+
+    # The public API reads back what the script logged.
+    public = api.run(f"acme/vision/{run_id}")
+    assert public.state == "finished"
+    assert public.config == {"lr": 0.1}
+    assert public.summary["best_acc"] == 0.99
+    history = public.history(pandas=False)
+    assert len(history) == 100
+    assert history[-1]["train_loss"] == 0.01 and history[-1]["_step"] == 99
+
+
+def test_a_failing_run_ends_failed_and_fires_its_state_automation(api, herald, scopes):
+    api.create_automation(
+        OnRunState(scope=scopes["project"], filter=RunEvent.state.eq("failed"))
+        >> SendWebhook.from_integration(_hook(api, "acme-fire"),
+                                        payload={"automation": "${automation_name}", "run": "${run_id}"}),
+        name="training failed",
+    )
+    run_script(herald, """
+        import wandb
+        wandb.init(entity="acme", project="vision", id="crashes")
+        wandb.log({"loss": 5.0})
+        raise RuntimeError("out of memory")
+    """, expect_exit=1)
+    run_script(herald, """
+        import wandb
+        run = wandb.init(entity="acme", project="vision", id="exits-one")
+        wandb.log({"loss": 5.0})
+        run.finish(exit_code=1)
+    """)
+    alice = herald.rest("alice")
+    for run_id in ("crashes", "exits-one"):
+        # After an uncaught exception the SDK's service process may send the last post after the
+        # script itself has exited.
+        wait_until(f"{run_id} to end FAILED",
+                   lambda: alice.get(f"/entities/acme/projects/vision/runs/{run_id}")["state"] == "FAILED" or None,
+                   timeout=WAIT)
+        herald.receiver.wait_for(f"the failure webhook of {run_id}", _for("training failed", run=run_id),
+                                 timeout=WAIT)
+
+
+def test_a_run_without_entity_logs_into_the_callers_own(herald):
+    out = run_script(herald, """
+        import wandb
+        run = wandb.init(project="scratch")
+        wandb.log({"loss": 1.0})
+        run.finish()
+        print(run.entity, run.id)
+    """)
+    entity, run_id = out.strip().splitlines()[-1].split()
+    assert entity == "alice"
+    run = herald.rest("alice").get(f"/entities/alice/projects/scratch/runs/{run_id}")
+    assert run["state"] == "FINISHED"
+
+
+def test_a_resumed_run_continues_its_history_without_doubling_it(herald):
+    first = """
+        import wandb
+        run = wandb.init(entity="acme", project="vision", id="resumable")
+        for i in range(5):
+            wandb.log({"loss": float(i)})
+        run.finish()
+    """
+    run_script(herald, first)
+    run_script(herald, """
+        import wandb
+        run = wandb.init(entity="acme", project="vision", id="resumable", resume="must")
+        for i in range(5):
+            wandb.log({"loss": 10.0 + i})
+        run.finish()
+    """)
+    rows = herald.rest("alice").get("/entities/acme/projects/vision/runs/resumable/history?limit=1000")["rows"]
+    assert [(r["step"], r["values"]["loss"]) for r in rows] == [
+        (0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 10.0), (6, 11.0), (7, 12.0), (8, 13.0), (9, 14.0)]
+    # A run that does not exist cannot be resumed.
+    err = run_script(herald, """
+        import wandb
+        try:
+            wandb.init(entity="acme", project="vision", id="never-was", resume="must")
+        except Exception as e:
+            print("REFUSED", type(e).__name__)
+    """)
+    assert "REFUSED" in err
