@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod ops;
 pub mod params;
 pub mod runs;
+pub mod storage;
 pub mod users;
 
 use axum::Router;
@@ -85,6 +86,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(automations::redeliver))
         .routes(routes!(automations::cancel_execution))
         .routes(routes!(crate::graphql::handler))
+        .routes(routes!(storage::upload, storage::download))
         .split_for_parts();
     crate::openapi::finish(&mut doc);
     (router, doc)
