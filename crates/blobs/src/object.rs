@@ -27,6 +27,8 @@ use crate::BlobKey;
 pub const CHUNK: usize = 8 * 1024 * 1024;
 /// Parts of one upload being written at once.
 pub const PARTS_IN_FLIGHT: usize = 2;
+/// How much of a local file a download reads at a time.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Limits on what a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,10 +195,14 @@ impl BlobStore for ObjectBlobStore {
         match self.inner.get(&key.object_path()).await {
             Ok(got) => {
                 let size = got.meta.size;
-                let stream = got
-                    .into_stream()
-                    .map(|r| r.map_err(std::io::Error::other))
-                    .boxed();
+                let stream = match got.payload {
+                    // object_store reads a local file 8 KiB per blocking task; reads of 256 KiB
+                    // serve a download at more than twice the rate.
+                    object_store::GetResultPayload::File(file, _) => read_file(file),
+                    object_store::GetResultPayload::Stream(s) => {
+                        s.map(|r| r.map_err(std::io::Error::other)).boxed()
+                    }
+                };
                 Ok(Some(Blob { size, stream }))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -225,6 +231,20 @@ impl BlobStore for ObjectBlobStore {
             Err(e) => Err(backend(e)),
         }
     }
+}
+
+/// A local file's bytes from where it is open, [`READ_CHUNK`] at a time.
+fn read_file(file: std::fs::File) -> ByteStream {
+    use tokio::io::AsyncReadExt as _;
+    let file = tokio::fs::File::from_std(file);
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        let mut buf = bytes::BytesMut::with_capacity(READ_CHUNK);
+        match file.read_buf(&mut buf).await? {
+            0 => Ok(None),
+            _ => Ok(Some((buf.freeze(), file))),
+        }
+    })
+    .boxed()
 }
 
 /// What an upload is checked against as its bytes arrive.
