@@ -89,3 +89,29 @@ impl utoipa::PartialSchema for MetricValues {
 }
 
 impl utoipa::ToSchema for MetricValues {}
+
+string_rule!(
+    /// A blob key: `md5/<32 lowercase hex digits>` (an artifact file, by its content),
+    /// `runs/<run id>/<file name>` or `artifacts/<artifact id>/<file name>`, at most 1024 bytes.
+    /// A file name's `/`-separated segments are not empty, `.` or `..`, and hold no control
+    /// character or backslash.
+    BlobKeyPath,
+    r"^(md5/[0-9a-f]{32}|(runs|artifacts)/[1-9][0-9]{0,18}/[^\x00-\x1f\x7f-\x9f\\]{1,1000})$",
+    1,
+    1024
+);
+
+/// Raw bytes, as uploaded and downloaded.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Binary {}

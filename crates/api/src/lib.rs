@@ -1,5 +1,6 @@
 //! herald's HTTP API: the REST routes under `/api/v1`, their OpenAPI document, health checks,
-//! and the layers every request passes (request ids, tracing, body limit). Handlers translate
+//! the signed file URLs under `/storage/v1`, and the layers every request passes (request ids,
+//! tracing, body limit). Handlers translate
 //! requests into engine and store calls and nothing more; extractors do authentication and
 //! parsing.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
 use herald_engine::auth::Authenticator;
+use herald_engine::blobs::Blobs;
 use herald_engine::Engine;
 use herald_store::Store;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -41,16 +43,21 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// `POST /graphql`'s schema, built once.
     pub graphql: graphql::HeraldSchema,
+    /// Files (run files, artifact files and manifests) and the signed URLs clients reach them
+    /// by: `presign_upload`, `presign_download`, `exists`, `open`, `read`.
+    pub blobs: Arc<Blobs>,
 }
 
 impl AppState {
-    /// The state of a server on `store`, authenticating API keys against it.
-    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
+    /// The state of a server on `store`, authenticating API keys against it, keeping files in
+    /// `blobs`.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, blobs: Arc<Blobs>) -> Self {
         Self {
             auth: Arc::new(Authenticator::new(store.clone())),
             graphql: graphql::schema(),
             store,
             engine,
+            blobs,
         }
     }
 }

@@ -3,6 +3,12 @@
 //! body must arrive whole within the body timeout, however slowly its bytes trickle in. Without
 //! these a client declaring two megabytes and sending ten bytes held a request (and its
 //! connection) open for as long as it liked.
+//!
+//! Uploads to `/storage/v1/…` are the exception: a file may be gigabytes, so neither limit
+//! fits. Their size is bounded by the blob store's own per-file limit (declared or counted as
+//! the bytes arrive), and their time by an idle timeout: the body timeout runs from the last
+//! bytes received rather than from the headers, so an upload may take as long as it needs while
+//! it keeps moving.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -35,18 +41,29 @@ impl Default for RequestLimits {
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTimedOut(pub Duration);
 
-/// Refuses an oversized declared body, and gives the body a deadline.
+/// No part of an upload arrived for this long.
+#[derive(Debug, thiserror::Error)]
+#[error("no part of the upload arrived for {0:?}")]
+pub struct UploadStalled(pub Duration);
+
+/// Whether `req` is an upload to the blob store, exempt from the body size limit.
+fn is_upload(req: &axum::extract::Request) -> bool {
+    req.method() == axum::http::Method::PUT
+        && req
+            .uri()
+            .path()
+            .starts_with(herald_engine::blobs::STORAGE_PATH)
+}
+
+/// Refuses an oversized declared body, and gives the body a deadline (an upload, an idle
+/// timeout).
 pub async fn bound_body(
     axum::extract::State(limits): axum::extract::State<RequestLimits>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
+    let upload = is_upload(&req);
+    if !upload && declared_length(req.headers()).is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
         return payload_too_large().into_response();
     }
     let (parts, body) = req.into_parts();
@@ -54,9 +71,18 @@ pub async fn bound_body(
         inner: body,
         sleep: Box::pin(tokio::time::sleep(limits.body_timeout)),
         timeout: limits.body_timeout,
+        idle: upload,
     });
     next.run(axum::extract::Request::from_parts(parts, body))
         .await
+}
+
+/// The body's length as its `Content-Length` declares it.
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// The 413 answer, for a declared or an actual body over the limit.
@@ -71,11 +97,13 @@ pub(crate) fn payload_too_large() -> ApiError {
     )
 }
 
-/// A body that fails once its deadline passes before its end.
+/// A body that fails once its deadline passes before its end; with `idle`, the deadline moves
+/// on with each frame received.
 struct Deadline {
     inner: Body,
     sleep: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
+    idle: bool,
 }
 
 impl HttpBody for Deadline {
@@ -87,10 +115,19 @@ impl HttpBody for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if self.idle {
+                let next = tokio::time::Instant::now() + self.timeout;
+                self.sleep.as_mut().reset(next);
+            }
             return Poll::Ready(frame);
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.timeout)))));
+            let e = if self.idle {
+                axum::Error::new(UploadStalled(self.timeout))
+            } else {
+                axum::Error::new(BodyTimedOut(self.timeout))
+            };
+            return Poll::Ready(Some(Err(e)));
         }
         Poll::Pending
     }

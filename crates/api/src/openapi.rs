@@ -11,11 +11,11 @@ use utoipa::{Modify, OpenApi};
 /// What the routes' annotations do not say; they add the paths and the schemas they use.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes); no string in a body, path or query may hold the NUL character (U+0000)."),
+    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes), apart from file uploads to `/storage/v1`; no string in a body, path or query may hold the NUL character (U+0000)."),
     components(schemas(
         crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label,
         herald_domain::automation::SecretName, herald_domain::automation::IntegrationName,
-        herald_domain::automation::AutomationName, crate::doc::DisplayName,
+        herald_domain::automation::AutomationName, crate::doc::DisplayName, crate::doc::BlobKeyPath,
     )),
     security(("bearer" = []), ("basic" = [])),
 )]
@@ -23,9 +23,20 @@ pub struct ApiDoc;
 
 /// Completes the document the route table collected.
 pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    spell_wildcards(doc);
     Security.modify(doc);
     ErrorResponses.modify(doc);
     Links.modify(doc);
+}
+
+/// A route that takes the rest of the path (`/storage/v1/{*key}`) is written as axum matches
+/// it; OpenAPI names its parameter `{key}`.
+fn spell_wildcards(doc: &mut utoipa::openapi::OpenApi) {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
 }
 
 struct Security;
@@ -47,8 +58,9 @@ impl Modify for Security {
 /// Adds the error answers that follow from an operation's shape, so that no handler can
 /// forget one: 401 wherever a key is required, 400 wherever there is a body or a parameter to
 /// get wrong (a path or query value holding `%00` is one), 404 wherever a path names something,
-/// and 413 and 415 wherever a body is read. Answers that depend on what a handler does (403 for
-/// a role too low, 409 for a conflict) are in the handlers' own annotations.
+/// 413 wherever a body is read, and 415 wherever it must be JSON. Answers that depend on what a
+/// handler does (403 for a role too low, 409 for a conflict) are in the handlers' own
+/// annotations.
 struct ErrorResponses;
 
 impl Modify for ErrorResponses {
@@ -98,6 +110,13 @@ impl Modify for ErrorResponses {
                         413,
                         "The body is over the limit of 1 MiB (1048576 bytes).",
                     );
+                }
+                // Uploads of raw bytes (`application/octet-stream`) take any content type.
+                let json_body = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                if json_body {
                     error(
                         op,
                         415,

@@ -56,6 +56,19 @@ impl MasterKey {
         B64.encode(self.0)
     }
 
+    /// A 32-byte key for one `purpose` (such as signing blob URLs), derived from the master
+    /// key as HMAC-SHA256(master key, `"herald-subkey:" ‖ purpose`): each use gets a key of its
+    /// own, none can be turned back into the master key, and the sealing key is used for
+    /// nothing else.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"herald-subkey:");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
     }
@@ -148,5 +161,15 @@ mod tests {
         ));
         assert!(MasterKey::parse("not a key!").is_err());
         assert_eq!(format!("{k:?}"), "MasterKey(***)");
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_from_the_master_key() {
+        let k = MasterKey::generate();
+        let a = k.derive("blob-urls");
+        assert_eq!(a, k.derive("blob-urls"), "deterministic");
+        assert_ne!(a, k.derive("other"));
+        assert_ne!(a, k.0);
+        assert_ne!(a, MasterKey::generate().derive("blob-urls"));
     }
 }

@@ -1,11 +1,12 @@
-//! The server assembled: store, API and (later) engine workers, on a listener the caller may
-//! have bound already, so tests run the real app on port 0.
+//! The server assembled: store, blob store, API and engine workers, on a listener the caller
+//! may have bound already, so tests run the real app on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_api::AppState;
+use herald_engine::blobs::Blobs;
 use herald_engine::secrets::MasterKey;
 use herald_engine::Engine;
 use herald_store::sql::{SqlOptions, SqlStore, SqliteSync};
@@ -27,6 +28,7 @@ pub struct App {
     address: SocketAddr,
     store: Arc<SqlStore>,
     engine: Arc<Engine>,
+    blobs: Arc<Blobs>,
     run_engine: bool,
     limits: ServerLimits,
     admin_key: Option<String>,
@@ -68,14 +70,16 @@ impl App {
             write_private(&config.data_dir.join(ADMIN_KEY_FILE), key)?;
         }
         let master_key = load_master_key(config)?;
+        let address = listener.local_addr()?;
+        let blobs = open_blobs(config, &master_key, address).await?;
         let dyn_store: Arc<dyn Store> = store.clone();
         let engine = Engine::new(dyn_store, master_key, config.delivery_config()?);
-        let address = listener.local_addr()?;
         Ok(Self {
             listener,
             address,
             store,
             engine,
+            blobs,
             run_engine: config.engine,
             limits: config.server.limits()?,
             admin_key,
@@ -97,11 +101,16 @@ impl App {
         self.engine.clone()
     }
 
+    /// The blob store and its signed URLs, for tests that make URLs as the GraphQL API will.
+    pub fn blobs(&self) -> Arc<Blobs> {
+        self.blobs.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests and closes the store.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store: Arc<dyn Store> = self.store.clone();
         let router = herald_api::router(
-            AppState::new(store, self.engine.clone()),
+            AppState::new(store, self.engine.clone(), self.blobs.clone()),
             herald_api::RequestLimits {
                 body_timeout: self.limits.body_timeout,
             },
@@ -129,6 +138,27 @@ impl App {
         tracing::info!("herald stopped");
         Ok(())
     }
+}
+
+/// Opens the blob store (`storage.blobs`), its URLs signed under `master` and rooted at the
+/// public URL, or at `http://<address>` when none is configured.
+async fn open_blobs(
+    config: &Config,
+    master: &MasterKey,
+    address: SocketAddr,
+) -> anyhow::Result<Arc<Blobs>> {
+    let settings = &config.storage.blobs;
+    let location = settings.location(&config.data_dir)?;
+    let store = herald_blobs::open(&location, settings.limits()).await?;
+    let base = config.public_base(address);
+    if config.public_url.is_empty() && address.ip().is_unspecified() {
+        tracing::warn!(
+            "public_url is not set: file URLs name {base}, which clients on other machines cannot reach; set HERALD_PUBLIC_URL"
+        );
+    }
+    tracing::info!(blobs = %location.describe(), public_url = %base, "blob store open");
+    let blobs = Blobs::new(Arc::new(store), master, &base, settings.lifetimes())?;
+    Ok(Arc::new(blobs))
 }
 
 /// The master key from the configuration, or from the key file (created on first start).

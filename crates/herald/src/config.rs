@@ -20,6 +20,9 @@ use herald_engine::delivery::DeliveryConfig;
 use herald_engine::secrets::MasterKey;
 use serde::{Deserialize, Serialize};
 
+mod blobs;
+pub use blobs::{BlobSettings, ByteSize, TotalSize};
+
 /// The defaults, embedded.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -55,8 +58,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub delivery: DeliverySettings,
     pub slack: SlackSettingsFile,
-    /// The herald server's public base URL, for links in Slack messages; empty means
-    /// `http://<listen>`.                                                   (HERALD_PUBLIC_URL)
+    /// The herald server's public base URL, for links in Slack messages and the file URLs
+    /// clients upload to and download from; empty means `http://<listen>`. (HERALD_PUBLIC_URL)
     pub public_url: String,
     /// Whether this process runs the matcher and the delivery workers. `false` makes an
     /// API-only replica: it accepts and stores events, and another process sharing the
@@ -134,6 +137,8 @@ pub enum LogFormat {
 pub struct StorageConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     pub max_connections: u32,
+    /// Files: run files, artifact files and manifests.
+    pub blobs: BlobSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +248,20 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("HERALD_LOG_FORMAT", "log.format"),
     ("HERALD_SQLITE_SYNCHRONOUS", "storage.sqlite_synchronous"),
     ("HERALD_DB_MAX_CONNECTIONS", "storage.max_connections"),
+    ("HERALD_BLOBS_URL", "storage.blobs.url"),
+    ("HERALD_BLOBS_MAX_FILE_SIZE", "storage.blobs.max_file_size"),
+    (
+        "HERALD_BLOBS_MAX_TOTAL_SIZE",
+        "storage.blobs.max_total_size",
+    ),
+    (
+        "HERALD_BLOBS_UPLOAD_URL_TTL",
+        "storage.blobs.upload_url_ttl",
+    ),
+    (
+        "HERALD_BLOBS_DOWNLOAD_URL_TTL",
+        "storage.blobs.download_url_ttl",
+    ),
     ("HERALD_BOOTSTRAP_API_KEY", "bootstrap_api_key"),
     ("HERALD_MASTER_KEY", "master_key"),
     (
@@ -299,20 +318,20 @@ impl Provider for EnvLayer {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
         for (key, v) in &self.0 {
-            let value = Value::from(v.clone());
-            match key.split_once('.') {
-                Some((table, leaf)) => {
-                    let table = dict
-                        .entry(table.to_string())
-                        .or_insert_with(|| Dict::new().into());
-                    if let Value::Dict(_, t) = table {
-                        t.insert(leaf.to_string(), value);
-                    }
-                }
-                None => {
-                    dict.insert(key.to_string(), value);
-                }
+            // `storage.blobs.url`: the leaf `url` in the table `blobs` of the table `storage`.
+            let mut path: Vec<&str> = key.split('.').collect();
+            let leaf = path.pop().unwrap_or_default();
+            let mut table = &mut dict;
+            for name in path {
+                let entry = table
+                    .entry(name.to_string())
+                    .or_insert_with(|| Dict::new().into());
+                let Value::Dict(_, inner) = entry else {
+                    unreachable!("only tables are made on the way to a leaf")
+                };
+                table = inner;
             }
+            table.insert(leaf.to_string(), Value::from(v.clone()));
         }
         Ok(Profile::Default.collect(dict))
     }
@@ -422,6 +441,7 @@ impl Config {
             anyhow::anyhow!("invalid configuration: log.level {:?}: {e}", self.log.level)
         })?;
         self.delivery_config()?;
+        self.storage.blobs.validate(&self.data_dir)?;
         if let Some(k) = &self.master_key {
             MasterKey::parse(k.expose())
                 .map_err(|e| anyhow::anyhow!("invalid configuration: HERALD_MASTER_KEY: {e}"))?;
@@ -441,6 +461,16 @@ impl Config {
                 self.listen
             )
         })
+    }
+
+    /// The public base URL in effect: the configured one, or `http://<address>` where `address`
+    /// is the one the server is listening on.
+    pub fn public_base(&self, address: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{address}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
     }
 
     /// The database URL in effect: the configured one, or SQLite in the data directory.

@@ -11,6 +11,7 @@ pub mod integrations;
 pub mod ops;
 pub mod params;
 pub mod runs;
+pub mod storage;
 pub mod users;
 
 use axum::Router;
@@ -87,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(automations::cancel_execution))
         .routes(routes!(crate::graphql::handler))
         .routes(routes!(file_stream::file_stream))
+        .routes(routes!(storage::upload, storage::download))
         .split_for_parts();
     crate::openapi::finish(&mut doc);
     (router, doc)

@@ -1,11 +1,13 @@
 //! `herald bench`: measurements on this machine, printed as figures (never asserted).
 //!
-//! Each benchmark has a module of its own: [`catalog`] (catalog writes through the API),
+//! Each benchmark has a module of its own: [`blobs`] (file uploads and downloads),
+//! [`catalog`] (catalog writes through the API),
 //! [`delivery`] (events to webhook deliveries), [`evaluator`] (the run-metric evaluator alone)
 //! and [`history`] (logged values through the API). What they share: [`server`] (a `herald
 //! serve` child process), [`drive`] (the concurrent load loop) and [`procfs`] (what Linux says
 //! a process used).
 
+mod blobs;
 mod catalog;
 mod delivery;
 mod drive;
@@ -20,6 +22,9 @@ pub use server::ServerProcess;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// Upload and download throughput of one large file (64 MiB) through signed URLs, and the
+    /// server's RSS meanwhile.
+    Blobs(blobs::BlobsArgs),
     /// Catalog writes per second through the HTTP API, and idle RSS.
     Catalog(catalog::CatalogArgs),
     /// Events → matched → delivered to a local webhook: deliveries/s and latency, against the
@@ -37,6 +42,7 @@ pub enum BenchCmd {
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Blobs(args) => blobs::blobs(args).await,
         BenchCmd::Catalog(args) => catalog::catalog(args).await,
         BenchCmd::Delivery(args) => delivery::run(args).await,
         BenchCmd::Evaluator(args) => evaluator::evaluator(args),

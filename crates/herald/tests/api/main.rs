@@ -11,6 +11,7 @@ mod helpers;
 mod ops;
 mod runs;
 mod slow_clients;
+mod storage;
 #[path = "../support/mod.rs"]
 mod support;
 mod users_entities;

@@ -39,7 +39,8 @@ pub fn concrete(template: &str) -> String {
         .replace("{username}", "bob")
         .replace("{alias}", "prod")
         .replace("{tag}", "t")
-        .replace("{run}", "r1");
+        .replace("{run}", "r1")
+        .replace("{key}", "runs/1/output.log");
     // Any other parameter: a number, which also passes for a name.
     while let (Some(open), Some(close)) = (path.find('{'), path.find('}')) {
         path.replace_range(open..=close, "1");
@@ -108,12 +109,17 @@ async fn the_document_lists_exactly_what_is_served() {
             let what = format!("{} {template}", m.to_uppercase());
             if methods.contains(&m) {
                 // Served: a route needing a key refuses the anonymous caller (rather than the
-                // fallbacks' 404 or 405); the public ones answer.
-                let public = doc["paths"][template][m]["security"] == json!([{}]);
-                let want = if public {
-                    StatusCode::OK
-                } else {
-                    StatusCode::UNAUTHORIZED
+                // fallbacks' 404 or 405); the public ones answer, those whose credential is a
+                // signed URL (a `sig` parameter) by refusing the unsigned request.
+                let op = &doc["paths"][template][m];
+                let public = op["security"] == json!([{}]);
+                let signed = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "sig"));
+                let want = match (public, signed) {
+                    (true, true) => StatusCode::FORBIDDEN,
+                    (true, false) => StatusCode::OK,
+                    (false, _) => StatusCode::UNAUTHORIZED,
                 };
                 assert_eq!(res.status(), want, "{what} is documented but not served so");
             } else {
@@ -362,7 +368,14 @@ async fn openapi_parameters_errors_and_limits_are_the_servers() {
                 needed.push("401");
             }
             if op.get("requestBody").is_some() {
-                needed.extend(["400", "413", "415"]);
+                needed.extend(["400", "413"]);
+            }
+            // Only a JSON body has a content type to get wrong; an upload takes any bytes.
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                needed.push("415");
             }
             if !params.is_empty() {
                 needed.push("400");
@@ -447,8 +460,9 @@ async fn openapi_parameters_errors_and_limits_are_the_servers() {
 
     assert_eq!(listings, 5, "the five listings with pages");
     assert_eq!(
-        queries, 15,
-        "after, limit, status, automation and name on six listings"
+        queries, 20,
+        "after, limit, status, automation and name on six listings; a signed URL's expires, \
+         sig (and an upload's md5) on the two storage routes"
     );
     assert_eq!(
         doc["paths"]["/healthz"]["get"]["security"],

@@ -78,13 +78,23 @@ pub async fn spawn_app_with(extra: &[(&'static str, &'static str)]) -> TestApp {
         .expect("bootstrap admin");
     assert_eq!(key.as_deref(), Some(ADMIN_KEY));
     let delivery = config.delivery_config().expect("delivery config");
-    let engine = Engine::new(store.clone(), MasterKey::generate(), delivery);
-    let router = herald_api::router(
-        AppState::new(store, engine.clone()),
-        herald_api::RequestLimits::default(),
-    );
+    let key = MasterKey::generate();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let base = format!("http://{}", listener.local_addr().expect("address"));
+    // Files in memory: these tests upload none.
+    let blob_store = herald_blobs::ObjectBlobStore::in_memory(herald_blobs::Limits::default());
+    let blobs = herald_engine::blobs::Blobs::new(
+        Arc::new(blob_store),
+        &key,
+        &base,
+        herald_engine::blobs::UrlLifetimes::default(),
+    )
+    .expect("blobs");
+    let engine = Engine::new(store.clone(), key, delivery);
+    let router = herald_api::router(
+        AppState::new(store, engine.clone(), Arc::new(blobs)),
+        herald_api::RequestLimits::default(),
+    );
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone().cancelled_owned();
     tokio::spawn(async move {

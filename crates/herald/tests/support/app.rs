@@ -76,6 +76,8 @@ pub struct TestApp {
     /// The bootstrap server admin `admin`.
     pub admin: Api,
     pub data_dir: PathBuf,
+    /// The server's blob store and URL signer, to make URLs as its GraphQL API does.
+    pub blobs: std::sync::Arc<herald_engine::blobs::Blobs>,
     http: reqwest::Client,
     /// Stops the server when dropped (before the data directory goes).
     _shutdown: DropGuard,
@@ -109,6 +111,7 @@ pub async fn start_app(config: Option<String>, env: Vec<(String, String)>) -> Te
         .expect("the app builds");
     assert_eq!(app.bootstrap_admin_key(), Some(ADMIN_KEY));
     let base = format!("http://{}", app.address());
+    let blobs = app.blobs();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let http = http_client();
@@ -116,6 +119,7 @@ pub async fn start_app(config: Option<String>, env: Vec<(String, String)>) -> Te
         admin: Api::with_client(&base, http.clone(), Some(ADMIN_KEY)),
         base,
         data_dir,
+        blobs,
         http,
         _shutdown: shutdown.drop_guard(),
         _dir: dir,
