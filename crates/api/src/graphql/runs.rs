@@ -95,7 +95,7 @@ pub struct CreateRunFilesInput {
 #[derive(SimpleObject)]
 pub struct RunFile {
     pub name: String,
-    /// Where to PUT the file; null (the SDK then skips it) until herald stores run files.
+    /// Where to PUT the file: an absolute URL signed for it.
     pub upload_url: Option<String>,
 }
 
@@ -179,8 +179,8 @@ impl RunMutation {
         })
     }
 
-    /// Where to upload run files. herald does not keep run files yet: every `uploadUrl` is null,
-    /// which the SDK reads as "nothing to upload".
+    /// Where to upload run files (config.yaml, output.log, …): a signed URL for each, under
+    /// the run. A name that cannot be a file name is refused, naming it.
     async fn create_run_files(
         &self,
         ctx: &Context<'_>,
@@ -201,17 +201,19 @@ impl RunMutation {
             .run(&project, &input.run_name)
             .await
             .map_err(errors::store)?;
+        let mut files = Vec::with_capacity(input.files.len());
+        for (i, name) in input.files.into_iter().enumerate() {
+            let key = herald_blobs::BlobKey::run_file(run.row_id.0, &name)
+                .map_err(|e| errors::invalid(&format!("input.files[{i}]"), e.0))?;
+            files.push(RunFile {
+                upload_url: Some(state.blobs.presign_upload(&key, None, None)),
+                name,
+            });
+        }
         Ok(CreateRunFilesPayload {
             run_id: ID(run.row_id.to_global()),
             upload_headers: Vec::new(),
-            files: input
-                .files
-                .into_iter()
-                .map(|name| RunFile {
-                    name,
-                    upload_url: None,
-                })
-                .collect(),
+            files,
             client_mutation_id: input.client_mutation_id,
         })
     }

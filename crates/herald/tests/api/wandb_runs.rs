@@ -91,6 +91,46 @@ async fn upsert_bucket_creates_then_changes_only_what_it_is_given() {
         "{body}"
     );
 
+    // Run files go to URLs signed for them, under the run; a name that is no file name is refused.
+    let files = |names: Value| {
+        json!({"operationName": "CreateRunFiles",
+               "query": "mutation CreateRunFiles($entity: String!, $project: String!, $run: String!, $files: [String!]!) {
+                  createRunFiles(input: {entityName: $entity, projectName: $project, runName: $run, files: $files}) {
+                    runID uploadHeaders files { name uploadUrl } } }",
+               "variables": {"entity": "acme", "project": "vision", "run": "r1", "files": names}})
+    };
+    let (_, body) = alice
+        .post(
+            "/graphql",
+            files(json!(["config.yaml", "../../etc/passwd"])),
+        )
+        .await;
+    let m = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("input.files[1]"), "{body}");
+    let (_, body) = alice.post("/graphql", files(json!(["config.yaml"]))).await;
+    let url = body["data"]["createRunFiles"]["files"][0]["uploadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let put = reqwest::Client::new()
+        .put(&url)
+        .body("lr: 0.1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let run_row: i64 = {
+        let id = body["data"]["createRunFiles"]["runID"].as_str().unwrap();
+        let text = String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, id).unwrap(),
+        )
+        .unwrap();
+        text.rsplit_once(':').unwrap().1.parse().unwrap()
+    };
+    let key = herald_blobs::BlobKey::run_file(run_row, "config.yaml").unwrap();
+    assert_eq!(app.blobs.exists(&key).await.unwrap(), Some(8));
+
     // Bad input is named; a non-member cannot log into the team.
     for (vars, names) in [
         (
