@@ -13,11 +13,12 @@ import sys
 from conftest import REPO
 
 SECTION = "## Using the wandb SDK"
+TRAINING = "## Log from your training script"
 
 
-def readme_example() -> str:
+def readme_example(section: str = SECTION) -> str:
     text = (REPO / "README.md").read_text()
-    start = text.index(SECTION)
+    start = text.index(section)
     block = text.index("```python\n", start) + len("```python\n")
     return text[block : text.index("```", block)]
 
@@ -45,3 +46,22 @@ def test_the_readme_example_runs_and_its_automation_fires(herald):
                {"alias": "staging"}, expect=200)
     got = herald.receiver.wait_for("the README's delivery", lambda r: r.path == "/hook/readme")
     assert json.loads(got.body) == {"event": "ADD_ARTIFACT_ALIAS", "version": "ml-team/mnist/classifier:v0"}
+
+
+def test_the_readme_training_script_logs_its_run(herald):
+    """The training script of "Log from your training script", run as written with only
+    WANDB_BASE_URL and WANDB_API_KEY set, leaves the run the README describes."""
+    admin = herald.rest()
+    admin.post("/entities", {"name": "ml-team", "kind": "team"}, expect=(201, 409))
+    admin.post("/entities/ml-team/projects", {"name": "mnist"}, expect=(201, 409))
+    env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
+    env.update(WANDB_BASE_URL=herald.url, WANDB_API_KEY=herald.keys["admin"], WANDB_SILENT="true")
+    run = subprocess.run([sys.executable, "-c", readme_example(TRAINING)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, f"the README script failed:\n{run.stdout}\n{run.stderr}"
+    run_id = run.stdout.strip().splitlines()[-1]
+    got = admin.get(f"/entities/ml-team/projects/mnist/runs/{run_id}")
+    assert (got["display_name"], got["state"], got["config"]) == ("baseline", "FINISHED", {"lr": 0.1})
+    assert got["summary"]["best_acc"] == 0.99
+    rows = admin.get(f"/entities/ml-team/projects/mnist/runs/{run_id}/history?limit=1000")["rows"]
+    assert len(rows) == 100 and set(rows[0]["values"]) == {"loss", "acc"}
