@@ -96,6 +96,10 @@ def test_a_finished_run_logs_config_history_and_summary_and_fires_while_training
     history = public.history(pandas=False)
     assert len(history) == 100
     assert history[-1]["train_loss"] == 0.01 and history[-1]["_step"] == 99
+    # With keys: only rows holding them, only those keys, thinned to `samples`.
+    sampled = public.history(keys=["acc"], samples=10, pandas=False)
+    assert len(sampled) == 10
+    assert set(sampled[0]) == {"_step", "acc"} and (sampled[0]["_step"], sampled[-1]["_step"]) == (0, 99)
 
 
 def test_a_failing_run_ends_failed_and_fires_its_state_automation(api, herald, scopes):

@@ -423,6 +423,57 @@ impl RunNode {
             .map(|r| JsonString::of(&r))
             .collect())
     }
+    /// For each spec (`{"keys": [...], "samples": n}`, JSON text), the rows holding every key,
+    /// with only those keys, thinned evenly to `samples` (default 500).
+    async fn sampled_history(
+        &self,
+        ctx: &Context<'_>,
+        specs: Vec<JsonString>,
+    ) -> async_graphql::Result<Vec<async_graphql::Json<serde_json::Value>>> {
+        let rows = all_history(parts(ctx).0, &self.project, &self.run.id).await?;
+        let mut out = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let at = format!("specs[{i}]");
+            let spec = spec.parse(&at)?;
+            let keys: Vec<String> = match spec.get("keys") {
+                Some(serde_json::Value::Array(ks)) => ks
+                    .iter()
+                    .map(|k| k.as_str().map(str::to_string))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| errors::invalid(&at, "\"keys\" must be a list of names"))?,
+                _ => return Err(errors::invalid(&at, "needs \"keys\", a list of names")),
+            };
+            let samples = match spec.get("samples") {
+                None | Some(serde_json::Value::Null) => 500,
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| (1..=MAX_SAMPLES as u64).contains(n))
+                    .ok_or_else(|| {
+                        errors::invalid(&at, format!("\"samples\" must be 1 to {MAX_SAMPLES}"))
+                    })? as usize,
+            };
+            let picked: Vec<serde_json::Value> = rows
+                .iter()
+                .filter_map(|r| {
+                    let m = r.as_object()?;
+                    let kept: serde_json::Map<String, serde_json::Value> = keys
+                        .iter()
+                        .map(|k| m.get(k).map(|v| (k.clone(), v.clone())))
+                        .collect::<Option<_>>()?;
+                    Some(serde_json::Value::Object(kept))
+                })
+                .collect();
+            out.push(async_graphql::Json(serde_json::Value::Array(thin(
+                picked, samples,
+            ))));
+        }
+        Ok(out)
+    }
+    /// System-metric rows: herald counts them but keeps none.
+    async fn events(&self, #[graphql(default = 500)] samples: i32) -> Vec<JsonString> {
+        let _ = samples;
+        Vec::new()
+    }
     /// The metric keys the run has logged, as W&B lists them.
     async fn history_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<JsonString> {
         let rows = all_history(parts(ctx).0, &self.project, &self.run.id).await?;
