@@ -174,3 +174,28 @@ def test_a_resumed_run_continues_its_history_without_doubling_it(herald):
             print("REFUSED", type(e).__name__)
     """)
     assert "REFUSED" in err
+
+
+def test_a_fast_loop_loses_no_row(herald):
+    """A script logging as fast as it can sends its rows in posts far over 1 MiB; every row
+    arrives, once."""
+    out = run_script(herald, """
+        import wandb
+        run = wandb.init(entity="acme", project="vision")
+        for step in range(12000):
+            wandb.log({f"m{i}": step + i / 10 for i in range(10)})
+        run.finish()
+        print(run.id)
+    """)
+    run_id = out.strip().splitlines()[-1]
+    alice = herald.rest("alice")
+    assert alice.get(f"/entities/acme/projects/vision/runs/{run_id}")["state"] == "FINISHED"
+    steps, after = [], ""
+    while True:
+        page = alice.get(f"/entities/acme/projects/vision/runs/{run_id}/history?limit=1000&after={after}")
+        steps += [r["step"] for r in page["rows"]]
+        assert all(len(r["values"]) == 10 for r in page["rows"])
+        if not page["next_cursor"]:
+            break
+        after = page["next_cursor"]
+    assert steps == list(range(12000))

@@ -103,6 +103,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     }
 }
 
+/// A JSON body of up to `LIMIT` bytes, for the one route whose bodies outgrow the server's
+/// 1 MiB: the SDK's file_stream posts, which carry every history row logged since the last
+/// post. (`limits::bound_body` lets their declared length through up to the same limit.)
+pub struct LargeJson<T, const LIMIT: usize>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
+    for LargeJson<T, LIMIT>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !declared_json(&req) {
+            return Err(not_json());
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
+            .await
+            .map_err(|e| {
+                // A body that stopped arriving in time says so; anything else was too long.
+                if std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<crate::limits::BodyTimedOut>())
+                {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        e.to_string(),
+                    )
+                } else {
+                    crate::limits::payload_too_large(LIMIT)
+                }
+            })?;
+        parse_json(&bytes).map(LargeJson)
+    }
+}
+
 /// Whether the request says its body is JSON (`application/json` or `…+json`).
 fn declared_json(req: &Request) -> bool {
     req.headers()
@@ -256,7 +290,7 @@ fn body_error(e: BytesRejection) -> ApiError {
         source = s.source();
     }
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        crate::limits::payload_too_large()
+        crate::limits::payload_too_large(crate::MAX_BODY_BYTES)
     } else {
         ApiError::bad_request(
             "invalid_body",

@@ -55,6 +55,11 @@ fn is_upload(req: &axum::extract::Request) -> bool {
             .starts_with(herald_engine::blobs::STORAGE_PATH)
 }
 
+/// Whether `req` is a post to the SDK's file_stream, whose bodies may be larger.
+fn is_file_stream(req: &axum::extract::Request) -> bool {
+    req.method() == axum::http::Method::POST && req.uri().path().ends_with("/file_stream")
+}
+
 /// Refuses an oversized declared body, and gives the body a deadline (an upload, an idle
 /// timeout).
 pub async fn bound_body(
@@ -63,8 +68,13 @@ pub async fn bound_body(
     next: axum::middleware::Next,
 ) -> Response {
     let upload = is_upload(&req);
-    if !upload && declared_length(req.headers()).is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
-        return payload_too_large().into_response();
+    let limit = if is_file_stream(&req) {
+        crate::routes::file_stream::MAX_POST_BYTES
+    } else {
+        crate::MAX_BODY_BYTES
+    };
+    if !upload && declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
+        return payload_too_large(limit).into_response();
     }
     let (parts, body) = req.into_parts();
     let body = Body::new(Deadline {
@@ -86,14 +96,11 @@ pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
 }
 
 /// The 413 answer, for a declared or an actual body over the limit.
-pub(crate) fn payload_too_large() -> ApiError {
+pub(crate) fn payload_too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        format!(
-            "request body is over the limit of {} bytes",
-            crate::MAX_BODY_BYTES
-        ),
+        format!("request body is over the limit of {limit} bytes"),
     )
 }
 

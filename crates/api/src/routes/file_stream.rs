@@ -18,11 +18,14 @@ use utoipa::ToSchema;
 
 use super::params::RunPath;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::extract::{ApiPath, Caller, LargeJson};
 use crate::AppState;
 
 /// Most lines of one file in one post.
-const MAX_LINES: usize = 100_000;
+const MAX_LINES: usize = 1_000_000;
+/// Largest post: the SDK sends every row logged since its last post (every 15 s by default), so
+/// a fast loop's post outgrows the server's 1 MiB by far.
+pub const MAX_POST_BYTES: usize = 64 * 1024 * 1024;
 
 /// One post, as wandb-core sends it. Keys herald has no use for (`uploaded`, `preempting`,
 /// `dropped`) are accepted and ignored.
@@ -42,7 +45,7 @@ pub struct FileStreamPost {
 pub struct FileChunk {
     #[schema(minimum = 0)]
     pub offset: i64,
-    #[schema(max_items = 100000)]
+    #[schema(max_items = 1000000)]
     pub content: Vec<String>,
 }
 
@@ -64,7 +67,7 @@ pub async fn file_stream(
         project,
         run,
     }): ApiPath<RunPath>,
-    ApiJson(body): ApiJson<FileStreamPost>,
+    LargeJson(body): LargeJson<FileStreamPost, MAX_POST_BYTES>,
 ) -> ApiResult<Json<FileStreamAnswer>> {
     let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
     let run = RunName::parse(&run).map_err(|e| e.at("run"))?;
