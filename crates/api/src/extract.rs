@@ -74,7 +74,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = declared_json(&req);
+        let is_json = declared_json(req.headers());
         if !is_json {
             return Err(not_json());
         }
@@ -91,7 +91,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = declared_json(&req);
+        let is_json = declared_json(req.headers());
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
@@ -114,7 +114,7 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if !declared_json(&req) {
+        if !declared_json(req.headers()) {
             return Err(not_json());
         }
         let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
@@ -138,8 +138,8 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
 }
 
 /// Whether the request says its body is JSON (`application/json` or `…+json`).
-fn declared_json(req: &Request) -> bool {
-    req.headers()
+pub(crate) fn declared_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {

@@ -114,6 +114,21 @@ fn flatten(prefix: &str, m: &Map<String, Value>, depth: usize, out: &mut Map<Str
     }
 }
 
+/// How many of `n` lines of `file` posted from `offset` a run already has (`have` so far): those
+/// are skipped, which makes a resent post harmless. A post starting past `have` would leave a
+/// gap, and is refused naming the file.
+pub fn fresh_lines(file: &str, have: i64, offset: i64, n: usize) -> Result<usize, InvalidInput> {
+    if offset < 0 || offset > have {
+        return Err(InvalidInput::new(
+            format!("files.{file}.offset"),
+            format!(
+                "offset {offset} leaves a gap: {have} lines of {file} were received so far, so the next starts at {have}"
+            ),
+        ));
+    }
+    Ok(((have - offset) as usize).min(n))
+}
+
 /// The state a run ends in with `exitcode`: 0 is FINISHED, anything else FAILED.
 pub fn exit_state(exitcode: i64) -> RunState {
     if exitcode == 0 {
@@ -159,6 +174,16 @@ mod tests {
         assert!(history_line("not json", 0).is_err());
         assert!(history_line("[1]", 0).is_err());
         assert!(history_line(r#"{"_step": -1, "a": 1}"#, 0).is_err());
+    }
+
+    #[test]
+    fn offsets_skip_what_arrived_and_refuse_gaps() {
+        assert_eq!(fresh_lines("h", 5, 0, 3).unwrap(), 3);
+        assert_eq!(fresh_lines("h", 5, 3, 4).unwrap(), 2);
+        assert_eq!(fresh_lines("h", 5, 5, 4).unwrap(), 0);
+        let gap = fresh_lines("h", 5, 6, 1).unwrap_err();
+        assert_eq!(gap.path, "files.h.offset");
+        assert!(fresh_lines("h", 5, -1, 1).is_err());
     }
 
     #[test]

@@ -146,15 +146,7 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
         Ok(u) => u,
         Err(e) => return refuse(e.status, e.message),
     };
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !is_json {
+    if !crate::extract::declared_json(&headers) {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the GraphQL request as Content-Type: application/json",

@@ -8,6 +8,7 @@ use herald_domain::event::{EventType, NewEvent, PageRequest};
 use herald_domain::ids::RunId;
 use herald_domain::names::RunName;
 use herald_domain::run::{HistoryRow, Run, RunState, StreamedLines, Transition};
+use herald_domain::wandb_run::fresh_lines;
 use serde_json::json;
 
 use super::db::{params, values_sql, Columns, Conn, Value};
@@ -255,7 +256,7 @@ impl RunStore for SqlStore {
         let run = find_run(&mut tx, project, id.as_str()).await?;
         let mut lines = run.lines;
         if let Some((offset, rows)) = &post.history {
-            let skip = fresh_from("wandb-history.jsonl", lines.history, *offset, rows.len())?;
+            let skip = fresh_lines("wandb-history.jsonl", lines.history, *offset, rows.len())?;
             let new: Vec<HistoryRow> = rows[skip..].iter().flatten().cloned().collect();
             if !new.is_empty() {
                 append_history(&mut tx, project, author, &run, &new, now).await?;
@@ -267,7 +268,7 @@ impl RunStore for SqlStore {
             ("wandb-events.jsonl", &post.events, &mut lines.events),
         ] {
             if let Some((offset, n)) = file {
-                fresh_from(name, *count, *offset, *n as usize)?;
+                fresh_lines(name, *count, *offset, *n as usize)?;
                 *count = (*count).max(offset + n);
             }
         }
@@ -292,20 +293,6 @@ impl RunStore for SqlStore {
         tx.commit().await?;
         Ok(run)
     }
-}
-
-/// How many of `n` lines posted from `offset` the run already has (`have` so far); a post that
-/// starts past `have` would leave a gap, and is refused naming the file.
-fn fresh_from(file: &str, have: i64, offset: i64, n: usize) -> StoreResult<usize> {
-    if offset < 0 || offset > have {
-        return Err(StoreError::Invalid(herald_domain::InvalidInput::new(
-            format!("files.{file}.offset"),
-            format!(
-                "offset {offset} leaves a gap: {have} lines of {file} were received so far, so the next starts at {have}"
-            ),
-        )));
-    }
-    Ok(((have - offset) as usize).min(n))
 }
 
 /// Inserts run `new` with its RUN_STATE event.
