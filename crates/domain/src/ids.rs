@@ -68,6 +68,10 @@ typed_id!(
     MembershipId, "ArtifactCollectionMembership"
 );
 typed_id!(
+    /// An artifact the `wandb` SDK is uploading, before it is committed as a version.
+    UploadId, "ArtifactUpload"
+);
+typed_id!(
     /// A run's row id (runs also have a user-facing string id, [`crate::names::RunName`]).
     RunId, "Run"
 );

@@ -17,6 +17,7 @@ pub mod names;
 pub mod openapi;
 pub mod run;
 pub mod template;
+pub mod wandb_artifact;
 pub mod wandb_run;
 pub mod webhook_url;
 

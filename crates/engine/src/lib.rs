@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod artifact_save;
 pub mod auth;
 pub mod automations;
 pub mod blobs;

@@ -195,3 +195,59 @@ pub enum AttemptOutcome {
     /// before it started. No attempt is stored; the execution is CANCELLED with this reason.
     Cancelled(String),
 }
+
+/// W&B's CreateArtifact: a version the SDK is about to upload, committed later.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub collection: CollectionName,
+    pub artifact_type: ArtifactType,
+    /// W&B's manifest digest (hex MD5), checked against the manifest at commit.
+    pub digest: String,
+    pub description: Option<String>,
+    pub metadata: serde_json::Value,
+    /// Put on the version at commit (`latest` is herald's and is left out).
+    pub aliases: Vec<AliasName>,
+    pub run: Option<RunName>,
+    /// Whether a version of the sequence with the same digest stands for this one.
+    pub dedupe: bool,
+}
+
+/// A pending upload, as CreateArtifact left it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub id: herald_domain::ids::UploadId,
+    pub collection: String,
+    pub artifact_type: String,
+    pub digest: String,
+    pub description: Option<String>,
+    pub metadata: serde_json::Value,
+    /// Hex MD5 of the manifest the SDK announced (CreateArtifactManifest with a digest).
+    pub manifest_md5: Option<String>,
+    /// The version it became, once committed.
+    pub version: Option<herald_domain::ids::VersionId>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What CreateArtifact found.
+#[derive(Debug, Clone)]
+pub enum UploadStart {
+    /// A version of the sequence has this digest already; the SDK uploads nothing.
+    Existing(Box<herald_domain::catalog::ArtifactVersion>),
+    Pending(herald_domain::ids::UploadId),
+}
+
+/// The files a committed version holds, from its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionContents {
+    /// Hex MD5 of the manifest, which is stored content-addressed.
+    pub manifest_md5: String,
+    pub file_count: i64,
+    pub size: i64,
+}
+
+/// W&B's UpdateArtifact: fields given are replaced.
+#[derive(Debug, Clone, Default)]
+pub struct VersionEdit {
+    pub description: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}

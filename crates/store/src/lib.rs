@@ -19,7 +19,8 @@ use herald_domain::catalog::{
 };
 use herald_domain::event::{Event, PageRequest};
 use herald_domain::ids::{
-    AutomationId, CollectionId, EntityId, ExecutionId, IntegrationId, ProjectId, RunId, VersionId,
+    AutomationId, CollectionId, EntityId, ExecutionId, IntegrationId, ProjectId, RunId, UploadId,
+    VersionId,
 };
 use herald_domain::names::{
     AliasName, CollectionName, EntityName, ProjectName, RunName, TagName, Username, VersionRef,
@@ -29,8 +30,9 @@ use herald_domain::run::{HistoryRow, Run, RunState};
 pub use error::{StoreError, StoreResult};
 pub use inputs::{
     AttemptOutcome, ClaimedExecution, ExecutionQuery, HistoryPage, IntegrationPatch, LoggedHistory,
-    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUser, NewVersion, RunPatch,
-    StoredHistoryRow, StreamPost,
+    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUpload, NewUser,
+    NewVersion, RunPatch, StoredHistoryRow, StreamPost, Upload, UploadStart, VersionContents,
+    VersionEdit,
 };
 
 /// Users and their API keys.
@@ -200,6 +202,47 @@ pub trait ArtifactStore: Send + Sync {
         collection: &str,
         r: &VersionRef,
     ) -> StoreResult<()>;
+}
+
+/// Artifacts saved the way W&B's SDK saves them (reserve, upload files, commit), and what the
+/// SDK reads of a version beyond the catalog: every collection it is in, its files.
+#[async_trait]
+pub trait ArtifactSaveStore: Send + Sync {
+    /// CreateArtifact: the newest version of the sequence with `new.digest`, when there is one
+    /// (the user's aliases are put on it), or else a new pending upload.
+    async fn begin_upload(
+        &self,
+        project: &Project,
+        author: &User,
+        new: NewUpload,
+    ) -> StoreResult<UploadStart>;
+    /// An upload, and the project it is in.
+    async fn upload(&self, id: UploadId) -> StoreResult<Option<(Project, Upload)>>;
+    /// Records the manifest the SDK is about to PUT (its hex MD5).
+    async fn set_upload_manifest(&self, id: UploadId, manifest_md5: &str) -> StoreResult<()>;
+    /// CommitArtifact: makes the upload the sequence's next version, with its aliases and a
+    /// CREATE_ARTIFACT event. Committing a committed upload returns its version unchanged.
+    async fn commit_upload(
+        &self,
+        id: UploadId,
+        author: &User,
+        contents: VersionContents,
+    ) -> StoreResult<ArtifactVersion>;
+    /// A version as its home sequence sees it, and that sequence's project.
+    async fn version_by_id(&self, id: VersionId)
+        -> StoreResult<Option<(Project, ArtifactVersion)>>;
+    /// Every collection a version is in (its sequence first, then the portfolios it is linked
+    /// into, in link order), and the version as each sees it.
+    async fn version_memberships(
+        &self,
+        id: VersionId,
+    ) -> StoreResult<Vec<(Project, Collection, ArtifactVersion)>>;
+    /// The files of a version saved through the SDK; `None` for one made over REST.
+    async fn version_contents(&self, id: VersionId) -> StoreResult<Option<VersionContents>>;
+    /// UpdateArtifact's description and metadata.
+    async fn edit_version(&self, id: VersionId, edit: VersionEdit) -> StoreResult<()>;
+    /// `run.use_artifact`: records that the run used the version (once).
+    async fn use_version(&self, run: RunId, version: VersionId) -> StoreResult<()>;
 }
 
 /// Runs and their history.
@@ -460,6 +503,7 @@ pub trait Store:
     UserStore
     + EntityStore
     + ArtifactStore
+    + ArtifactSaveStore
     + RunStore
     + EventStore
     + AutomationStore

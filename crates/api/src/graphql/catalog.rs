@@ -649,6 +649,22 @@ impl ProjectNode {
     ) -> async_graphql::Result<Option<ArtifactCollection>> {
         collection_named(ctx, &self.0, &name, None).await
     }
+    /// The version `name` (`resnet:v0`, `resnet:latest`) names, if there is one.
+    async fn artifact(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<super::artifacts::ArtifactNode>> {
+        super::artifacts::project_artifact(ctx, &self.0, &name).await
+    }
+    /// The version `name` names, as its collection here sees it.
+    async fn artifact_collection_membership(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<super::artifacts::Membership>> {
+        super::artifacts::membership_named(ctx, &self.0, &name).await
+    }
     /// Run `name`, if the project has one.
     async fn run(
         &self,

@@ -6,6 +6,7 @@ use async_graphql::{Context, Interface, Object, SimpleObject, ID};
 use base64::Engine as _;
 use herald_domain::catalog::{Collection, CollectionKind, Project};
 
+use super::artifacts::{collection_membership, project_artifact, ArtifactNode, Membership};
 use super::catalog::{parts, timestamp, ProjectNode};
 use super::errors;
 use super::page::connection;
@@ -116,6 +117,22 @@ macro_rules! collection_object {
             async fn tags(&self) -> async_graphql::Result<TagConnection> {
                 self.0.tags()
             }
+            /// The version an alias or `vN` names here.
+            async fn artifact_membership(
+                &self,
+                ctx: &Context<'_>,
+                alias_name: String,
+            ) -> async_graphql::Result<Option<Membership>> {
+                collection_membership(ctx, &self.0.project, &self.0.collection, &alias_name).await
+            }
+            /// The version `latest` names here.
+            async fn latest_artifact(
+                &self,
+                ctx: &Context<'_>,
+            ) -> async_graphql::Result<Option<ArtifactNode>> {
+                let name = format!("{}:latest", self.0.collection.name);
+                project_artifact(ctx, &self.0.project, &name).await
+            }
         }
     };
 }
@@ -135,7 +152,16 @@ collection_object!(ArtifactPortfolio, "ArtifactPortfolio");
     field(name = "updated_at", ty = "Option<String>"),
     field(name = "project", ty = "ProjectNode"),
     field(name = "default_artifact_type", ty = "ArtifactType"),
-    field(name = "tags", ty = "async_graphql::Result<TagConnection>")
+    field(name = "tags", ty = "async_graphql::Result<TagConnection>"),
+    field(
+        name = "artifact_membership",
+        ty = "async_graphql::Result<Option<Membership>>",
+        arg(name = "alias_name", ty = "String")
+    ),
+    field(
+        name = "latest_artifact",
+        ty = "async_graphql::Result<Option<ArtifactNode>>"
+    )
 )]
 pub enum ArtifactCollection {
     ArtifactSequence(ArtifactSequence),

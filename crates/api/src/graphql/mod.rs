@@ -8,6 +8,9 @@
 //! exist (or is another team's), 401 for no or a bad API key. Every other problem is a GraphQL
 //! error (HTTP 200) whose message names the field or value at fault.
 
+mod artifact_edits;
+mod artifact_save;
+mod artifacts;
 mod catalog;
 mod collections;
 mod errors;
@@ -30,13 +33,22 @@ use crate::AppState;
 
 pub use errors::STATUS;
 
-/// The query root: the catalog and automations, and runs.
+/// The query root: the catalog and automations, runs, and artifacts by id.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(catalog::CatalogQuery, runs::RunQuery);
+pub struct Query(
+    catalog::CatalogQuery,
+    runs::RunQuery,
+    artifacts::ArtifactQuery,
+);
 
-/// The mutation root: automations and integrations, and runs.
+/// The mutation root: automations and integrations, runs, and saving and changing artifacts.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(mutations::AutomationMutation, runs::RunMutation);
+pub struct Mutation(
+    mutations::AutomationMutation,
+    runs::RunMutation,
+    artifact_save::ArtifactSaveMutation,
+    artifact_edits::ArtifactEditMutation,
+);
 
 /// herald's GraphQL schema.
 pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;

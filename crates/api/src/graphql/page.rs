@@ -21,11 +21,21 @@ pub fn page<T>(
     after: Option<&str>,
     first: Option<i32>,
 ) -> async_graphql::Result<(Vec<(String, T)>, PageInfo)> {
+    page_up_to(items, after, first, MAX_FIRST)
+}
+
+/// [`page`], with pages of up to `max` items.
+pub fn page_up_to<T>(
+    items: Vec<T>,
+    after: Option<&str>,
+    first: Option<i32>,
+    max: i32,
+) -> async_graphql::Result<(Vec<(String, T)>, PageInfo)> {
     let first = first.unwrap_or(DEFAULT_FIRST);
-    if !(0..=MAX_FIRST).contains(&first) {
+    if !(0..=max).contains(&first) {
         return Err(super::errors::invalid(
             "first",
-            format!("must be between 0 and {MAX_FIRST}, got {first}"),
+            format!("must be between 0 and {max}, got {first}"),
         ));
     }
     let start = match after {
@@ -70,13 +80,26 @@ macro_rules! connection {
 
         impl $conn {
             /// The page of `items` the arguments ask for.
+            #[allow(dead_code)]
             pub fn of(
                 items: Vec<$node>,
                 after: Option<&str>,
                 first: Option<i32>,
             ) -> async_graphql::Result<Self> {
+                Self::of_up_to(items, after, first, $crate::graphql::page::MAX_FIRST)
+            }
+
+            /// [`Self::of`], with pages of up to `max` items.
+            #[allow(dead_code)]
+            pub fn of_up_to(
+                items: Vec<$node>,
+                after: Option<&str>,
+                first: Option<i32>,
+                max: i32,
+            ) -> async_graphql::Result<Self> {
                 let total_count = i32::try_from(items.len()).unwrap_or(i32::MAX);
-                let (taken, page_info) = $crate::graphql::page::page(items, after, first)?;
+                let (taken, page_info) =
+                    $crate::graphql::page::page_up_to(items, after, first, max)?;
                 Ok(Self {
                     edges: taken
                         .into_iter()

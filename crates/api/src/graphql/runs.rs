@@ -187,20 +187,14 @@ impl RunMutation {
         input: CreateRunFilesInput,
     ) -> async_graphql::Result<CreateRunFilesPayload> {
         let (state, user) = parts(ctx);
-        let project = access::project(
-            &*state.store,
+        let run = writable_run(
+            state,
             user,
             &input.entity_name,
             &input.project_name,
-            Role::Member,
+            &input.run_name,
         )
-        .await
-        .map_err(errors::plain)?;
-        let run = state
-            .store
-            .run(&project, &input.run_name)
-            .await
-            .map_err(errors::store)?;
+        .await?;
         let mut files = Vec::with_capacity(input.files.len());
         for (i, name) in input.files.into_iter().enumerate() {
             let key = herald_blobs::BlobKey::run_file(run.row_id.0, &name)
@@ -219,8 +213,22 @@ impl RunMutation {
     }
 }
 
+/// Run `run` of `entity/project`, if the caller may write there (MEMBER).
+pub(super) async fn writable_run(
+    state: &AppState,
+    user: &User,
+    entity: &str,
+    project: &str,
+    run: &str,
+) -> async_graphql::Result<Run> {
+    let project = access::project(&*state.store, user, entity, project, Role::Member)
+        .await
+        .map_err(errors::plain)?;
+    state.store.run(&project, run).await.map_err(errors::store)
+}
+
 /// Project `name` of `entity` for a run to log into, created when the caller may (MEMBER).
-async fn project_for_runs(
+pub(super) async fn project_for_runs(
     state: &AppState,
     user: &User,
     entity: &str,

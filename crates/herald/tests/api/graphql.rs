@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// Posts a GraphQL document as the SDK does: `operationName` empty, variables as given.
-async fn gql(api: &Api, query: &str, variables: Value) -> (StatusCode, Value) {
+pub(crate) async fn gql(api: &Api, query: &str, variables: Value) -> (StatusCode, Value) {
     api.post(
         "/graphql",
         json!({"operationName": "", "query": query, "variables": variables}),
@@ -21,7 +21,7 @@ async fn gql(api: &Api, query: &str, variables: Value) -> (StatusCode, Value) {
 }
 
 /// The data of an answer that must have no errors.
-async fn data(api: &Api, query: &str, variables: Value) -> Value {
+pub(crate) async fn data(api: &Api, query: &str, variables: Value) -> Value {
     let (status, body) = gql(api, query, variables).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.get("errors").is_none(), "unexpected errors: {body}");

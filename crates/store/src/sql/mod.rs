@@ -17,6 +17,7 @@ mod queue;
 mod run_triggers;
 mod runs;
 mod sqlite;
+mod uploads;
 mod users;
 mod versions;
 
