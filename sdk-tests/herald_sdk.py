@@ -16,6 +16,9 @@ from typing import Any
 
 import requests
 
+# herald's bootstrap admin (HERALD_BOOTSTRAP_API_KEY) in every server the suite starts.
+ADMIN_KEY = "sdk_tests_admin_key_0123456789_0123456789"  # the SDK wants 40+ [A-Za-z0-9_]
+
 # The seeded Slack integrations (conftest.py).
 SLACK_CHANNEL = "#ml-alerts"
 SLACK_WORKSPACE = "acme-workspace"
