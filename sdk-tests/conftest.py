@@ -9,16 +9,18 @@ report of a failing test too ("herald log", last lines).
 
 Environment: HERALD_BIN (default target/debug/herald), HERALD_SDK_BACKEND (`sqlite`, the
 default, or `postgres`), HERALD_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test),
-HERALD_SDK_KEEP (a directory to copy herald's log into at the end), HERALD_SDK_LOG (herald's
+HERALD_SDK_KEEP (a directory to copy the heralds' logs into at the end), HERALD_SDK_LOG (herald's
 log filter, default `info`).
 
 The whole suite shares one server; tests make automations under names of their own and
-compare listings with what REST shows, so they pass in any order and alone.
+compare listings with what REST shows, so they pass in any order and alone. A test that kills
+herald has one of its own (`own_herald`).
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import signal
@@ -186,6 +188,20 @@ def herald():
         receiver.stop()
 
 
+_OWN_COUNT = itertools.count(1)
+_OWN = pytest.StashKey[HeraldProcess]()
+
+
+@pytest.fixture
+def own_herald(request):
+    """A herald of this test's own, for a test that kills it: started as the session's is (same
+    binary, backend and log filter) but without a receiver, and seeded with nothing but the
+    bootstrap admin (herald_sdk.ADMIN_KEY). A failing test's report carries the end of its log."""
+    with _serve(f"own{next(_OWN_COUNT)}") as server:
+        request.node.stash[_OWN] = server
+        yield server
+
+
 # ---------------------------------------------------------------------------------------------
 # The seed, over REST as the bootstrap admin:
 #
@@ -346,3 +362,6 @@ def pytest_runtest_makereport(item, call):
             text = f"({len(exchanges) - 12} earlier ones left out)\n" + text
         report.sections.append(("herald exchanges", text))
         report.sections.append(("herald log", h.log_tail(40)))
+    own = item.stash.get(_OWN, None)
+    if report.when in ("setup", "call") and report.failed and own is not None:
+        report.sections.append(("own herald log", own.log_tail(40)))
