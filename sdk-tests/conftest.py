@@ -9,35 +9,35 @@ report of a failing test too ("herald log", last lines).
 
 Environment: HERALD_BIN (default target/debug/herald), HERALD_SDK_BACKEND (`sqlite`, the
 default, or `postgres`), HERALD_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test),
-HERALD_SDK_KEEP (a directory to copy herald's log into at the end), HERALD_SDK_LOG (herald's
+HERALD_SDK_KEEP (a directory to copy the heralds' logs into at the end), HERALD_SDK_LOG (herald's
 log filter, default `info`).
 
 The whole suite shares one server; tests make automations under names of their own and
-compare listings with what REST shows, so they pass in any order and alone.
+compare listings with what REST shows, so they pass in any order and alone. A test that kills
+herald has one of its own (`own_herald`).
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
+import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
-from herald_sdk import ORG_SLACK_CHANNEL, SLACK_CHANNEL, SLACK_WORKSPACE, RecordingProxy, Receiver, Rest, wait_until
+from herald_process import HeraldProcess, PgSchema, free_port
+from herald_sdk import ADMIN_KEY, ORG_SLACK_CHANNEL, SLACK_CHANNEL, SLACK_WORKSPACE, RecordingProxy, Receiver, Rest
 
 REPO = Path(__file__).resolve().parent.parent
-ADMIN_KEY = "sdk_tests_admin_key_0123456789_0123456789"  # the SDK wants 40+ [A-Za-z0-9_]
 
 # ---------------------------------------------------------------------------------------------
 # Isolate the SDK before anything imports wandb: its settings, caches, credentials and netrc
@@ -89,48 +89,74 @@ def _on_sigterm(*_):
 signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def _die_with_parent():
-    try:
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 # ---------------------------------------------------------------------------------------------
 # The server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _psql(base: str, sql: str) -> None:
-    env = dict(os.environ, HOME=_REAL_HOME, PGOPTIONS="-c client_min_messages=warning")
-    subprocess.run(["psql", base, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL, env=env, timeout=30)
-
-
 @dataclass
 class Herald:
-    url: str  # herald itself, for REST
+    server: HeraldProcess
     sdk_url: str  # the recording proxy in front of it, for the SDK
-    log_path: Path
     receiver: Receiver
     proxy: RecordingProxy
     keys: dict[str, str]
     integrations: dict[str, int]  # REST ids by integration name
 
+    @property
+    def url(self) -> str:
+        """herald itself, for REST and for training scripts (see test_training.run_script)."""
+        return self.server.url
+
     def rest(self, user: str = "admin") -> Rest:
-        return Rest(self.url + "/api/v1", self.keys[user])
+        return self.server.rest(self.keys[user])
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError as e:
-            return f"(no log: {e})"
+        return self.server.log_tail(lines)
+
+
+@contextmanager
+def _serve(name: str, **env: str) -> Iterator[HeraldProcess]:
+    """A started herald of its own, `env` added to its environment: on a free port, with its
+    data directory and log named after `name`; with HERALD_SDK_BACKEND=postgres, in a fresh
+    schema, dropped at the end. Its log is copied into HERALD_SDK_KEEP at the end."""
+    binary = Path(os.environ.get("HERALD_BIN", REPO / "target" / "debug" / "herald"))
+    assert binary.is_file(), f"{binary} is missing: build it with `cargo build -p herald`"
+    backend = os.environ.get("HERALD_SDK_BACKEND", "sqlite")
+    assert backend in ("sqlite", "postgres"), f"HERALD_SDK_BACKEND={backend!r}: sqlite or postgres"
+
+    port = free_port()
+    args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(_TMP / f"{name}-data")]
+    schema = None
+    if backend == "postgres":
+        pg_base = os.environ.get("HERALD_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+        schema = PgSchema(pg_base, f"herald_t_{name}_{os.getpid()}", home=_REAL_HOME)
+        schema.create()
+        args += ["--database-url", schema.url]
+
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY")}
+    full_env.update(
+        HOME=_REAL_HOME,
+        HERALD_BOOTSTRAP_API_KEY=ADMIN_KEY,
+        HERALD_LOG=os.environ.get("HERALD_SDK_LOG", "info"),
+        **env,
+    )
+    server = HeraldProcess(args, env=full_env, port=port, log_path=_TMP / f"{name}.log")
+    atexit.register(server.stop)  # also when the session ends without running the finalizer
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if schema:
+            try:
+                schema.drop()
+            except (subprocess.SubprocessError, OSError) as e:
+                print(f"could not drop {schema.name}: {e}", file=sys.stderr)
+        keep = os.environ.get("HERALD_SDK_KEEP")
+        if keep and server.log_path.exists():
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(server.log_path, Path(keep) / f"herald-{backend}-{name}.log")
 
 
 _CURRENT: Herald | None = None
@@ -139,86 +165,41 @@ _CURRENT: Herald | None = None
 @pytest.fixture(scope="session")
 def herald():
     global _CURRENT
-    binary = Path(os.environ.get("HERALD_BIN", REPO / "target" / "debug" / "herald"))
-    assert binary.is_file(), f"{binary} is missing: build it with `cargo build -p herald`"
-    backend = os.environ.get("HERALD_SDK_BACKEND", "sqlite")
-    assert backend in ("sqlite", "postgres"), f"HERALD_SDK_BACKEND={backend!r}: sqlite or postgres"
-
     receiver = Receiver.start()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    data = _TMP / "herald-data"
-    log_path = _TMP / "herald.log"
-    args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)]
-
-    pg_base = os.environ.get("HERALD_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
-    schema = None
-    if backend == "postgres":
-        schema = f"herald_t_sdk_{os.getpid()}"
-        _psql(pg_base, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        _psql(pg_base, f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in pg_base else "?"
-        options = urllib.parse.quote(f"-c search_path={schema}")
-        args += ["--database-url", f"{pg_base}{sep}options={options}"]
-
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY")}
-    env.update(
-        HOME=_REAL_HOME,
-        HERALD_BOOTSTRAP_API_KEY=ADMIN_KEY,
-        # The receiver is on loopback, which herald refuses unless told otherwise.
-        HERALD_ALLOWED_DESTINATIONS="127.0.0.0/8",
-        HERALD_SLACK_BASE_URL=receiver.url,
-        HERALD_DELIVERY_TIMEOUT="2s",
-        HERALD_LOG=os.environ.get("HERALD_SDK_LOG", "info"),
-    )
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            preexec_fn=_die_with_parent)
-
-    def stop():
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log.close()
-
-    atexit.register(stop)  # also when the session ends without running the finalizer
     proxy = None
     try:
-        def healthy():
-            if proc.poll() is not None:
-                raise AssertionError(f"herald exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                return requests.get(url + "/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until("herald to answer /healthz", healthy, timeout=30)
-        proxy = RecordingProxy.start(url)
-        h = Herald(url=url, sdk_url=proxy.url, log_path=log_path, receiver=receiver, proxy=proxy,
-                   keys={"admin": ADMIN_KEY}, integrations={})
-        _seed(h)
-        _CURRENT = h
-        yield h
+        with _serve(
+            "sdk",
+            # The receiver is on loopback, which herald refuses unless told otherwise.
+            HERALD_ALLOWED_DESTINATIONS="127.0.0.0/8",
+            HERALD_SLACK_BASE_URL=receiver.url,
+            HERALD_DELIVERY_TIMEOUT="2s",
+        ) as server:
+            proxy = RecordingProxy.start(server.url)
+            h = Herald(server=server, sdk_url=proxy.url, receiver=receiver, proxy=proxy,
+                       keys={"admin": ADMIN_KEY}, integrations={})
+            _seed(h)
+            _CURRENT = h
+            yield h
     finally:
         _CURRENT = None
-        stop()
         if proxy:
             proxy.stop()
         receiver.stop()
-        if schema:
-            try:
-                _psql(pg_base, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            except (subprocess.SubprocessError, OSError) as e:
-                print(f"could not drop {schema}: {e}", file=sys.stderr)
-        keep = os.environ.get("HERALD_SDK_KEEP")
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            shutil.copy(log_path, Path(keep) / f"herald-{backend}.log")
+
+
+_OWN_COUNT = itertools.count(1)
+_OWN = pytest.StashKey[HeraldProcess]()
+
+
+@pytest.fixture
+def own_herald(request):
+    """A herald of this test's own, for a test that kills it: started as the session's is (same
+    binary, backend and log filter) but without a receiver, and seeded with nothing but the
+    bootstrap admin (herald_sdk.ADMIN_KEY). A failing test's report carries the end of its log."""
+    with _serve(f"own{next(_OWN_COUNT)}") as server:
+        request.node.stash[_OWN] = server
+        yield server
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,3 +362,6 @@ def pytest_runtest_makereport(item, call):
             text = f"({len(exchanges) - 12} earlier ones left out)\n" + text
         report.sections.append(("herald exchanges", text))
         report.sections.append(("herald log", h.log_tail(40)))
+    own = item.stash.get(_OWN, None)
+    if report.when in ("setup", "call") and report.failed and own is not None:
+        report.sections.append(("own herald log", own.log_tail(40)))

@@ -7,6 +7,7 @@ import base64
 import http.client
 import http.server
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+# herald's bootstrap admin (HERALD_BOOTSTRAP_API_KEY) in every server the suite starts.
+ADMIN_KEY = "sdk_tests_admin_key_0123456789_0123456789"  # the SDK wants 40+ [A-Za-z0-9_]
 
 # The seeded Slack integrations (conftest.py).
 SLACK_CHANNEL = "#ml-alerts"
@@ -38,6 +42,21 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float = 20.0, every
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
         time.sleep(every)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training scripts
+
+
+def script_env(url: str, api_key: str, **extra: str) -> dict[str, str]:
+    """The environment of a training script that logs into the herald at `url` as the owner of
+    `api_key`: this process's, with WANDB_BASE_URL and WANDB_API_KEY set, plus `extra`."""
+    # The script gets a wandb service of its own: the one this test process started (for its
+    # `wandb.Api`) announces itself in the environment, and a script sharing it would leave its
+    # run to that service's teardown.
+    env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
+    env.update(WANDB_BASE_URL=url, WANDB_API_KEY=api_key, WANDB_SILENT="true", **extra)
+    return env
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +120,17 @@ class Rest:
 
     def delete(self, path: str, **kw):
         return self.call("DELETE", path, **kw)
+
+
+def history(rest: Rest, run_path: str) -> list[dict]:
+    """Every history row of the run at `run_path` (/entities/E/projects/P/runs/R), in order."""
+    rows, after = [], ""
+    while True:
+        page = rest.get(f"{run_path}/history?limit=1000&after={after}")
+        rows += page["rows"]
+        if not page["next_cursor"]:
+            return rows
+        after = page["next_cursor"]
 
 
 # ---------------------------------------------------------------------------------------------

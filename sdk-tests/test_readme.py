@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 from conftest import REPO
+from herald_sdk import script_env
 
 SECTION = "## Using the wandb SDK"
 TRAINING = "## Log from your training script"
@@ -54,8 +55,7 @@ def test_the_readme_training_script_logs_its_run(herald):
     admin = herald.rest()
     admin.post("/entities", {"name": "ml-team", "kind": "team"}, expect=(201, 409))
     admin.post("/entities/ml-team/projects", {"name": "mnist"}, expect=(201, 409))
-    env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
-    env.update(WANDB_BASE_URL=herald.url, WANDB_API_KEY=herald.keys["admin"], WANDB_SILENT="true")
+    env = script_env(herald.url, herald.keys["admin"])
     run = subprocess.run([sys.executable, "-c", readme_example(TRAINING)], env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, f"the README script failed:\n{run.stdout}\n{run.stderr}"

@@ -5,14 +5,13 @@ automations made through the SDK fire on what the script logged."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
 from wandb.automations import OnRunMetric, OnRunState, RunEvent, SendWebhook
 
-from herald_sdk import wait_until
+from herald_sdk import history, script_env, wait_until
 
 WAIT = 20
 
@@ -21,12 +20,7 @@ def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0) -> 
     """Runs `body` as a training script as `user`; returns its stdout."""
     # Straight to herald: the recording proxy reads Content-Length bodies only, and wandb-core
     # streams some bodies chunked.
-    # The script gets a wandb service of its own: the one this test process started (for its
-    # `wandb.Api`) announces itself in the environment, and a script sharing it would leave its
-    # run to that service's teardown.
-    env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
-    env.update(WANDB_BASE_URL=herald.url, WANDB_API_KEY=herald.keys[user], WANDB_SILENT="true",
-               WANDB_CONSOLE="off")
+    env = script_env(herald.url, herald.keys[user], WANDB_CONSOLE="off")
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == expect_exit, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
@@ -190,12 +184,6 @@ def test_a_fast_loop_loses_no_row(herald):
     run_id = out.strip().splitlines()[-1]
     alice = herald.rest("alice")
     assert alice.get(f"/entities/acme/projects/vision/runs/{run_id}")["state"] == "FINISHED"
-    steps, after = [], ""
-    while True:
-        page = alice.get(f"/entities/acme/projects/vision/runs/{run_id}/history?limit=1000&after={after}")
-        steps += [r["step"] for r in page["rows"]]
-        assert all(len(r["values"]) == 10 for r in page["rows"])
-        if not page["next_cursor"]:
-            break
-        after = page["next_cursor"]
-    assert steps == list(range(12000))
+    rows = history(alice, f"/entities/acme/projects/vision/runs/{run_id}")
+    assert [r["step"] for r in rows] == list(range(12000))
+    assert all(len(r["values"]) == 10 for r in rows)
