@@ -49,7 +49,7 @@ def test_the_readme_example_runs_and_its_automation_fires(herald):
     assert json.loads(got.body) == {"event": "ADD_ARTIFACT_ALIAS", "version": "ml-team/mnist/classifier:v0"}
 
 
-def test_the_readme_training_script_logs_its_run(herald):
+def test_the_readme_training_script_logs_its_run(herald, tmp_path):
     """The training script of "Log from your training script", run as written with only
     WANDB_BASE_URL and WANDB_API_KEY set, leaves the run the README describes."""
     admin = herald.rest()
@@ -57,7 +57,7 @@ def test_the_readme_training_script_logs_its_run(herald):
     admin.post("/entities/ml-team/projects", {"name": "mnist"}, expect=(201, 409))
     env = script_env(herald.url, herald.keys["admin"])
     run = subprocess.run([sys.executable, "-c", readme_example(TRAINING)], env=env, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, f"the README script failed:\n{run.stdout}\n{run.stderr}"
     run_id = run.stdout.strip().splitlines()[-1]
     got = admin.get(f"/entities/ml-team/projects/mnist/runs/{run_id}")
@@ -65,3 +65,8 @@ def test_the_readme_training_script_logs_its_run(herald):
     assert got["summary"]["best_acc"] == 0.99
     rows = admin.get(f"/entities/ml-team/projects/mnist/runs/{run_id}/history?limit=1000")["rows"]
     assert len(rows) == 100 and set(rows[0]["values"]) == {"loss", "acc"}
+    # Its model is the collection's newest version, made by the run, with the files uploaded.
+    versions = admin.get("/entities/ml-team/projects/mnist/artifacts/classifier/versions")
+    newest = versions[-1]
+    assert sorted(newest["aliases"]) == ["candidate", "latest"] and newest["run_id"] == run_id
+    assert newest["metadata"] == {"accuracy": 0.99}

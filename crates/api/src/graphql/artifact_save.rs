@@ -205,6 +205,12 @@ impl ArtifactSaveMutation {
             .map_err(|e| errors::invalid("input.artifactCollectionName", e.message))?;
         let artifact_type = ArtifactType::parse(&input.artifact_type_name)
             .map_err(|e| errors::invalid("input.artifactTypeName", e.message))?;
+        if input.ttl_duration_seconds.is_some_and(|t| t > 0) {
+            return Err(errors::invalid(
+                "input.ttlDurationSeconds",
+                "herald keeps versions until they are deleted; a TTL is not supported",
+            ));
+        }
         if input.digest.is_empty() || input.digest.len() > 256 {
             return Err(errors::invalid(
                 "input.digest",

@@ -405,6 +405,10 @@ async fn an_incomplete_or_inconsistent_save_is_refused_and_leaves_no_version() {
     let e = error(&alice, CREATE, bad.clone()).await;
     assert!(e.contains("input.metadata"), "{e}");
     bad["input"]["metadata"] = json!(null);
+    bad["input"]["ttlDurationSeconds"] = json!(86400);
+    let e = error(&alice, CREATE, bad.clone()).await;
+    assert!(e.contains("input.ttlDurationSeconds"), "{e}");
+    bad["input"]["ttlDurationSeconds"] = json!(null);
     bad["input"]["runName"] = json!("nope");
     let e = error(&alice, CREATE, bad).await;
     assert!(e.contains("run \"nope\" not found"), "{e}");
