@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from wandb.automations import OnRunMetric, OnRunState, RunEvent, SendWebhook
+from wandb.automations import OnRunMetric, OnRunState, RunEvent, SendNotification, SendWebhook
 
 from herald_sdk import history, script_env, wait_until
 
@@ -103,6 +103,13 @@ def test_a_failing_run_ends_failed_and_fires_its_state_automation(api, herald, s
                                         payload={"automation": "${automation_name}", "run": "${run_id}"}),
         name="training failed",
     )
+    slack = next(iter(api.slack_integrations(entity="acme")))
+    api.create_automation(
+        OnRunState(scope=scopes["project"], filter=RunEvent.state.eq("failed"))
+        >> SendNotification.from_integration(slack, title="Training ${run_name} failed", text="now ${run_status}",
+                                             level="ERROR"),
+        name="training failed on slack",
+    )
     run_script(herald, """
         import wandb
         wandb.init(entity="acme", project="vision", id="crashes")
@@ -124,6 +131,16 @@ def test_a_failing_run_ends_failed_and_fires_its_state_automation(api, herald, s
                    timeout=WAIT)
         herald.receiver.wait_for(f"the failure webhook of {run_id}", _for("training failed", run=run_id),
                                  timeout=WAIT)
+
+        def slack_message(r, run_id=run_id):
+            try:
+                body = r.json()
+            except ValueError:
+                return False
+            return (r.path == "/api/chat.postMessage" and isinstance(body, dict)
+                    and f"Training {run_id} failed" in body.get("text", ""))
+        got = herald.receiver.wait_for(f"the Slack message of {run_id}", slack_message, timeout=WAIT)
+        assert got.json()["channel"] == "C0SDKTEST" and "now FAILED" in got.json()["text"]
 
 
 def test_a_run_without_entity_logs_into_the_callers_own(herald):
