@@ -67,11 +67,12 @@ os.environ.update(
     WANDB_SILENT="true",
     WANDB_ERROR_REPORTING="false",
     WANDB_DISABLE_GIT="true",
-    # Bounded: a failing request is retried at most once, quickly, and none waits long.
+    # Bounded: a failing request is retried at most once, after 1 s (wandb-core reads whole
+    # seconds: a fraction is 0, which means its default of several seconds).
     WANDB_HTTP_TIMEOUT="15",
     WANDB__GRAPHQL_RETRY_MAX="1",
-    WANDB__GRAPHQL_RETRY_WAIT_MIN_SECONDS="0.1",
-    WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS="0.5",
+    WANDB__GRAPHQL_RETRY_WAIT_MIN_SECONDS="1",
+    WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS="1",
 )
 
 

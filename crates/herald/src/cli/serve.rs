@@ -35,11 +35,20 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init(&config.log);
     let app = crate::app::App::build(&config).await?;
     if let Some(key) = app.bootstrap_admin_key() {
-        outln!(
-            "Created the server admin user `admin`. Its API key (shown once; also in {}):",
-            config.data_dir.join(crate::app::ADMIN_KEY_FILE).display()
-        );
-        outln!("\n    {key}\n");
+        let file = config.data_dir.join(crate::app::ADMIN_KEY_FILE);
+        if config.bootstrap_api_key.is_some() {
+            // The operator chose the key; it is not echoed into logs that may be kept.
+            outln!(
+                "Created the server admin user `admin` with the configured API key (bootstrap_api_key; also in {}).",
+                file.display()
+            );
+        } else {
+            outln!(
+                "Created the server admin user `admin`. Its API key (shown once; also in {}):",
+                file.display()
+            );
+            outln!("\n    {key}\n");
+        }
     }
     let shutdown = CancellationToken::new();
     on_shutdown_signal(shutdown.clone())?;
