@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from wandb.automations import ArtifactEvent, OnAddArtifactAlias, OnCreateArtifact, OnLinkArtifact, SendWebhook
+from wandb.automations import (ArtifactEvent, OnAddArtifactAlias, OnAddArtifactTag, OnCreateArtifact, OnLinkArtifact,
+                               OnRemoveArtifactTag, OnUnlinkArtifact, SendWebhook)
 
 from test_training import WAIT, _for, _hook, run_script
 
@@ -128,24 +129,39 @@ def test_the_same_content_is_one_version_and_changed_content_the_next(herald, tm
     assert sorted(versions[1]["aliases"]) == ["candidate", "latest"], "candidate moved to the new version"
 
 
-def test_the_public_api_edits_links_unlinks_and_downloads_what_a_script_logged(api, herald, tmp_path, monkeypatch):
+def test_the_public_api_edits_links_unlinks_and_downloads_what_a_script_logged(api, herald, scopes, tmp_path,
+                                                                                  monkeypatch):
     collection = "segmenter"
     run_script(herald, _script(collection, _weights(tmp_path)))
     hook = _hook(api, "acme-fire")
+    segmenter = api.artifact_collection("model", f"acme/vision/{collection}")
+    payload = {"automation": "${automation_name}", "version": "${artifact_version_string}"}
     api.create_automation(
-        OnAddArtifactAlias(scope=api.artifact_collection("model", f"acme/vision/{collection}"),
-                           filter=ArtifactEvent.alias.eq("staging-seg"))
-        >> SendWebhook.from_integration(hook, payload={"automation": "${automation_name}",
-                                                       "version": "${artifact_version_string}"}),
+        OnAddArtifactAlias(scope=segmenter, filter=ArtifactEvent.alias.eq("staging-seg"))
+        >> SendWebhook.from_integration(hook, payload=payload),
         name="segmenter staged")
+    api.create_automation(
+        OnAddArtifactTag(scope=segmenter, filter=ArtifactEvent.tag.eq("europe"))
+        >> SendWebhook.from_integration(hook, payload=payload),
+        name="segmenter tagged")
+    api.create_automation(
+        OnRemoveArtifactTag(scope=segmenter) >> SendWebhook.from_integration(hook, payload=payload),
+        name="segmenter untagged")
+    api.create_automation(
+        OnUnlinkArtifact(scope=scopes["registry"])
+        >> SendWebhook.from_integration(_hook_of(api, "acme-org", "org-hook"),
+                                        payload={"automation": "${automation_name}",
+                                                 "collection": "${artifact_collection_name}"}),
+        name="segmenter unlinked")
 
     art = api.artifact(f"acme/vision/{collection}:v0")
     art.aliases.append("staging-seg")
     art.tags.append("europe")
     art.description = "a segmenter"
     art.save()
-    got = herald.receiver.wait_for("the staging webhook", _for("segmenter staged"), timeout=WAIT)
-    assert got.json()["version"] == f"acme/vision/{collection}:v0"
+    for name in ("segmenter staged", "segmenter tagged"):
+        got = herald.receiver.wait_for(f"the {name} webhook", _for(name), timeout=WAIT)
+        assert got.json()["version"] == f"acme/vision/{collection}:v0"
 
     alice = herald.rest("alice")
     v0 = alice.get(f"/entities/acme/projects/vision/artifacts/{collection}/versions/v0")
@@ -159,8 +175,8 @@ def test_the_public_api_edits_links_unlinks_and_downloads_what_a_script_logged(a
     reread.save()
     v0 = alice.get(f"/entities/acme/projects/vision/artifacts/{collection}/versions/v0")
     assert "staging-seg" not in v0["aliases"] and v0["tags"] == []
-    events = [e["type"] for e in alice.get("/entities/acme/events?limit=200")["events"]]
-    assert "REMOVE_ARTIFACT_TAG" in events
+    got = herald.receiver.wait_for("the untagged webhook", _for("segmenter untagged"), timeout=WAIT)
+    assert got.json()["version"] == f"acme/vision/{collection}:v0"
 
     # `link` logs in as a user who ran `wandb login` would be: from the environment.
     monkeypatch.setenv("WANDB_API_KEY", herald.keys["alice"])
@@ -171,6 +187,15 @@ def test_the_public_api_edits_links_unlinks_and_downloads_what_a_script_logged(a
     linked.unlink()
     org = herald.rest("alice").get("/entities/acme-org/projects/wandb-registry-model/artifacts/segmenters/versions")
     assert org == []
+
+    def unlinked(r):
+        try:
+            body = r.json()
+        except ValueError:
+            return False
+        return r.path == "/hook/org" and isinstance(body, dict) and body.get("automation") == "segmenter unlinked"
+    got = herald.receiver.wait_for("the unlink webhook", unlinked, timeout=WAIT)
+    assert got.json()["collection"] == "segmenters"
 
     downloaded = Path(api.artifact(f"acme/vision/{collection}:latest").download(root=str(tmp_path / "dl")))
     data = (downloaded / "weights.bin").read_bytes()
