@@ -34,46 +34,16 @@ from pathlib import Path
 
 import pytest
 
-from herald_process import HeraldProcess, PgSchema, free_port
-from herald_sdk import ADMIN_KEY, ORG_SLACK_CHANNEL, SLACK_CHANNEL, SLACK_WORKSPACE, RecordingProxy, Receiver, Rest
+from herald_process import HeraldProcess, PgSchema
+from herald_sdk import (ADMIN_KEY, ORG_SLACK_CHANNEL, SLACK_CHANNEL, SLACK_WORKSPACE, RecordingProxy, Receiver, Rest,
+                        isolate_wandb)
 
 REPO = Path(__file__).resolve().parent.parent
 
-# ---------------------------------------------------------------------------------------------
-# Isolate the SDK before anything imports wandb: its settings, caches, credentials and netrc
-# all live in a temporary home, no key or base URL comes from the environment, and no proxy
-# stands between it and loopback.
-
+# Isolate the SDK (herald_sdk.isolate_wandb) before anything imports wandb.
 _TMP = Path(tempfile.mkdtemp(prefix="herald-sdk-tests-"))
 _REAL_HOME = os.environ.get("HOME", "/")  # for psql and herald (a ~/.pgpass, say)
-for _name in list(os.environ):
-    if _name.startswith("WANDB_") or _name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-        del os.environ[_name]
-_HOME = _TMP / "home"
-for _d in ("home", "wandb", "wandb-config", "wandb-cache", "wandb-data", "wandb-artifacts"):
-    (_TMP / _d).mkdir()
-(_HOME / ".netrc").write_text("")
-(_HOME / ".netrc").chmod(0o600)
-os.environ.update(
-    HOME=str(_HOME),
-    NETRC=str(_HOME / ".netrc"),
-    NO_PROXY="127.0.0.1,localhost",
-    no_proxy="127.0.0.1,localhost",
-    WANDB_DIR=str(_TMP / "wandb"),
-    WANDB_CONFIG_DIR=str(_TMP / "wandb-config"),
-    WANDB_CACHE_DIR=str(_TMP / "wandb-cache"),
-    WANDB_DATA_DIR=str(_TMP / "wandb-data"),
-    WANDB_ARTIFACT_DIR=str(_TMP / "wandb-artifacts"),
-    WANDB_SILENT="true",
-    WANDB_ERROR_REPORTING="false",
-    WANDB_DISABLE_GIT="true",
-    # Bounded: a failing request is retried at most once, after 1 s (wandb-core reads whole
-    # seconds: a fraction is 0, which means its default of several seconds).
-    WANDB_HTTP_TIMEOUT="15",
-    WANDB__GRAPHQL_RETRY_MAX="1",
-    WANDB__GRAPHQL_RETRY_WAIT_MIN_SECONDS="1",
-    WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS="1",
-)
+isolate_wandb(_TMP)
 
 
 def pytest_unconfigure(config):
@@ -125,24 +95,19 @@ def _serve(name: str, **env: str) -> Iterator[HeraldProcess]:
     backend = os.environ.get("HERALD_SDK_BACKEND", "sqlite")
     assert backend in ("sqlite", "postgres"), f"HERALD_SDK_BACKEND={backend!r}: sqlite or postgres"
 
-    port = free_port()
-    args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(_TMP / f"{name}-data")]
     schema = None
     if backend == "postgres":
         pg_base = os.environ.get("HERALD_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
         schema = PgSchema(pg_base, f"herald_t_{name}_{os.getpid()}", home=_REAL_HOME)
         schema.create()
-        args += ["--database-url", schema.url]
 
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY")}
-    full_env.update(
+    server = HeraldProcess.new(
+        binary, _TMP / f"{name}-data", _TMP / f"{name}.log", schema.url if schema else None,
         HOME=_REAL_HOME,
         HERALD_BOOTSTRAP_API_KEY=ADMIN_KEY,
         HERALD_LOG=os.environ.get("HERALD_SDK_LOG", "info"),
         **env,
     )
-    server = HeraldProcess(args, env=full_env, port=port, log_path=_TMP / f"{name}.log")
     atexit.register(server.stop)  # also when the session ends without running the finalizer
     try:
         server.start()

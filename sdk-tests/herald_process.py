@@ -1,4 +1,4 @@
-"""`herald serve` as a child of the suite: a process on a loopback port of its own, with its
+"""`herald serve` as a child of the suite (or of the SDK benchmark): a process on a loopback port of its own, with its
 data directory (and, on PostgreSQL, its own schema), that a test can SIGKILL and start again on
 the same port, data and configuration."""
 
@@ -80,6 +80,21 @@ class HeraldProcess:
     port: int
     log_path: Path
     proc: subprocess.Popen | None = None
+
+    @classmethod
+    def new(cls, binary: Path, data_dir: Path, log_path: Path, database_url: str | None = None,
+            **env: str) -> HeraldProcess:
+        """A herald, not started yet, on a free port (free_port) with `data_dir`: on SQLite there,
+        or on the PostgreSQL database at `database_url`. Its environment is this process's less
+        HERALD_*, DATABASE_URL and the proxies, plus `env`."""
+        port = free_port()
+        args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
+        if database_url:
+            args += ["--database-url", database_url]
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("HERALD_") and k not in ("DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY")}
+        full_env.update(env)
+        return cls(args, env=full_env, port=port, log_path=log_path)
 
     @property
     def url(self) -> str:

@@ -1,5 +1,6 @@
-"""What the SDK tests share besides fixtures: herald's REST client, the webhook receiver, the
-recording proxy between the SDK and herald, global ids and bounded waits."""
+"""What the SDK tests (and the SDK benchmark, bench_ingest.py) share besides fixtures: the SDK's
+isolated environment, training scripts' environment, herald's REST client, the webhook receiver,
+the recording proxy between the SDK and herald, global ids and bounded waits."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
 
-# herald's bootstrap admin (HERALD_BOOTSTRAP_API_KEY) in every server the suite starts.
+# herald's bootstrap admin (HERALD_BOOTSTRAP_API_KEY) in every server the suite and the SDK
+# benchmark start.
 ADMIN_KEY = "sdk_tests_admin_key_0123456789_0123456789"  # the SDK wants 40+ [A-Za-z0-9_]
 
 # The seeded Slack integrations (conftest.py).
@@ -45,7 +48,42 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float = 20.0, every
 
 
 # ---------------------------------------------------------------------------------------------
-# Training scripts
+# The SDK's environment and training scripts
+
+
+def isolate_wandb(tmp: Path) -> None:
+    """Isolates the SDK in this process's environment (and so its children's): its settings,
+    caches, credentials and netrc all live in a fresh home under `tmp`, no key or base URL comes
+    from the environment, and no proxy stands between it and loopback. Call it before anything
+    imports wandb."""
+    for name in list(os.environ):
+        if name.startswith("WANDB_") or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
+            del os.environ[name]
+    home = tmp / "home"
+    for d in ("home", "wandb", "wandb-config", "wandb-cache", "wandb-data", "wandb-artifacts"):
+        (tmp / d).mkdir()
+    (home / ".netrc").write_text("")
+    (home / ".netrc").chmod(0o600)
+    os.environ.update(
+        HOME=str(home),
+        NETRC=str(home / ".netrc"),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        WANDB_DIR=str(tmp / "wandb"),
+        WANDB_CONFIG_DIR=str(tmp / "wandb-config"),
+        WANDB_CACHE_DIR=str(tmp / "wandb-cache"),
+        WANDB_DATA_DIR=str(tmp / "wandb-data"),
+        WANDB_ARTIFACT_DIR=str(tmp / "wandb-artifacts"),
+        WANDB_SILENT="true",
+        WANDB_ERROR_REPORTING="false",
+        WANDB_DISABLE_GIT="true",
+        # Bounded: a failing request is retried at most once, after 1 s (wandb-core reads whole
+        # seconds: a fraction is 0, which means its default of several seconds).
+        WANDB_HTTP_TIMEOUT="15",
+        WANDB__GRAPHQL_RETRY_MAX="1",
+        WANDB__GRAPHQL_RETRY_WAIT_MIN_SECONDS="1",
+        WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS="1",
+    )
 
 
 def script_env(url: str, api_key: str, **extra: str) -> dict[str, str]:
