@@ -17,8 +17,10 @@ from herald_sdk import wait_until
 WAIT = 20
 
 
-def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0) -> str:
-    """Runs `body` as a training script as `user`; returns its stdout."""
+def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0, console: str = "off",
+               **env_extra: str) -> str:
+    """Runs `body` as a training script as `user` (with the SDK's console capture `console`, and
+    `env_extra` in its environment); returns its stdout."""
     # Straight to herald: the recording proxy reads Content-Length bodies only, and wandb-core
     # streams some bodies chunked.
     # The script gets a wandb service of its own: the one this test process started (for its
@@ -26,7 +28,7 @@ def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0) -> 
     # run to that service's teardown.
     env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
     env.update(WANDB_BASE_URL=herald.url, WANDB_API_KEY=herald.keys[user], WANDB_SILENT="true",
-               WANDB_CONSOLE="off")
+               WANDB_CONSOLE=console, **env_extra)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == expect_exit, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
@@ -199,3 +201,28 @@ def test_a_fast_loop_loses_no_row(herald):
             break
         after = page["next_cursor"]
     assert steps == list(range(12000))
+
+
+def test_what_a_script_prints_is_read_back_over_rest(herald):
+    """The SDK streams what the script prints (standard output and error) as console lines;
+    herald keeps them (its default) and answers them by line number."""
+    out = run_script(herald, """
+        import sys
+        import wandb
+        run = wandb.init(entity="acme", project="vision")
+        for epoch in range(3):
+            print(f"epoch {epoch}: loss {1 / (epoch + 1):.3f}")
+        print("lr looks high", file=sys.stderr)
+        run.finish()
+        print(run.id)
+    """, console="wrap")
+    run_id = out.strip().splitlines()[-1]
+    page = herald.rest("alice").get(f"/entities/acme/projects/vision/runs/{run_id}/console?limit=1000")
+    lines = [(line["stream"], line["text"]) for line in page["lines"]]
+    printed = [("stdout", "epoch 0: loss 1.000"), ("stdout", "epoch 1: loss 0.500"),
+               ("stdout", "epoch 2: loss 0.333"), ("stderr", "lr looks high")]
+    # In the order printed (the SDK may add lines of its own around them).
+    assert [line for line in lines if line in printed] == printed, lines
+    assert [line["line"] for line in page["lines"]] == list(range(len(lines)))
+    assert all(line["time"] for line in page["lines"] if (line["stream"], line["text"]) in printed)
+    assert page["line_count"] == len(lines)

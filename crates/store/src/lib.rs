@@ -28,9 +28,9 @@ use herald_domain::run::{HistoryRow, Run, RunState};
 
 pub use error::{StoreError, StoreResult};
 pub use inputs::{
-    AttemptOutcome, ClaimedExecution, ExecutionQuery, HistoryPage, IntegrationPatch, LoggedHistory,
-    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUser, NewVersion, RunPatch,
-    StoredHistoryRow, StreamPost,
+    AttemptOutcome, ClaimedExecution, ConsoleChunk, ConsolePage, ExecutionQuery, HistoryPage,
+    IntegrationPatch, LoggedHistory, NewAttempt, NewAutomation, NewExecution, NewIntegration,
+    NewRun, NewUser, NewVersion, RunPatch, StoredHistoryRow, StreamPost,
 };
 
 /// Users and their API keys.
@@ -241,7 +241,8 @@ pub trait RunStore: Send + Sync {
         patch: RunPatch,
     ) -> StoreResult<(Run, bool)>;
     /// Applies one file_stream post in one transaction: new history rows (a LOG_RUN_HISTORY
-    /// event), the summary, the line counts, and the final state (a RUN_STATE event).
+    /// event), the summary, the kept console lines, the line counts, and the final state (a
+    /// RUN_STATE event).
     async fn stream_run(
         &self,
         project: &Project,
@@ -249,6 +250,14 @@ pub trait RunStore: Send + Sync {
         id: &RunName,
         post: StreamPost,
     ) -> StoreResult<Run>;
+    /// Run `id`'s kept console lines by number, from the one after the page's cursor (a line
+    /// number), with how many lines the run has streamed.
+    async fn console(
+        &self,
+        project: &Project,
+        id: &str,
+        page: PageRequest,
+    ) -> StoreResult<ConsolePage>;
 }
 
 /// The event log.

@@ -1,18 +1,21 @@
 //! `POST /files/{entity}/{project}/{run}/file_stream`: where the `wandb` SDK streams a run's
 //! history, summary, console and system metrics, and finally its exit code. Each file's lines
 //! carry an offset; lines the run already has are skipped (the SDK resends a post it got no
-//! answer to), and a post starting past them is refused, so nothing is lost or doubled.
+//! answer to), and a post starting past them is refused, so nothing is lost or doubled. Console
+//! lines are the exception: wandb-core sends a line again to rewrite it, so each is kept (when
+//! `runs.console` keeps them) by its number, the last text winning.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
 use herald_domain::catalog::Role;
+use herald_domain::console::ConsolePolicy;
 use herald_domain::names::RunName;
 use herald_domain::wandb_run::{exit_state, history_line};
 use herald_domain::InvalidInput;
 use herald_engine::access;
-use herald_store::StreamPost;
+use herald_store::{ConsoleChunk, StreamPost};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -71,12 +74,12 @@ pub async fn file_stream(
 ) -> ApiResult<Json<FileStreamAnswer>> {
     let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
     let run = RunName::parse(&run).map_err(|e| e.at("run"))?;
-    let post = parse_post(body)?;
+    let post = parse_post(body, &state.console)?;
     state.store.stream_run(&project, &user, &run, post).await?;
     Ok(Json(FileStreamAnswer {}))
 }
 
-fn parse_post(body: FileStreamPost) -> Result<StreamPost, InvalidInput> {
+fn parse_post(body: FileStreamPost, console: &ConsolePolicy) -> Result<StreamPost, InvalidInput> {
     let mut post = StreamPost::default();
     for (name, chunk) in body.files {
         let at = |field: &str| format!("files.{name}.{field}");
@@ -127,7 +130,13 @@ fn parse_post(body: FileStreamPost) -> Result<StreamPost, InvalidInput> {
                     post.summary = Some(v);
                 }
             }
-            "output.log" => post.log = Some((chunk.offset, count)),
+            "output.log" => {
+                post.log = Some(ConsoleChunk {
+                    offset: chunk.offset,
+                    count,
+                    kept: console.kept(chunk.offset, chunk.content),
+                })
+            }
             "wandb-events.jsonl" => post.events = Some((chunk.offset, count)),
             // Other files are the SDK's business; herald keeps none of them.
             _ => {}

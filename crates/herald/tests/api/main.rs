@@ -15,4 +15,5 @@ mod storage;
 #[path = "../support/mod.rs"]
 mod support;
 mod users_entities;
+mod wandb_console;
 mod wandb_runs;

@@ -11,13 +11,14 @@ use herald_domain::run::{HistoryRow, Run, RunState, StreamedLines, Transition};
 use herald_domain::wandb_run::fresh_lines;
 use serde_json::json;
 
+use super::console;
 use super::db::{params, values_sql, Columns, Conn, Value};
 use super::events::insert_event;
 use super::{json_col, now_us, ts, SqlStore};
 use crate::error::conflict_on_unique;
 use crate::{
-    EntityStore, HistoryPage, LoggedHistory, NewRun, RunPatch, RunStore, StoreError, StoreResult,
-    StoredHistoryRow, StreamPost,
+    ConsolePage, EntityStore, HistoryPage, LoggedHistory, NewRun, RunPatch, RunStore, StoreError,
+    StoreResult, StoredHistoryRow, StreamPost,
 };
 
 const RUN_SELECT: &str =
@@ -263,14 +264,16 @@ impl RunStore for SqlStore {
             }
             lines.history = lines.history.max(offset + rows.len() as i64);
         }
-        for (name, file, count) in [
-            ("output.log", &post.log, &mut lines.log),
-            ("wandb-events.jsonl", &post.events, &mut lines.events),
-        ] {
-            if let Some((offset, n)) = file {
-                fresh_lines(name, *count, *offset, *n as usize)?;
-                *count = (*count).max(offset + n);
-            }
+        if let Some(log) = &post.log {
+            // Lines the run has are not skipped here: wandb-core sends a line again when it
+            // rewrites it, and writing a resent one again changes nothing.
+            fresh_lines("output.log", lines.log, log.offset, log.count as usize)?;
+            console::write_lines(&mut tx, run.row_id, &log.kept).await?;
+            lines.log = lines.log.max(log.offset + log.count);
+        }
+        if let Some((offset, n)) = post.events {
+            fresh_lines("wandb-events.jsonl", lines.events, offset, n as usize)?;
+            lines.events = lines.events.max(offset + n);
         }
         let summary = post.summary.as_ref().map(|s| s.to_string());
         tx.execute(
@@ -292,6 +295,21 @@ impl RunStore for SqlStore {
         let run = find_run(&mut tx, project, id.as_str()).await?;
         tx.commit().await?;
         Ok(run)
+    }
+
+    async fn console(
+        &self,
+        project: &Project,
+        id: &str,
+        page: PageRequest,
+    ) -> StoreResult<ConsolePage> {
+        let mut conn = self.read().await?;
+        let run = find_run(&mut conn, project, id).await?;
+        let lines = console::read_lines(&mut conn, run.row_id, page).await?;
+        Ok(ConsolePage {
+            lines,
+            line_count: run.lines.log,
+        })
     }
 }
 

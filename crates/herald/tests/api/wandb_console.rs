@@ -1,0 +1,258 @@
+//! Console lines as the `wandb` SDK streams them (`output.log` over file_stream): kept by line
+//! number or dropped by configuration, a rewritten line replacing the one before, a resent post
+//! adding nothing, and read back at `.../runs/{run}/console`. The SDK itself prints into them in
+//! `sdk-tests/test_training.py`.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn stream(run: &str) -> String {
+    format!("/files/acme/vision/{run}/file_stream")
+}
+
+fn console_path(run: &str) -> String {
+    format!("/api/v1/entities/acme/projects/vision/runs/{run}/console")
+}
+
+/// A post of console lines from `offset`.
+fn log(offset: i64, lines: &[&str]) -> Value {
+    json!({"files": {"output.log": {"offset": offset, "content": lines}}})
+}
+
+/// A server with `[runs]` set to `runs`, its team `acme` and a run `r1` in `acme/vision`, made
+/// by alice.
+async fn app_with(runs: Option<&str>, env: &[(&str, &str)]) -> (TestApp, Api) {
+    let mut vars = vec![(
+        "HERALD_BOOTSTRAP_API_KEY".to_string(),
+        ADMIN_KEY.to_string(),
+    )];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let app = start_app(runs.map(|r| format!("[runs]\n{r}\n")), vars).await;
+    let alice = app.create_user("alice").await;
+    alice.create_team("acme").await;
+    alice.create_project("acme", "vision").await;
+    alice
+        .create_run("acme", "vision", json!({"id": "r1"}))
+        .await;
+    (app, alice)
+}
+
+/// Posts `body` to r1's file_stream, which must take it.
+async fn stream_ok(api: &Api, body: Value) {
+    expect(api.post(&stream("r1"), body).await, StatusCode::OK);
+}
+
+async fn console(api: &Api, run: &str) -> Value {
+    expect(
+        api.get(&format!("{}?limit=1000", console_path(run))).await,
+        StatusCode::OK,
+    )
+}
+
+/// `(line, stream, text)` of each line of a console page.
+fn texts(page: &Value) -> Vec<(i64, String, String)> {
+    page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["line"].as_i64().unwrap(),
+                l["stream"].as_str().unwrap().to_string(),
+                l["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn line(n: i64, stream: &str, text: &str) -> (i64, String, String) {
+    (n, stream.to_string(), text.to_string())
+}
+
+#[tokio::test]
+async fn console_lines_are_kept_by_number_and_read_back() {
+    let (app, alice) = app_with(None, &[]).await;
+    let first = log(
+        0,
+        &[
+            "2026-12-06T17:10:08.123456 epoch 0",
+            "ERROR 2026-12-06T17:10:08.200000 warning: lr is high",
+            "2026-12-06T17:10:09.000000 progress 10%",
+        ],
+    );
+    stream_ok(&alice, first.clone()).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(
+        texts(&page),
+        [
+            line(0, "stdout", "epoch 0"),
+            line(1, "stderr", "warning: lr is high"),
+            line(2, "stdout", "progress 10%")
+        ]
+    );
+    assert_eq!(page["lines"][0]["time"], "2026-12-06T17:10:08.123456Z");
+    assert_eq!(page["line_count"], 3);
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    // The SDK resends a post it got no answer to: nothing changes.
+    stream_ok(&alice, first).await;
+    assert_eq!(console(&alice, "r1").await, page);
+
+    // A progress bar redraws its line: the post starts at that line, and the last text wins.
+    let redraw = log(
+        2,
+        &[
+            "2026-12-06T17:10:10.000000 progress 100%",
+            "2026-12-06T17:10:10.500000 epoch 1",
+        ],
+    );
+    stream_ok(&alice, redraw).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(
+        texts(&page)[2..],
+        [
+            line(2, "stdout", "progress 100%"),
+            line(3, "stdout", "epoch 1")
+        ]
+    );
+    assert_eq!(page["line_count"], 4);
+
+    // Pages by line number.
+    let first_page = expect(
+        alice.get(&format!("{}?limit=3", console_path("r1"))).await,
+        StatusCode::OK,
+    );
+    assert_eq!(first_page["next_cursor"], "2");
+    let rest = expect(
+        alice
+            .get(&format!("{}?limit=3&after=2", console_path("r1")))
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(texts(&rest), [line(3, "stdout", "epoch 1")]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    // A line not in wandb-core's form is all text; a very long one is kept cut.
+    let long = format!("2026-12-06T17:10:11.000000 {}", "x".repeat(40_000));
+    stream_ok(&alice, log(4, &["plain, no stamp", &long])).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(page["lines"][4]["text"], "plain, no stamp");
+    assert_eq!(page["lines"][4]["time"], Value::Null);
+    let cut = page["lines"][5]["text"].as_str().unwrap();
+    assert!(
+        cut.len() <= 16 * 1024 && cut.ends_with('…'),
+        "{}",
+        cut.len()
+    );
+
+    // Many lines in one post are all kept.
+    let many: Vec<String> = (0..1000).map(|i| format!("row {i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    stream_ok(&alice, log(6, &many)).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(page["line_count"], 1006);
+    assert_eq!(
+        page["lines"].as_array().unwrap().len(),
+        1000,
+        "a page holds 1000"
+    );
+    assert_eq!(page["next_cursor"], "999");
+    let last = expect(
+        alice
+            .get(&format!("{}?after=999", console_path("r1")))
+            .await,
+        StatusCode::OK,
+    );
+    let want: Vec<_> = (994..1000)
+        .map(|i| line(i + 6, "stdout", &format!("row {i}")))
+        .collect();
+    assert_eq!(texts(&last), want);
+
+    // A viewer reads the console; a non-member does not find the run.
+    let carol = app.create_user("carol").await;
+    let (status, _) = carol.get(&console_path("r1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    alice.set_member("acme", "carol", "VIEWER").await;
+    expect(carol.get(&console_path("r1")).await, StatusCode::OK);
+    let (status, _) = alice.get(&console_path("nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_refused_post_keeps_none_of_its_lines() {
+    let (_app, alice) = app_with(None, &[]).await;
+    stream_ok(&alice, log(0, &["a", "b"])).await;
+    // A gap is refused, naming the file and where the next line starts.
+    let (status, body) = alice.post(&stream("r1"), log(3, &["d"])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["path"], "files.output.log.offset");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("2"),
+        "{body}"
+    );
+    // Lines of a post refused for another of its files are not kept either: the post is one
+    // transaction.
+    let mixed = json!({"files": {
+        "output.log": {"offset": 2, "content": ["c"]},
+        "wandb-events.jsonl": {"offset": 4, "content": ["{}"]},
+    }});
+    let (status, body) = alice.post(&stream("r1"), mixed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["path"], "files.wandb-events.jsonl.offset");
+    let page = console(&alice, "r1").await;
+    assert_eq!(
+        texts(&page),
+        [line(0, "stdout", "a"), line(1, "stdout", "b")]
+    );
+    assert_eq!(page["line_count"], 2);
+    // A negative offset, and lines that are not strings, are bad input.
+    for bad in [
+        log(-1, &["x"]),
+        json!({"files": {"output.log": {"offset": 2, "content": [1, 2]}}}),
+    ] {
+        let (status, body) = alice.post(&stream("r1"), bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (status, _) = alice.get(&format!("{}?after=x", console_path("r1"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn lines_past_the_cap_are_counted_not_kept() {
+    let (_app, alice) = app_with(Some("console_max_lines = 3"), &[]).await;
+    stream_ok(&alice, log(0, &["a", "b", "c", "d", "e"])).await;
+    stream_ok(&alice, log(5, &["f"])).await;
+    // A line under the cap may still be rewritten.
+    stream_ok(&alice, log(2, &["C", "D"])).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(
+        texts(&page),
+        [
+            line(0, "stdout", "a"),
+            line(1, "stdout", "b"),
+            line(2, "stdout", "C")
+        ]
+    );
+    assert_eq!(page["line_count"], 6, "every line is counted");
+    // The count is where a resumed run continues: past it is still a gap.
+    let (status, _) = alice.post(&stream("r1"), log(7, &["h"])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn dropped_console_lines_are_only_counted() {
+    let (_app, alice) = app_with(None, &[("HERALD_RUNS_CONSOLE", "drop")]).await;
+    stream_ok(&alice, log(0, &["a", "b"])).await;
+    stream_ok(&alice, log(2, &["c"])).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(page["lines"], json!([]));
+    assert_eq!(page["line_count"], 3);
+    let (status, _) = alice.post(&stream("r1"), log(4, &["e"])).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "gaps are refused either way"
+    );
+}
