@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 from wandb.automations import OnRunMetric, OnRunState, RunEvent, SendWebhook
 
@@ -17,10 +18,9 @@ from herald_sdk import wait_until
 WAIT = 20
 
 
-def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0, console: str = "off",
-               **env_extra: str) -> str:
-    """Runs `body` as a training script as `user` (with the SDK's console capture `console`, and
-    `env_extra` in its environment); returns its stdout."""
+def script_env(herald, user: str = "alice", console: str = "off", **extra: str) -> dict[str, str]:
+    """The environment of a training script run as `user`, with the SDK's console capture
+    `console` and `extra` variables."""
     # Straight to herald: the recording proxy reads Content-Length bodies only, and wandb-core
     # streams some bodies chunked.
     # The script gets a wandb service of its own: the one this test process started (for its
@@ -28,9 +28,15 @@ def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0, con
     # run to that service's teardown.
     env = {k: v for k, v in os.environ.items() if "WANDB_SERVICE" not in k.upper()}
     env.update(WANDB_BASE_URL=herald.url, WANDB_API_KEY=herald.keys[user], WANDB_SILENT="true",
-               WANDB_CONSOLE=console, **env_extra)
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=env, capture_output=True,
-                          text=True, timeout=120)
+               WANDB_CONSOLE=console, **extra)
+    return env
+
+
+def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0, console: str = "off") -> str:
+    """Runs `body` as a training script as `user` (with the SDK's console capture `console`);
+    returns its stdout."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=script_env(herald, user, console),
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == expect_exit, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -226,3 +232,43 @@ def test_what_a_script_prints_is_read_back_over_rest(herald):
     assert [line["line"] for line in page["lines"]] == list(range(len(lines)))
     assert all(line["time"] for line in page["lines"] if (line["stream"], line["text"]) in printed)
     assert page["line_count"] == len(lines)
+
+
+def test_a_run_stopped_through_the_api_stops_its_script(api, herald):
+    """`Api().run(…).stop()`, as W&B's Stop button: herald answers the script's next file_stream
+    post with `stopped`, the SDK (asking every 15 s) interrupts the script, and its last post
+    ends the run KILLED."""
+    # Posts every second rather than every 15: the stop reaches the SDK sooner.
+    env = script_env(herald, WANDB__FILE_STREAM_TRANSMIT_INTERVAL="1")
+    script = textwrap.dedent("""
+        import time
+        import wandb
+        run = wandb.init(entity="acme", project="vision", id="stoppable")
+        for step in range(1200):  # four minutes, unless stopped
+            wandb.log({"loss": 1.0 / (step + 1)})
+            time.sleep(0.2)
+        run.finish()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        alice = herald.rest("alice")
+        path = "/entities/acme/projects/vision/runs/stoppable"
+
+        def logged():  # the run is made by the script: a 404 until then
+            return alice.get(f"{path}/history?limit=1", expect=(200, 404)).get("rows")
+
+        wait_until("the script to log", logged, timeout=WAIT)
+        api.run("acme/vision/stoppable").stop()
+        assert alice.get(path)["stop_requested"] is True
+        stopped_at = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    # Interrupted as by Ctrl-C, within one poll of the SDK and a post.
+    assert proc.returncode != 0, f"exit {proc.returncode}:\n{out}\n{err}"
+    assert "KeyboardInterrupt" in err, err
+    assert time.monotonic() - stopped_at < 40
+    wait_until("the run to end KILLED", lambda: alice.get(path)["state"] == "KILLED" or None, timeout=WAIT)
+    steps = [r["step"] for r in alice.get(f"{path}/history?limit=1000")["rows"]]
+    assert 0 < len(steps) < 1200

@@ -62,8 +62,9 @@ pub struct StreamPost {
     pub log: Option<ConsoleChunk>,
     /// System-metrics lines: from an offset, how many (herald counts them).
     pub events: Option<(i64, i64)>,
-    /// The run ended (`complete` with its exit code): FINISHED or FAILED.
-    pub exit: Option<RunState>,
+    /// The run ended (`complete`) with this exit code: FINISHED, FAILED, or KILLED when it was
+    /// asked to stop (see `wandb_run::exit_state`).
+    pub exit: Option<i64>,
 }
 
 /// `output.log` lines posted from `offset`: `count` of them, of which `kept` are stored.

@@ -250,6 +250,10 @@ pub trait RunStore: Send + Sync {
         id: &RunName,
         post: StreamPost,
     ) -> StoreResult<Run>;
+    /// Asks RUNNING run `id` to stop: the SDK running it is told so in its file_stream answers,
+    /// and interrupts the script. Asking again changes nothing; a run that has ended is a
+    /// conflict.
+    async fn request_stop(&self, project: &Project, id: &RunName) -> StoreResult<Run>;
     /// Run `id`'s kept console lines by number, from the one after the page's cursor (a line
     /// number), with how many lines the run has streamed.
     async fn console(

@@ -1,4 +1,4 @@
-//! Runs: creation, state changes, history, and console lines.
+//! Runs: creation, state changes and stop requests, history, and console lines.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -218,6 +218,28 @@ pub async fn update_run(
     Ok(Json(
         state.store.set_run_state(&project, &user, &run, to).await?,
     ))
+}
+
+/// Asks a RUNNING run to stop, as W&B's Stop button does: the `wandb` SDK running it learns so
+/// from its next file_stream answer and interrupts the script (within about half a minute), and
+/// the run ends KILLED. Asking again changes nothing.
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/stop", tag = "runs",
+    params(RunPath),
+    responses((status = 200, body = Run),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The run has ended.")))]
+pub async fn stop_run(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
+) -> ApiResult<Json<Run>> {
+    let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
+    let run = RunName::parse(&run).map_err(|e| e.at("run"))?;
+    Ok(Json(state.store.request_stop(&project, &run).await?))
 }
 
 /// Appends history rows to a RUNNING run. Values must be finite numbers.

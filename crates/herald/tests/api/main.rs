@@ -17,3 +17,4 @@ mod support;
 mod users_entities;
 mod wandb_console;
 mod wandb_runs;
+mod wandb_stop;

@@ -30,12 +30,7 @@ async fn app_with(runs: Option<&str>, env: &[(&str, &str)]) -> (TestApp, Api) {
     )];
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let app = start_app(runs.map(|r| format!("[runs]\n{r}\n")), vars).await;
-    let alice = app.create_user("alice").await;
-    alice.create_team("acme").await;
-    alice.create_project("acme", "vision").await;
-    alice
-        .create_run("acme", "vision", json!({"id": "r1"}))
-        .await;
+    let alice = alice_with_run(&app).await;
     (app, alice)
 }
 

@@ -8,7 +8,7 @@ use herald_domain::event::{EventType, NewEvent, PageRequest};
 use herald_domain::ids::RunId;
 use herald_domain::names::RunName;
 use herald_domain::run::{HistoryRow, Run, RunState, StreamedLines, Transition};
-use herald_domain::wandb_run::fresh_lines;
+use herald_domain::wandb_run::{exit_state, fresh_lines};
 use serde_json::json;
 
 use super::console;
@@ -23,7 +23,8 @@ use crate::{
 
 const RUN_SELECT: &str =
     "SELECT r.id, r.name, r.display_name, u.username, r.state, r.tags, r.config, r.summary, \
-     r.notes, r.history_lines, r.log_lines, r.events_lines, r.created_at, r.updated_at \
+     r.notes, r.stop_requested, r.history_lines, r.log_lines, r.events_lines, r.created_at, \
+     r.updated_at \
      FROM runs r JOIN users u ON u.id = r.user_id";
 
 /// History rows per INSERT statement (4 parameters each, far below SQLite's variable limit).
@@ -44,6 +45,7 @@ fn run_from_row(project: &Project, row: &dyn Columns) -> StoreResult<Run> {
         config: json_col(&row.text_required("config")?),
         summary: json_col(&row.text_required("summary")?),
         notes: row.text("notes")?,
+        stop_requested: row.int_required("stop_requested")? != 0,
         lines: StreamedLines {
             history: row.int_required("history_lines")?,
             log: row.int_required("log_lines")?,
@@ -230,9 +232,10 @@ impl RunStore for SqlStore {
         )
         .await?;
         if patch.resume && run.state.is_final() {
-            // W&B lets a finished run be resumed; it is RUNNING until it ends again.
+            // W&B lets a finished run be resumed; it is RUNNING until it ends again, and a stop
+            // asked of its last life does not stop this one.
             tx.execute(
-                "UPDATE runs SET state = $1 WHERE id = $2",
+                "UPDATE runs SET state = $1, stop_requested = 0 WHERE id = $2",
                 params![RunState::Running.as_str(), run.row_id.0],
             )
             .await?;
@@ -289,9 +292,34 @@ impl RunStore for SqlStore {
             ],
         )
         .await?;
-        if let Some(state) = post.exit {
+        if let Some(code) = post.exit {
+            let state = exit_state(code, run.stop_requested);
             change_state(&mut tx, project, author, &run, state, now).await?;
         }
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    async fn request_stop(&self, project: &Project, id: &RunName) -> StoreResult<Run> {
+        let now = now_us();
+        let mut tx = self.write().await?;
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        if run.state.is_final() {
+            return Err(StoreError::conflict(format!(
+                "run {:?} is {}; only a RUNNING run can be stopped",
+                run.id,
+                run.state.as_str()
+            )));
+        }
+        if run.stop_requested {
+            return Ok(run);
+        }
+        tx.execute(
+            "UPDATE runs SET stop_requested = 1, updated_at = $1 WHERE id = $2",
+            params![now, run.row_id.0],
+        )
+        .await?;
         let run = find_run(&mut tx, project, id.as_str()).await?;
         tx.commit().await?;
         Ok(run)

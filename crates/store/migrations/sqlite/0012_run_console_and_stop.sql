@@ -7,3 +7,6 @@ CREATE TABLE run_console (
     text    TEXT    NOT NULL,
     PRIMARY KEY (run_id, line_no)
 ) WITHOUT ROWID;
+
+-- Someone asked the run to stop (W&B's stopRun); file_stream answers `stopped` until it ends.
+ALTER TABLE runs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
