@@ -209,9 +209,10 @@ def test_a_fast_loop_loses_no_row(herald):
     assert steps == list(range(12000))
 
 
-def test_what_a_script_prints_is_read_back_over_rest(herald):
+def test_what_a_script_prints_is_read_back(api, herald):
     """The SDK streams what the script prints (standard output and error) as console lines;
-    herald keeps them (its default) and answers them by line number."""
+    herald keeps them (its default) and answers them by line number, over REST and to the public
+    API's `console_logs()`."""
     out = run_script(herald, """
         import sys
         import wandb
@@ -232,6 +233,15 @@ def test_what_a_script_prints_is_read_back_over_rest(herald):
     assert [line["line"] for line in page["lines"]] == list(range(len(lines)))
     assert all(line["time"] for line in page["lines"] if (line["stream"], line["text"]) in printed)
     assert page["line_count"] == len(lines)
+
+    run = api.run(f"acme/vision/{run_id}")
+    logs = list(run.console_logs(per_page=2))  # pages of two: the cursor is followed
+    assert [(line.level, line.content) for line in logs] == [
+        ("error" if stream == "stderr" else "", text) for stream, text in lines]
+    assert [line.number for line in logs] == list(range(len(lines)))
+    assert logs[0].timestamp is not None and logs[0].timestamp.tzinfo is not None
+    tail = list(run.console_logs(last=2))
+    assert [line.content for line in tail] == [text for _, text in lines[-2:]]
 
 
 def test_a_run_stopped_through_the_api_stops_its_script(api, herald):

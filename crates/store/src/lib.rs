@@ -262,6 +262,13 @@ pub trait RunStore: Send + Sync {
         id: &str,
         page: PageRequest,
     ) -> StoreResult<ConsolePage>;
+    /// Run `id`'s last `last` kept console lines, in order, with how many lines it has streamed.
+    async fn console_tail(
+        &self,
+        project: &Project,
+        id: &str,
+        last: u32,
+    ) -> StoreResult<ConsolePage>;
 }
 
 /// The event log.

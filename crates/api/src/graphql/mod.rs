@@ -10,6 +10,7 @@
 
 mod catalog;
 mod collections;
+mod console;
 mod errors;
 mod inputs;
 mod mutations;

@@ -426,8 +426,31 @@ impl RunNode {
     async fn history_line_count(&self) -> i64 {
         self.run.lines.history
     }
+    /// Console lines received, kept or not.
     async fn log_line_count(&self) -> i64 {
         self.run.lines.log
+    }
+    /// The kept console lines: a page from the start (`first`, `after`), or the last `last`.
+    /// `useImprovedPagination` is accepted for W&B's documents and changes nothing.
+    async fn log_lines(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        use_improved_pagination: Option<bool>,
+    ) -> async_graphql::Result<super::console::LogLineConnection> {
+        let _ = use_improved_pagination;
+        let state = parts(ctx).0;
+        super::console::log_lines(
+            state,
+            &self.project,
+            &self.run.id,
+            first,
+            after.as_deref(),
+            last,
+        )
+        .await
     }
     async fn events_line_count(&self) -> i64 {
         self.run.lines.events

@@ -145,3 +145,16 @@ pub async fn alice_with_run(app: &TestApp) -> Api {
         .await;
     alice
 }
+
+/// Runs GraphQL operation `name` of `query` with `variables`, as wandb-core sends them, and
+/// returns the answer (HTTP 200, with `data` or `errors`).
+pub async fn graphql_op(api: &Api, name: &str, query: &str, variables: Value) -> Value {
+    let (status, body) = api
+        .post(
+            "/graphql",
+            json!({"operationName": name, "query": query, "variables": variables}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}

@@ -251,3 +251,102 @@ async fn dropped_console_lines_are_only_counted() {
         "gaps are refused either way"
     );
 }
+
+/// wandb-core 0.31's documents for `Api().run(…).console_logs()`, from the start and the tail.
+const LOG_PAGE: &str = "query RunConsoleLogPage ($entity: String!, $project: String!, $runName: String!, $first: Int, $after: String) {\n\tproject(name: $project, entityName: $entity) {\n\t\trun(name: $runName) {\n\t\t\tlogLineCount\n\t\t\tlogLines(first: $first, after: $after, useImprovedPagination: true) {\n\t\t\t\tedges {\n\t\t\t\t\tnode {\n\t\t\t\t\t\tnumber\n\t\t\t\t\t\ttimestamp\n\t\t\t\t\t\tlevel\n\t\t\t\t\t\tlabel\n\t\t\t\t\t\tline\n\t\t\t\t\t}\n\t\t\t\t}\n\t\t\t\tpageInfo {\n\t\t\t\t\tendCursor\n\t\t\t\t\thasNextPage\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t}\n}";
+const LOG_TAIL: &str = "query RunConsoleLogTail ($entity: String!, $project: String!, $runName: String!, $last: Int!) {\n\tproject(name: $project, entityName: $entity) {\n\t\trun(name: $runName) {\n\t\t\tlogLineCount\n\t\t\tlogLines(last: $last) {\n\t\t\t\tedges {\n\t\t\t\t\tnode {\n\t\t\t\t\t\tnumber\n\t\t\t\t\t\ttimestamp\n\t\t\t\t\t\tlevel\n\t\t\t\t\t\tlabel\n\t\t\t\t\t\tline\n\t\t\t\t\t}\n\t\t\t\t}\n\t\t\t}\n\t\t}\n\t}\n}";
+
+async fn log_query(api: &Api, name: &str, query: &str, vars: Value) -> Value {
+    let mut variables = json!({"entity": "acme", "project": "vision", "runName": "r1"});
+    variables
+        .as_object_mut()
+        .unwrap()
+        .extend(vars.as_object().unwrap().clone());
+    graphql_op(api, name, query, variables).await
+}
+
+/// `(number, level, line)` of each node of a logLines answer.
+fn nodes(body: &Value) -> Vec<(i64, String, String)> {
+    body["data"]["project"]["run"]["logLines"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|e| {
+            let n = &e["node"];
+            (
+                n["number"].as_i64().unwrap(),
+                n["level"].as_str().unwrap().to_string(),
+                n["line"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn console_lines_answer_wandb_cores_log_queries() {
+    let (_app, alice) = app_with(None, &[]).await;
+    stream_ok(
+        &alice,
+        log(
+            0,
+            &[
+                "2026-12-06T17:10:08.123456 epoch 0",
+                "ERROR 2026-12-06T17:10:08.200000 warning",
+                "epoch 1",
+            ],
+        ),
+    )
+    .await;
+
+    // From the start, a page at a time: the cursor is the last line's number.
+    let body = log_query(&alice, "RunConsoleLogPage", LOG_PAGE, json!({"first": 2})).await;
+    assert_eq!(
+        nodes(&body),
+        [
+            (0, String::new(), "epoch 0".to_string()),
+            (1, "error".to_string(), "warning".to_string())
+        ]
+    );
+    let run = &body["data"]["project"]["run"];
+    assert_eq!(run["logLineCount"], 3);
+    let first = &run["logLines"]["edges"][0]["node"];
+    assert_eq!(
+        (&first["timestamp"], &first["label"]),
+        (&json!("2026-12-06T17:10:08.123456Z"), &json!(""))
+    );
+    let info = &run["logLines"]["pageInfo"];
+    assert_eq!(
+        (&info["endCursor"], &info["hasNextPage"]),
+        (&json!("1"), &json!(true))
+    );
+    let body = log_query(
+        &alice,
+        "RunConsoleLogPage",
+        LOG_PAGE,
+        json!({"first": 2, "after": "1"}),
+    )
+    .await;
+    assert_eq!(nodes(&body), [(2, String::new(), "epoch 1".to_string())]);
+    assert_eq!(
+        body["data"]["project"]["run"]["logLines"]["pageInfo"]["hasNextPage"],
+        false
+    );
+    assert_eq!(
+        body["data"]["project"]["run"]["logLines"]["edges"][0]["node"]["timestamp"],
+        Value::Null
+    );
+
+    // The tail: the last lines, in order.
+    let body = log_query(&alice, "RunConsoleLogTail", LOG_TAIL, json!({"last": 2})).await;
+    assert_eq!(nodes(&body).iter().map(|n| n.0).collect::<Vec<_>>(), [1, 2]);
+
+    // A cursor this server did not give, and a negative count, are named.
+    for (vars, field) in [
+        (json!({"after": "x"}), "after"),
+        (json!({"first": -1}), "first"),
+    ] {
+        let body = log_query(&alice, "RunConsoleLogPage", LOG_PAGE, vars).await;
+        let m = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(field), "{body}");
+    }
+}

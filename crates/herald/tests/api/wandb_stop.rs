@@ -28,19 +28,8 @@ async fn running_run(app: &TestApp) -> (Api, String) {
     (alice, id)
 }
 
-async fn graphql(api: &Api, name: &str, query: &str, variables: Value) -> Value {
-    let (status, body) = api
-        .post(
-            "/graphql",
-            json!({"operationName": name, "query": query, "variables": variables}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
 async fn run_state(api: &Api) -> Value {
-    let body = graphql(
+    let body = graphql_op(
         api,
         "RunState",
         RUN_STATE,
@@ -51,7 +40,7 @@ async fn run_state(api: &Api) -> Value {
 }
 
 async fn stop_run(api: &Api, id: &str) -> Value {
-    graphql(api, "StopRun", STOP_RUN, json!({"id": id})).await
+    graphql_op(api, "StopRun", STOP_RUN, json!({"id": id})).await
 }
 
 /// Posts `body` to r1's file_stream and returns herald's answer.
@@ -151,7 +140,7 @@ async fn stop_run_and_run_state_answer_as_wandb_core_reads_them() {
 
     let body = stop_run(&alice, &id).await;
     assert_eq!(body["data"]["stopRun"]["success"], true, "{body}");
-    let body = graphql(
+    let body = graphql_op(
         &alice,
         "RunStoppedStatus",
         RUN_STOPPED_STATUS,
@@ -177,7 +166,7 @@ async fn a_resumed_run_forgets_the_stop_of_its_last_life() {
     assert_eq!(run_state(&alice).await["state"], "killed");
 
     // `resume="must"`: UpsertBucket names the run by its id.
-    let body = graphql(
+    let body = graphql_op(
         &alice,
         "UpsertBucket",
         "mutation UpsertBucket($id: String) { upsertBucket(input: {id: $id}) { bucket { state stopped } } }",

@@ -339,6 +339,21 @@ impl RunStore for SqlStore {
             line_count: run.lines.log,
         })
     }
+
+    async fn console_tail(
+        &self,
+        project: &Project,
+        id: &str,
+        last: u32,
+    ) -> StoreResult<ConsolePage> {
+        let mut conn = self.read().await?;
+        let run = find_run(&mut conn, project, id).await?;
+        let lines = console::read_tail(&mut conn, run.row_id, last).await?;
+        Ok(ConsolePage {
+            lines,
+            line_count: run.lines.log,
+        })
+    }
 }
 
 /// Inserts run `new` with its RUN_STATE event.
