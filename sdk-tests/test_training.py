@@ -220,6 +220,7 @@ def test_what_a_script_prints_is_read_back(api, herald):
         for epoch in range(3):
             print(f"epoch {epoch}: loss {1 / (epoch + 1):.3f}")
         print("lr looks high", file=sys.stderr)
+        print("a NUL:\\0.")  # kept as U+FFFD, not refused with the post
         run.finish()
         print(run.id)
     """, console="wrap")
@@ -227,7 +228,7 @@ def test_what_a_script_prints_is_read_back(api, herald):
     page = herald.rest("alice").get(f"/entities/acme/projects/vision/runs/{run_id}/console?limit=1000")
     lines = [(line["stream"], line["text"]) for line in page["lines"]]
     printed = [("stdout", "epoch 0: loss 1.000"), ("stdout", "epoch 1: loss 0.500"),
-               ("stdout", "epoch 2: loss 0.333"), ("stderr", "lr looks high")]
+               ("stdout", "epoch 2: loss 0.333"), ("stderr", "lr looks high"), ("stdout", "a NUL:\ufffd.")]
     # In the order printed (the SDK may add lines of its own around them).
     assert [line for line in lines if line in printed] == printed, lines
     assert [line["line"] for line in page["lines"]] == list(range(len(lines)))

@@ -60,9 +60,19 @@ impl ConsolePolicy {
             .enumerate()
             .map(|(i, text)| NumberedLine {
                 line: offset + i as i64,
-                text: cut(text),
+                text: cut(without_nul(text)),
             })
             .collect()
+    }
+}
+
+/// `text` with each U+0000 (which a script may print, and PostgreSQL cannot store in text) as
+/// U+FFFD, the character that stands for what cannot be shown.
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 
@@ -172,6 +182,12 @@ mod tests {
             max_lines: 4,
         };
         assert!(drop.kept(0, lines(&["a"])).is_empty());
+    }
+
+    #[test]
+    fn a_nul_is_kept_as_the_replacement_character() {
+        let kept = ConsolePolicy::default().kept(0, lines(&["a\0b\0"]));
+        assert_eq!(kept[0].text, "a\u{FFFD}b\u{FFFD}");
     }
 
     #[test]

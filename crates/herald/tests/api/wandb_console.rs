@@ -350,3 +350,24 @@ async fn console_lines_answer_wandb_cores_log_queries() {
         assert!(m.contains(field), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_printed_nul_does_not_cost_the_post() {
+    // PostgreSQL cannot store U+0000 in text, and other bodies with one are refused; a script
+    // that prints one would then lose the history posted with it.
+    let (_app, alice) = app_with(None, &[]).await;
+    let post = json!({"files": {
+        "output.log": {"offset": 0, "content": ["2026-12-06T17:10:08.123456 a\u{0}b"]},
+        "wandb-history.jsonl": {"offset": 0, "content": ["{\"_step\": 0, \"loss\": 1}"]},
+    }});
+    stream_ok(&alice, post).await;
+    let page = console(&alice, "r1").await;
+    assert_eq!(texts(&page), [line(0, "stdout", "a\u{FFFD}b")]);
+    let history = expect(
+        alice
+            .get("/api/v1/entities/acme/projects/vision/runs/r1/history")
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(history["rows"].as_array().unwrap().len(), 1);
+}
