@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 from wandb.automations import OnRunMetric, OnRunState, RunEvent, SendNotification, SendWebhook
 
@@ -16,11 +17,12 @@ from herald_sdk import history, script_env, wait_until
 WAIT = 20
 
 
-def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0) -> str:
-    """Runs `body` as a training script as `user`; returns its stdout."""
+def run_script(herald, body: str, user: str = "alice", expect_exit: int = 0, console: str = "off") -> str:
+    """Runs `body` as a training script as `user` (with the SDK's console capture `console`);
+    returns its stdout."""
     # Straight to herald: the recording proxy reads Content-Length bodies only, and wandb-core
     # streams some bodies chunked.
-    env = script_env(herald.url, herald.keys[user], WANDB_CONSOLE="off")
+    env = script_env(herald.url, herald.keys[user], WANDB_CONSOLE=console)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == expect_exit, f"exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
@@ -204,3 +206,79 @@ def test_a_fast_loop_loses_no_row(herald):
     rows = history(alice, f"/entities/acme/projects/vision/runs/{run_id}")
     assert [r["step"] for r in rows] == list(range(12000))
     assert all(len(r["values"]) == 10 for r in rows)
+
+
+def test_what_a_script_prints_is_read_back(api, herald):
+    """The SDK streams what the script prints (standard output and error) as console lines;
+    herald keeps them (its default) and answers them by line number, over REST and to the public
+    API's `console_logs()`."""
+    out = run_script(herald, """
+        import sys
+        import wandb
+        run = wandb.init(entity="acme", project="vision")
+        for epoch in range(3):
+            print(f"epoch {epoch}: loss {1 / (epoch + 1):.3f}")
+        print("lr looks high", file=sys.stderr)
+        print("a NUL:\\0.")  # kept as U+FFFD, not refused with the post
+        run.finish()
+        print(run.id)
+    """, console="wrap")
+    run_id = out.strip().splitlines()[-1]
+    page = herald.rest("alice").get(f"/entities/acme/projects/vision/runs/{run_id}/console?limit=1000")
+    lines = [(line["stream"], line["text"]) for line in page["lines"]]
+    printed = [("stdout", "epoch 0: loss 1.000"), ("stdout", "epoch 1: loss 0.500"),
+               ("stdout", "epoch 2: loss 0.333"), ("stderr", "lr looks high"), ("stdout", "a NUL:\ufffd.")]
+    # In the order printed (the SDK may add lines of its own around them).
+    assert [line for line in lines if line in printed] == printed, lines
+    assert [line["line"] for line in page["lines"]] == list(range(len(lines)))
+    assert all(line["time"] for line in page["lines"] if (line["stream"], line["text"]) in printed)
+    assert page["line_count"] == len(lines)
+
+    run = api.run(f"acme/vision/{run_id}")
+    logs = list(run.console_logs(per_page=2))  # pages of two: the cursor is followed
+    assert [(line.level, line.content) for line in logs] == [
+        ("error" if stream == "stderr" else "", text) for stream, text in lines]
+    assert [line.number for line in logs] == list(range(len(lines)))
+    assert logs[0].timestamp is not None and logs[0].timestamp.tzinfo is not None
+    tail = list(run.console_logs(last=2))
+    assert [line.content for line in tail] == [text for _, text in lines[-2:]]
+
+
+def test_a_run_stopped_through_the_api_stops_its_script(api, herald):
+    """`Api().run(…).stop()`, as W&B's Stop button: herald answers the script's next file_stream
+    post with `stopped`, the SDK (asking every 15 s) interrupts the script, and its last post
+    ends the run KILLED."""
+    # Posts every second rather than every 15: the stop reaches the SDK sooner.
+    env = script_env(herald.url, herald.keys["alice"], WANDB_CONSOLE="off", WANDB__FILE_STREAM_TRANSMIT_INTERVAL="1")
+    script = textwrap.dedent("""
+        import time
+        import wandb
+        run = wandb.init(entity="acme", project="vision", id="stoppable")
+        for step in range(1200):  # four minutes, unless stopped
+            wandb.log({"loss": 1.0 / (step + 1)})
+            time.sleep(0.2)
+        run.finish()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        alice = herald.rest("alice")
+        path = "/entities/acme/projects/vision/runs/stoppable"
+
+        def logged():  # the run is made by the script: a 404 until then
+            return alice.get(f"{path}/history?limit=1", expect=(200, 404)).get("rows")
+
+        wait_until("the script to log", logged, timeout=WAIT)
+        api.run("acme/vision/stoppable").stop()
+        assert alice.get(path)["stop_requested"] is True
+        stopped_at = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    # Interrupted as by Ctrl-C, within one poll of the SDK and a post.
+    assert proc.returncode != 0, f"exit {proc.returncode}:\n{out}\n{err}"
+    assert "KeyboardInterrupt" in err, err
+    assert time.monotonic() - stopped_at < 40
+    wait_until("the run to end KILLED", lambda: alice.get(path)["state"] == "KILLED" or None, timeout=WAIT)
+    steps = [r["step"] for r in alice.get(f"{path}/history?limit=1000")["rows"]]
+    assert 0 < len(steps) < 1200

@@ -106,6 +106,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
 /// A JSON body of up to `LIMIT` bytes, for the one route whose bodies outgrow the server's
 /// 1 MiB: the SDK's file_stream posts, which carry every history row logged since the last
 /// post. (`limits::bound_body` lets their declared length through up to the same limit.)
+///
+/// U+0000 is let through: a script may print one, and refusing the post would lose the run's
+/// history with it. Of a file_stream post herald keeps console lines as text, with the NUL
+/// replaced (`ConsolePolicy::kept`); the rest is JSON it parses again and stores escaped.
 pub struct LargeJson<T, const LIMIT: usize>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
@@ -133,7 +137,7 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
                     crate::limits::payload_too_large(LIMIT)
                 }
             })?;
-        parse_json(&bytes).map(LargeJson)
+        parse_json_with_nul(&bytes).map(LargeJson)
     }
 }
 
@@ -165,6 +169,11 @@ fn not_json() -> ApiError {
 /// Parses JSON bytes into `T`, naming the offending path on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     refuse_nul_in_json(bytes)?;
+    parse_json_with_nul(bytes)
+}
+
+/// [`parse_json`] without refusing U+0000, for a body whose handler deals with it.
+fn parse_json_with_nul<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         // The typed parse stops at its first error, which is not always the one to report:

@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
+use herald_domain::console::ConsolePolicy;
 use herald_engine::auth::Authenticator;
 use herald_engine::blobs::Blobs;
 use herald_engine::Engine;
@@ -46,6 +47,8 @@ pub struct AppState {
     /// Files (run files, artifact files and manifests) and the signed URLs clients reach them
     /// by: `presign_upload`, `presign_download`, `exists`, `open`, `read`.
     pub blobs: Arc<Blobs>,
+    /// What is kept of the console lines runs stream (`runs.console`).
+    pub console: ConsolePolicy,
 }
 
 impl AppState {
@@ -58,6 +61,15 @@ impl AppState {
             store,
             engine,
             blobs,
+            console: ConsolePolicy::default(),
+        }
+    }
+
+    /// The same state keeping console lines by `policy`.
+    pub fn with_console(self, policy: ConsolePolicy) -> Self {
+        Self {
+            console: policy,
+            ..self
         }
     }
 }

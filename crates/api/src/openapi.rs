@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 /// What the routes' annotations do not say; they add the paths and the schemas they use.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes), apart from file uploads to `/storage/v1`; no string in a body, path or query may hold the NUL character (U+0000)."),
+    info(title = "herald", description = "Automations for ML teams: the catalog and its events, automations, integrations, secrets and execution history.\n\nErrors are `{\"error\": {\"code\", \"message\", \"path\"?}}`, `path` naming the field or parameter at fault. Request bodies are JSON of at most 1 MiB (1048576 bytes), apart from file uploads to `/storage/v1`; no string in a body, path or query may hold the NUL character (U+0000), apart from the console lines of a file_stream post, which keep it as U+FFFD."),
     components(schemas(
         crate::doc::Identifier, crate::doc::RegistryName, crate::doc::Label,
         herald_domain::automation::SecretName, herald_domain::automation::IntegrationName,

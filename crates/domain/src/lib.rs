@@ -8,6 +8,7 @@
 
 pub mod automation;
 pub mod catalog;
+pub mod console;
 pub mod error;
 pub mod event;
 pub mod filter;

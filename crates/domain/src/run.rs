@@ -99,6 +99,11 @@ pub struct Run {
     pub summary: serde_json::Value,
     #[serde(default)]
     pub notes: Option<String>,
+    /// Someone asked the run to stop (`POST …/runs/{run}/stop`, or W&B's `stopRun`). The `wandb`
+    /// SDK running it learns so from its next file_stream answer and interrupts the script; the
+    /// run then ends KILLED.
+    #[serde(default)]
+    pub stop_requested: bool,
     /// Lines of each file the `wandb` SDK streams that herald accepted; internal.
     #[serde(skip)]
     pub lines: StreamedLines,

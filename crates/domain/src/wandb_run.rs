@@ -1,5 +1,5 @@
 //! What W&B's SDK sends about a run, in herald's terms: its wrapped config, the history lines
-//! it streams, and the exit code that ends a run.
+//! it streams, and the exit code that ends a run (and how, when it was asked to stop).
 
 use serde_json::{Map, Value};
 
@@ -129,12 +129,14 @@ pub fn fresh_lines(file: &str, have: i64, offset: i64, n: usize) -> Result<usize
     Ok(((have - offset) as usize).min(n))
 }
 
-/// The state a run ends in with `exitcode`: 0 is FINISHED, anything else FAILED.
-pub fn exit_state(exitcode: i64) -> RunState {
-    if exitcode == 0 {
-        RunState::Finished
-    } else {
-        RunState::Failed
+/// The state a run ends in with `exitcode`: 0 is FINISHED, anything else FAILED, or KILLED
+/// when it was asked to stop (the SDK interrupts the script, which then exits 255). A script
+/// that catches the interrupt and exits 0 ends FINISHED: it ended on its own terms.
+pub fn exit_state(exitcode: i64, stop_requested: bool) -> RunState {
+    match (exitcode, stop_requested) {
+        (0, _) => RunState::Finished,
+        (_, true) => RunState::Killed,
+        (_, false) => RunState::Failed,
     }
 }
 
@@ -188,8 +190,10 @@ mod tests {
 
     #[test]
     fn exit_codes_end_runs() {
-        assert_eq!(exit_state(0), RunState::Finished);
-        assert_eq!(exit_state(1), RunState::Failed);
-        assert_eq!(exit_state(-9), RunState::Failed);
+        assert_eq!(exit_state(0, false), RunState::Finished);
+        assert_eq!(exit_state(1, false), RunState::Failed);
+        assert_eq!(exit_state(-9, false), RunState::Failed);
+        assert_eq!(exit_state(255, true), RunState::Killed);
+        assert_eq!(exit_state(0, true), RunState::Finished);
     }
 }

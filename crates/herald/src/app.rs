@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_api::AppState;
+use herald_domain::console::ConsolePolicy;
 use herald_engine::blobs::Blobs;
 use herald_engine::secrets::MasterKey;
 use herald_engine::Engine;
@@ -31,6 +32,7 @@ pub struct App {
     blobs: Arc<Blobs>,
     run_engine: bool,
     limits: ServerLimits,
+    console: ConsolePolicy,
     admin_key: Option<String>,
 }
 
@@ -82,6 +84,7 @@ impl App {
             blobs,
             run_engine: config.engine,
             limits: config.server.limits()?,
+            console: config.runs.console_policy(),
             admin_key,
         })
     }
@@ -110,7 +113,8 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store: Arc<dyn Store> = self.store.clone();
         let router = herald_api::router(
-            AppState::new(store, self.engine.clone(), self.blobs.clone()),
+            AppState::new(store, self.engine.clone(), self.blobs.clone())
+                .with_console(self.console),
             herald_api::RequestLimits {
                 body_timeout: self.limits.body_timeout,
             },

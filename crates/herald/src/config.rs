@@ -21,7 +21,9 @@ use herald_engine::secrets::MasterKey;
 use serde::{Deserialize, Serialize};
 
 mod blobs;
+mod runs;
 pub use blobs::{BlobSettings, ByteSize, TotalSize};
+pub use runs::{ConsoleMode, RunSettings};
 
 /// The defaults, embedded.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -58,6 +60,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub delivery: DeliverySettings,
     pub slack: SlackSettingsFile,
+    pub runs: RunSettings,
     /// The herald server's public base URL, for links in Slack messages and the file URLs
     /// clients upload to and download from; empty means `http://<listen>`. (HERALD_PUBLIC_URL)
     pub public_url: String,
@@ -280,6 +283,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("HERALD_SLACK_BASE_URL", "slack.base_url"),
     ("HERALD_PUBLIC_URL", "public_url"),
     ("HERALD_ENGINE", "engine"),
+    ("HERALD_RUNS_CONSOLE", "runs.console"),
+    ("HERALD_RUNS_CONSOLE_MAX_LINES", "runs.console_max_lines"),
 ];
 
 /// The `HERALD_*` variables of [`ENV_KEYS`] as a figment layer. Values stay strings (a key
@@ -442,6 +447,7 @@ impl Config {
         })?;
         self.delivery_config()?;
         self.storage.blobs.validate(&self.data_dir)?;
+        self.runs.validate()?;
         if let Some(k) = &self.master_key {
             MasterKey::parse(k.expose())
                 .map_err(|e| anyhow::anyhow!("invalid configuration: HERALD_MASTER_KEY: {e}"))?;

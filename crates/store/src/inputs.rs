@@ -1,6 +1,7 @@
 //! Parsed inputs and outputs of store calls that are not catalog records themselves.
 
 use herald_domain::automation::{AutomationName, IntegrationName, SecretName, WebhookUrl};
+use herald_domain::console::NumberedLine;
 use herald_domain::names::{AliasName, ArtifactType, CollectionName, RunName, TagName, Username};
 use herald_domain::run::{HistoryRow, RunState};
 use serde::Serialize;
@@ -56,11 +57,29 @@ pub struct StreamPost {
     pub history: Option<(i64, Vec<Option<HistoryRow>>)>,
     /// The whole summary, replacing the stored one.
     pub summary: Option<serde_json::Value>,
-    /// Console and system-metrics lines: from an offset, how many (herald counts them).
-    pub log: Option<(i64, i64)>,
+    /// Console lines: from an offset, how many, and those of them kept (by the console
+    /// policy; each may rewrite a line the run has).
+    pub log: Option<ConsoleChunk>,
+    /// System-metrics lines: from an offset, how many (herald counts them).
     pub events: Option<(i64, i64)>,
-    /// The run ended (`complete` with its exit code): FINISHED or FAILED.
-    pub exit: Option<RunState>,
+    /// The run ended (`complete`) with this exit code: FINISHED, FAILED, or KILLED when it was
+    /// asked to stop (see `wandb_run::exit_state`).
+    pub exit: Option<i64>,
+}
+
+/// `output.log` lines posted from `offset`: `count` of them, of which `kept` are stored.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleChunk {
+    pub offset: i64,
+    pub count: i64,
+    pub kept: Vec<NumberedLine>,
+}
+
+/// A page of a run's kept console lines, and how many lines the run has streamed (kept or not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsolePage {
+    pub lines: Vec<NumberedLine>,
+    pub line_count: i64,
 }
 
 /// What a history append stored.

@@ -29,10 +29,10 @@ use herald_domain::run::{HistoryRow, Run, RunState};
 
 pub use error::{StoreError, StoreResult};
 pub use inputs::{
-    AttemptOutcome, ClaimedExecution, ExecutionQuery, HistoryPage, IntegrationPatch, LoggedHistory,
-    NewAttempt, NewAutomation, NewExecution, NewIntegration, NewRun, NewUpload, NewUser,
-    NewVersion, RunPatch, StoredHistoryRow, StreamPost, Upload, UploadStart, VersionContents,
-    VersionEdit,
+    AttemptOutcome, ClaimedExecution, ConsoleChunk, ConsolePage, ExecutionQuery, HistoryPage,
+    IntegrationPatch, LoggedHistory, NewAttempt, NewAutomation, NewExecution, NewIntegration,
+    NewRun, NewUpload, NewUser, NewVersion, RunPatch, StoredHistoryRow, StreamPost, Upload,
+    UploadStart, VersionContents, VersionEdit,
 };
 
 /// Users and their API keys.
@@ -284,7 +284,8 @@ pub trait RunStore: Send + Sync {
         patch: RunPatch,
     ) -> StoreResult<(Run, bool)>;
     /// Applies one file_stream post in one transaction: new history rows (a LOG_RUN_HISTORY
-    /// event), the summary, the line counts, and the final state (a RUN_STATE event).
+    /// event), the summary, the kept console lines, the line counts, and the final state (a
+    /// RUN_STATE event).
     async fn stream_run(
         &self,
         project: &Project,
@@ -292,6 +293,25 @@ pub trait RunStore: Send + Sync {
         id: &RunName,
         post: StreamPost,
     ) -> StoreResult<Run>;
+    /// Asks RUNNING run `id` to stop: the SDK running it is told so in its file_stream answers,
+    /// and interrupts the script. Asking again changes nothing; a run that has ended is a
+    /// conflict.
+    async fn request_stop(&self, project: &Project, id: &RunName) -> StoreResult<Run>;
+    /// Run `id`'s kept console lines by number, from the one after the page's cursor (a line
+    /// number), with how many lines the run has streamed.
+    async fn console(
+        &self,
+        project: &Project,
+        id: &str,
+        page: PageRequest,
+    ) -> StoreResult<ConsolePage>;
+    /// Run `id`'s last `last` kept console lines, in order, with how many lines it has streamed.
+    async fn console_tail(
+        &self,
+        project: &Project,
+        id: &str,
+        last: u32,
+    ) -> StoreResult<ConsolePage>;
 }
 
 /// The event log.

@@ -13,6 +13,7 @@ mod artifact_save;
 mod artifacts;
 mod catalog;
 mod collections;
+mod console;
 mod errors;
 mod inputs;
 mod mutations;

@@ -1,6 +1,6 @@
 //! Runs as the `wandb` SDK writes and reads them: `upsertBucket` (every `wandb.init`, and again
-//! as the config grows), `model { bucket }` (a resume), `createRunFiles`, and the `Run` type
-//! the public API reads. History, summary and the exit code arrive over file_stream
+//! as the config grows), `model { bucket }` (a resume), `createRunFiles`, `stopRun`, and the
+//! `Run` type the public API reads. History, summary and the exit code arrive over file_stream
 //! (`routes/file_stream.rs`).
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
@@ -99,6 +99,20 @@ pub struct RunFile {
     pub upload_url: Option<String>,
 }
 
+/// `stopRun`'s input: the run, by the id herald gave it.
+#[derive(InputObject)]
+pub struct StopRunInput {
+    pub id: ID,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct StopRunPayload {
+    /// Whether the run is now asked to stop: false for one that has already ended.
+    pub success: bool,
+    pub client_mutation_id: Option<String>,
+}
+
 #[derive(SimpleObject)]
 pub struct CreateRunFilesPayload {
     #[graphql(name = "runID")]
@@ -175,6 +189,34 @@ impl RunMutation {
         Ok(UpsertBucketPayload {
             bucket: RunNode { project, run },
             inserted,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Asks a running run to stop, as W&B's Stop button does (`Api().run(…).stop()`, and the
+    /// sweep scheduler): the SDK running it learns so from its next file_stream answer and
+    /// interrupts the script; the run then ends KILLED. MEMBER or above. Asking again succeeds
+    /// again; a run that has ended answers `success: false`.
+    async fn stop_run(
+        &self,
+        ctx: &Context<'_>,
+        input: StopRunInput,
+    ) -> async_graphql::Result<StopRunPayload> {
+        let (state, user) = parts(ctx);
+        let missing = || errors::not_found(format!("run {:?} not found", input.id.0), None);
+        let row = RunId::from_global(&input.id).ok_or_else(missing)?;
+        let (project, run) = run_by_row(state, user, row).await?;
+        let success = match state
+            .store
+            .request_stop(&project, &RunName::from_trusted(run.id))
+            .await
+        {
+            Ok(_) => true,
+            Err(StoreError::Conflict(_)) => false,
+            Err(e) => return Err(errors::store(e)),
+        };
+        Ok(StopRunPayload {
+            success,
             client_mutation_id: input.client_mutation_id,
         })
     }
@@ -330,6 +372,10 @@ impl RunNode {
     async fn state(&self) -> String {
         self.run.state.as_str().to_ascii_lowercase()
     }
+    /// Whether someone asked the run to stop (`stopRun`).
+    async fn stopped(&self) -> bool {
+        self.run.stop_requested
+    }
     /// The config as the SDK reads it, every key wrapped as `{"value": …}`.
     async fn config(&self) -> JsonString {
         JsonString::of(&wrap_config(&self.run.config))
@@ -388,8 +434,31 @@ impl RunNode {
     async fn history_line_count(&self) -> i64 {
         self.run.lines.history
     }
+    /// Console lines received, kept or not.
     async fn log_line_count(&self) -> i64 {
         self.run.lines.log
+    }
+    /// The kept console lines: a page from the start (`first`, `after`), or the last `last`.
+    /// `useImprovedPagination` is accepted for W&B's documents and changes nothing.
+    async fn log_lines(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        use_improved_pagination: Option<bool>,
+    ) -> async_graphql::Result<super::console::LogLineConnection> {
+        let _ = use_improved_pagination;
+        let state = parts(ctx).0;
+        super::console::log_lines(
+            state,
+            &self.project,
+            &self.run.id,
+            first,
+            after.as_deref(),
+            last,
+        )
+        .await
     }
     async fn events_line_count(&self) -> i64 {
         self.run.lines.events

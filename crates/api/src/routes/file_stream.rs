@@ -1,18 +1,22 @@
 //! `POST /files/{entity}/{project}/{run}/file_stream`: where the `wandb` SDK streams a run's
-//! history, summary, console and system metrics, and finally its exit code. Each file's lines
+//! history, summary, console and system metrics, and finally its exit code; the answer says
+//! whether the run was asked to stop, which is how wandb-core learns it. Each file's lines
 //! carry an offset; lines the run already has are skipped (the SDK resends a post it got no
-//! answer to), and a post starting past them is refused, so nothing is lost or doubled.
+//! answer to), and a post starting past them is refused, so nothing is lost or doubled. Console
+//! lines are the exception: wandb-core sends a line again to rewrite it, so each is kept (when
+//! `runs.console` keeps them) by its number, the last text winning.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
 use herald_domain::catalog::Role;
+use herald_domain::console::ConsolePolicy;
 use herald_domain::names::RunName;
-use herald_domain::wandb_run::{exit_state, history_line};
+use herald_domain::wandb_run::history_line;
 use herald_domain::InvalidInput;
 use herald_engine::access;
-use herald_store::StreamPost;
+use herald_store::{ConsoleChunk, StreamPost};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -34,7 +38,8 @@ pub struct FileStreamPost {
     /// File name → the lines appended from `offset` (0-based line number of the first).
     #[serde(default)]
     pub files: BTreeMap<String, FileChunk>,
-    /// The run ended; `exitcode` says how (0: FINISHED, anything else: FAILED).
+    /// The run ended; `exitcode` says how (0: FINISHED; anything else: FAILED, or KILLED when
+    /// the run was asked to stop).
     #[serde(default)]
     pub complete: bool,
     pub exitcode: Option<i64>,
@@ -49,9 +54,14 @@ pub struct FileChunk {
     pub content: Vec<String>,
 }
 
-/// What herald answers: nothing the SDK needs.
+/// What herald answers: whether the run was asked to stop.
 #[derive(serde::Serialize, ToSchema)]
-pub struct FileStreamAnswer {}
+pub struct FileStreamAnswer {
+    /// Someone asked the run to stop (`POST …/runs/{run}/stop`, or W&B's `stopRun`):
+    /// wandb-core keeps the last answer and the SDK, polling it every 15 s, interrupts the
+    /// script, whose last post then ends the run KILLED.
+    pub stopped: bool,
+}
 
 /// Streams a run's files, as the `wandb` SDK does. MEMBER or above.
 #[utoipa::path(post, path = "/files/{entity}/{project}/{run}/file_stream", tag = "wandb", request_body = FileStreamPost,
@@ -71,12 +81,14 @@ pub async fn file_stream(
 ) -> ApiResult<Json<FileStreamAnswer>> {
     let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
     let run = RunName::parse(&run).map_err(|e| e.at("run"))?;
-    let post = parse_post(body)?;
-    state.store.stream_run(&project, &user, &run, post).await?;
-    Ok(Json(FileStreamAnswer {}))
+    let post = parse_post(body, &state.console)?;
+    let run = state.store.stream_run(&project, &user, &run, post).await?;
+    Ok(Json(FileStreamAnswer {
+        stopped: run.stop_requested,
+    }))
 }
 
-fn parse_post(body: FileStreamPost) -> Result<StreamPost, InvalidInput> {
+fn parse_post(body: FileStreamPost, console: &ConsolePolicy) -> Result<StreamPost, InvalidInput> {
     let mut post = StreamPost::default();
     for (name, chunk) in body.files {
         let at = |field: &str| format!("files.{name}.{field}");
@@ -127,14 +139,20 @@ fn parse_post(body: FileStreamPost) -> Result<StreamPost, InvalidInput> {
                     post.summary = Some(v);
                 }
             }
-            "output.log" => post.log = Some((chunk.offset, count)),
+            "output.log" => {
+                post.log = Some(ConsoleChunk {
+                    offset: chunk.offset,
+                    count,
+                    kept: console.kept(chunk.offset, chunk.content),
+                })
+            }
             "wandb-events.jsonl" => post.events = Some((chunk.offset, count)),
             // Other files are the SDK's business; herald keeps none of them.
             _ => {}
         }
     }
     if body.complete {
-        post.exit = Some(exit_state(body.exitcode.unwrap_or(0)));
+        post.exit = Some(body.exitcode.unwrap_or(0));
     }
     Ok(post)
 }

@@ -54,7 +54,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(artifacts::link_version))
         .routes(routes!(runs::create_run, runs::list_runs))
         .routes(routes!(runs::get_run, runs::update_run))
+        .routes(routes!(runs::stop_run))
         .routes(routes!(runs::log_history, runs::get_history))
+        .routes(routes!(runs::get_console))
         .routes(routes!(events::list_events))
         .routes(routes!(integrations::list_secrets))
         .routes(routes!(

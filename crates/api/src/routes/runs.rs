@@ -1,15 +1,16 @@
-//! Runs: creation, state changes, and history.
+//! Runs: creation, state changes and stop requests, history, and console lines.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use herald_domain::catalog::Role;
+use herald_domain::console::ConsoleEntry;
 use herald_domain::event::PageRequest;
 use herald_domain::names::{RunName, TagName};
 use herald_domain::run::{parse_config, HistoryRow, Run, RunState, MAX_HISTORY_ROWS};
 use herald_domain::InvalidInput;
 use herald_engine::access;
-use herald_store::{HistoryPage, LoggedHistory, NewRun};
+use herald_store::{ConsolePage, HistoryPage, LoggedHistory, NewRun};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -219,6 +220,28 @@ pub async fn update_run(
     ))
 }
 
+/// Asks a RUNNING run to stop, as W&B's Stop button does: the `wandb` SDK running it learns so
+/// from its next file_stream answer and interrupts the script (within about half a minute), and
+/// the run ends KILLED. Asking again changes nothing.
+#[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/stop", tag = "runs",
+    params(RunPath),
+    responses((status = 200, body = Run),
+              (status = 403, body = crate::error::ErrorBody, description = "The caller's role in the entity is below MEMBER."),
+              (status = 409, body = crate::error::ErrorBody, description = "The run has ended.")))]
+pub async fn stop_run(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
+) -> ApiResult<Json<Run>> {
+    let project = access::project(&*state.store, &user, &entity, &project, Role::Member).await?;
+    let run = RunName::parse(&run).map_err(|e| e.at("run"))?;
+    Ok(Json(state.store.request_stop(&project, &run).await?))
+}
+
 /// Appends history rows to a RUNNING run. Values must be finite numbers.
 #[utoipa::path(post, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/history", tag = "runs", request_body = LogHistory,
     params(RunPath),
@@ -297,4 +320,42 @@ pub async fn get_history(
         })
         .collect();
     Ok(Json(HistoryOut { rows, next_cursor }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConsoleOut {
+    /// Kept lines after the cursor, by number. Numbers may be missing: lines past
+    /// `runs.console_max_lines`, and lines streamed while herald dropped them.
+    pub lines: Vec<ConsoleEntry>,
+    /// Lines the run has streamed, kept or not.
+    pub line_count: i64,
+    /// The last line number of a full page: pass it as `after` for the next.
+    pub next_cursor: Option<String>,
+}
+
+/// A run's console: what its script printed, as the `wandb` SDK streamed it, by line number
+/// (a line the SDK rewrote, such as a progress bar, reads as it was last sent). Lines are kept
+/// when `runs.console` is `keep`, the default.
+#[utoipa::path(get, path = "/api/v1/entities/{entity}/projects/{project}/runs/{run}/console", tag = "runs",
+    params(RunPath, PageParams),
+    responses((status = 200, body = ConsoleOut)))]
+pub async fn get_console(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ApiPath(RunPath {
+        entity,
+        project,
+        run,
+    }): ApiPath<RunPath>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<ConsoleOut>> {
+    let page = q.parse()?;
+    let project = access::project(&*state.store, &user, &entity, &project, Role::Viewer).await?;
+    let ConsolePage { lines, line_count } = state.store.console(&project, &run, page).await?;
+    let next_cursor = next_cursor(&lines, page, |l| l.line);
+    Ok(Json(ConsoleOut {
+        lines: lines.into_iter().map(ConsoleEntry::read).collect(),
+        line_count,
+        next_cursor,
+    }))
 }

@@ -65,7 +65,7 @@ pub enum Command {
     /// Artifact versions: create, inspect, alias, tag, link into registries.
     #[command(subcommand)]
     Artifact(artifacts::ArtifactCmd),
-    /// Training runs: start, log metrics, finish.
+    /// Training runs: start, log metrics, finish, stop.
     #[command(subcommand)]
     Run(runs::RunCmd),
     /// An entity's event log.

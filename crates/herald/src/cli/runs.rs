@@ -1,4 +1,4 @@
-//! `herald run`: start a run, log its history, finish it.
+//! `herald run`: start a run, log its history, finish it, or ask it to stop.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +58,12 @@ pub enum RunCmd {
     },
     /// Mark a run FAILED (the same as `finish --state FAILED`).
     Fail {
+        /// ENTITY/PROJECT/RUN.
+        path: String,
+    },
+    /// Ask a running run to stop, as W&B's Stop button does: the `wandb` SDK running it
+    /// interrupts the script within about half a minute, and the run ends KILLED.
+    Stop {
         /// ENTITY/PROJECT/RUN.
         path: String,
     },
@@ -134,6 +140,15 @@ pub(super) async fn run(r: &Remote, cmd: RunCmd) -> anyhow::Result<()> {
         }
         RunCmd::Finish { path, state } => finish(r, &path, &state).await,
         RunCmd::Fail { path } => finish(r, &path, "FAILED").await,
+        RunCmd::Stop { path } => {
+            let out = r
+                .client
+                .post(&format!("{}/stop", run_url(&path)?), &json!({}))
+                .await?;
+            r.show(&out, |_: Run| {
+                outln!("asked run {path} to stop; it ends KILLED once its script has stopped")
+            })
+        }
     }
 }
 

@@ -133,3 +133,28 @@ pub async fn catalog() -> Catalog {
     alice.create_registry("acme", "model").await;
     Catalog { app, alice }
 }
+
+/// alice, ADMIN of her team `acme`, with a RUNNING run `r1` in its project `vision`, for the
+/// tests that post to a run's file_stream.
+pub async fn alice_with_run(app: &TestApp) -> Api {
+    let alice = app.create_user("alice").await;
+    alice.create_team("acme").await;
+    alice.create_project("acme", "vision").await;
+    alice
+        .create_run("acme", "vision", json!({"id": "r1"}))
+        .await;
+    alice
+}
+
+/// Runs GraphQL operation `name` of `query` with `variables`, as wandb-core sends them, and
+/// returns the answer (HTTP 200, with `data` or `errors`).
+pub async fn graphql_op(api: &Api, name: &str, query: &str, variables: Value) -> Value {
+    let (status, body) = api
+        .post(
+            "/graphql",
+            json!({"operationName": name, "query": query, "variables": variables}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}

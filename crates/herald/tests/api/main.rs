@@ -16,4 +16,6 @@ mod storage;
 mod support;
 mod users_entities;
 mod wandb_artifacts;
+mod wandb_console;
 mod wandb_runs;
+mod wandb_stop;

@@ -458,10 +458,10 @@ async fn openapi_parameters_errors_and_limits_are_the_servers() {
         &doc["paths"]["/api/v1/entities"]["post"]["responses"]["201"]["links"]["get_entity"];
     assert_eq!(entity_link["parameters"]["entity"], "$response.body#/name");
 
-    assert_eq!(listings, 5, "the five listings with pages");
+    assert_eq!(listings, 6, "the six listings with pages");
     assert_eq!(
-        queries, 20,
-        "after, limit, status, automation and name on six listings; a signed URL's expires, \
+        queries, 22,
+        "after, limit, status, automation and name on seven listings; a signed URL's expires, \
          sig (and an upload's md5) on the two storage routes"
     );
     assert_eq!(

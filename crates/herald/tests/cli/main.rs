@@ -283,6 +283,23 @@ fn readme_flow_survives_kill_and_restart() {
     ))
     .unwrap();
     assert_eq!(got["version"], "v1", "indexes continue after the restart");
+
+    // A running run can be asked to stop; an ended one cannot.
+    herald(
+        &server,
+        &key,
+        &["run", "create", "ml-team/mnist", "--id", "run-2"],
+    );
+    let out = herald(&server, &key, &["run", "stop", "ml-team/mnist/run-2"]);
+    assert!(
+        out.contains("asked run ml-team/mnist/run-2 to stop"),
+        "{out}"
+    );
+    let err = herald_err(&server, &key, &["run", "stop", "ml-team/mnist/run-1"]);
+    assert!(
+        err.contains("409") && err.contains("only a RUNNING run"),
+        "{err}"
+    );
 }
 
 #[test]

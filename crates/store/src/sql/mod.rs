@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod automations;
+mod console;
 pub(crate) mod db;
 mod entities;
 mod events;

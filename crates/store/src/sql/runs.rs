@@ -8,21 +8,23 @@ use herald_domain::event::{EventType, NewEvent, PageRequest};
 use herald_domain::ids::RunId;
 use herald_domain::names::RunName;
 use herald_domain::run::{HistoryRow, Run, RunState, StreamedLines, Transition};
-use herald_domain::wandb_run::fresh_lines;
+use herald_domain::wandb_run::{exit_state, fresh_lines};
 use serde_json::json;
 
+use super::console;
 use super::db::{params, values_sql, Columns, Conn, Value};
 use super::events::insert_event;
 use super::{json_col, now_us, ts, SqlStore};
 use crate::error::conflict_on_unique;
 use crate::{
-    EntityStore, HistoryPage, LoggedHistory, NewRun, RunPatch, RunStore, StoreError, StoreResult,
-    StoredHistoryRow, StreamPost,
+    ConsolePage, EntityStore, HistoryPage, LoggedHistory, NewRun, RunPatch, RunStore, StoreError,
+    StoreResult, StoredHistoryRow, StreamPost,
 };
 
 const RUN_SELECT: &str =
     "SELECT r.id, r.name, r.display_name, u.username, r.state, r.tags, r.config, r.summary, \
-     r.notes, r.history_lines, r.log_lines, r.events_lines, r.created_at, r.updated_at \
+     r.notes, r.stop_requested, r.history_lines, r.log_lines, r.events_lines, r.created_at, \
+     r.updated_at \
      FROM runs r JOIN users u ON u.id = r.user_id";
 
 /// History rows per INSERT statement (4 parameters each, far below SQLite's variable limit).
@@ -43,6 +45,7 @@ fn run_from_row(project: &Project, row: &dyn Columns) -> StoreResult<Run> {
         config: json_col(&row.text_required("config")?),
         summary: json_col(&row.text_required("summary")?),
         notes: row.text("notes")?,
+        stop_requested: row.int_required("stop_requested")? != 0,
         lines: StreamedLines {
             history: row.int_required("history_lines")?,
             log: row.int_required("log_lines")?,
@@ -229,9 +232,10 @@ impl RunStore for SqlStore {
         )
         .await?;
         if patch.resume && run.state.is_final() {
-            // W&B lets a finished run be resumed; it is RUNNING until it ends again.
+            // W&B lets a finished run be resumed; it is RUNNING until it ends again, and a stop
+            // asked of its last life does not stop this one.
             tx.execute(
-                "UPDATE runs SET state = $1 WHERE id = $2",
+                "UPDATE runs SET state = $1, stop_requested = 0 WHERE id = $2",
                 params![RunState::Running.as_str(), run.row_id.0],
             )
             .await?;
@@ -263,14 +267,16 @@ impl RunStore for SqlStore {
             }
             lines.history = lines.history.max(offset + rows.len() as i64);
         }
-        for (name, file, count) in [
-            ("output.log", &post.log, &mut lines.log),
-            ("wandb-events.jsonl", &post.events, &mut lines.events),
-        ] {
-            if let Some((offset, n)) = file {
-                fresh_lines(name, *count, *offset, *n as usize)?;
-                *count = (*count).max(offset + n);
-            }
+        if let Some(log) = &post.log {
+            // Lines the run has are not skipped here: wandb-core sends a line again when it
+            // rewrites it, and writing a resent one again changes nothing.
+            fresh_lines("output.log", lines.log, log.offset, log.count as usize)?;
+            console::write_lines(&mut tx, run.row_id, &log.kept).await?;
+            lines.log = lines.log.max(log.offset + log.count);
+        }
+        if let Some((offset, n)) = post.events {
+            fresh_lines("wandb-events.jsonl", lines.events, offset, n as usize)?;
+            lines.events = lines.events.max(offset + n);
         }
         let summary = post.summary.as_ref().map(|s| s.to_string());
         tx.execute(
@@ -286,12 +292,67 @@ impl RunStore for SqlStore {
             ],
         )
         .await?;
-        if let Some(state) = post.exit {
+        if let Some(code) = post.exit {
+            let state = exit_state(code, run.stop_requested);
             change_state(&mut tx, project, author, &run, state, now).await?;
         }
         let run = find_run(&mut tx, project, id.as_str()).await?;
         tx.commit().await?;
         Ok(run)
+    }
+
+    async fn request_stop(&self, project: &Project, id: &RunName) -> StoreResult<Run> {
+        let now = now_us();
+        let mut tx = self.write().await?;
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        if run.state.is_final() {
+            return Err(StoreError::conflict(format!(
+                "run {:?} is {}; only a RUNNING run can be stopped",
+                run.id,
+                run.state.as_str()
+            )));
+        }
+        if run.stop_requested {
+            return Ok(run);
+        }
+        tx.execute(
+            "UPDATE runs SET stop_requested = 1, updated_at = $1 WHERE id = $2",
+            params![now, run.row_id.0],
+        )
+        .await?;
+        let run = find_run(&mut tx, project, id.as_str()).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    async fn console(
+        &self,
+        project: &Project,
+        id: &str,
+        page: PageRequest,
+    ) -> StoreResult<ConsolePage> {
+        let mut conn = self.read().await?;
+        let run = find_run(&mut conn, project, id).await?;
+        let lines = console::read_lines(&mut conn, run.row_id, page).await?;
+        Ok(ConsolePage {
+            lines,
+            line_count: run.lines.log,
+        })
+    }
+
+    async fn console_tail(
+        &self,
+        project: &Project,
+        id: &str,
+        last: u32,
+    ) -> StoreResult<ConsolePage> {
+        let mut conn = self.read().await?;
+        let run = find_run(&mut conn, project, id).await?;
+        let lines = console::read_tail(&mut conn, run.row_id, last).await?;
+        Ok(ConsolePage {
+            lines,
+            line_count: run.lines.log,
+        })
     }
 }
 
