@@ -4,6 +4,7 @@
 //! files the announced digest covers, and every one of those files is stored. Anything else is
 //! refused, naming the problem, and the upload stays uncommitted.
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use herald_blobs::BlobKey;
 use herald_domain::catalog::{ArtifactVersion, Project, Role, User};
 use herald_domain::ids::UploadId;
@@ -19,6 +20,9 @@ pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// Most missing files a refusal names.
 const NAMED_MISSING: usize = 5;
+
+/// Blob-store lookups in flight at once while checking or answering for many files.
+pub const EXISTS_AT_ONCE: usize = 16;
 
 /// Upload `id` and its project, if `user` may write there (MEMBER); hidden as "not found"
 /// otherwise.
@@ -94,10 +98,18 @@ async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<VersionContent
             upload.digest
         )));
     }
+    // One HEAD per file, a few at a time: a bucket answers each in milliseconds, and an
+    // artifact may hold thousands.
+    let md5s: Vec<[u8; 16]> = manifest.entries.iter().filter_map(|e| e.md5).collect();
+    let stored: Vec<Option<u64>> = futures_util::stream::iter(md5s)
+        .map(|md5| async move { blobs.exists(&BlobKey::content(&md5)).await })
+        .buffered(EXISTS_AT_ONCE)
+        .try_collect()
+        .await?;
     let mut missing = Vec::new();
-    for entry in &manifest.entries {
-        let Some(md5) = entry.md5 else { continue };
-        match blobs.exists(&BlobKey::content(&md5)).await? {
+    let checked = manifest.entries.iter().filter(|e| e.md5.is_some());
+    for (entry, size) in checked.zip(stored) {
+        match size {
             Some(size) if size == entry.size => {}
             Some(size) => {
                 return Err(refused(format!(

@@ -9,12 +9,13 @@ use std::collections::HashMap;
 
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use base64::Engine as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use herald_blobs::BlobKey;
 use herald_domain::catalog::{check_description, parse_metadata, Project, Role};
 use herald_domain::ids::UploadId;
 use herald_domain::names::{AliasName, ArtifactType, CollectionName, RunName, LATEST};
 use herald_domain::wandb_artifact::{parse_b64_md5, MAX_MANIFEST_ENTRIES};
-use herald_engine::artifact_save::{commit, writable_upload};
+use herald_engine::artifact_save::{commit, writable_upload, EXISTS_AT_ONCE};
 use herald_store::{NewUpload, Upload, UploadStart};
 
 use super::artifacts::{ArtifactNode, ArtifactRef, FileConnection, FileNode};
@@ -326,7 +327,7 @@ impl ArtifactSaveMutation {
             ));
         }
         let mut uploads: HashMap<String, (Project, Upload)> = HashMap::new();
-        let mut files = Vec::with_capacity(input.artifact_files.len());
+        let mut wanted = Vec::with_capacity(input.artifact_files.len());
         for (i, spec) in input.artifact_files.into_iter().enumerate() {
             let field = format!("input.artifactFiles[{i}]");
             let id = spec.artifact_id.to_string();
@@ -334,15 +335,22 @@ impl ArtifactSaveMutation {
                 let found = pending(state, user, &format!("{field}.artifactID"), &id).await?;
                 uploads.insert(id.clone(), found);
             }
-            let (project, upload) = &uploads[&id];
             let md5 = parse_b64_md5(&format!("{field}.md5"), &spec.md5)
                 .map_err(|e| errors::invalid(&format!("{field}.md5"), e.message))?;
+            wanted.push((id, md5, spec));
+        }
+        // Which contents are stored already, a few lookups at a time, in order.
+        let md5s: Vec<[u8; 16]> = wanted.iter().map(|w| w.1).collect();
+        let stored: Vec<Option<u64>> = futures_util::stream::iter(md5s)
+            .map(|md5| async move { state.blobs.exists(&BlobKey::content(&md5)).await })
+            .buffered(EXISTS_AT_ONCE)
+            .try_collect()
+            .await
+            .map_err(|e| errors::plain(e.into()))?;
+        let mut files = Vec::with_capacity(wanted.len());
+        for ((id, md5, spec), stored) in wanted.into_iter().zip(stored) {
+            let (project, upload) = &uploads[&id];
             let key = BlobKey::content(&md5);
-            let stored = state
-                .blobs
-                .exists(&key)
-                .await
-                .map_err(|e| errors::plain(e.into()))?;
             files.push(FileNode {
                 name: spec.name,
                 digest: Some(spec.md5),
