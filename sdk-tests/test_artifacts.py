@@ -200,3 +200,13 @@ def test_the_public_api_edits_links_unlinks_and_downloads_what_a_script_logged(a
     downloaded = Path(api.artifact(f"acme/vision/{collection}:latest").download(root=str(tmp_path / "dl")))
     data = (downloaded / "weights.bin").read_bytes()
     assert hashlib.md5(data).hexdigest() == hashlib.md5(WEIGHTS).hexdigest()
+
+
+def test_a_version_made_over_rest_downloads_as_an_artifact_without_files(api, tmp_path):
+    """The seeded acme/vision/resnet:v0 was made over REST and holds no files: the SDK downloads
+    it as an empty artifact rather than failing."""
+    art = api.artifact("acme/vision/resnet:v0")
+    assert art.file_count == 0 and art.size == 0
+    downloaded = Path(art.download(root=str(tmp_path / "empty")))
+    # The SDK makes the directory only to put a file in it.
+    assert not downloaded.exists() or list(downloaded.iterdir()) == []

@@ -15,6 +15,9 @@ use crate::InvalidInput;
 /// The name of the manifest file within an artifact.
 pub const MANIFEST_NAME: &str = "wandb_manifest.json";
 
+/// The manifest of an artifact with no files (a version made over REST, which holds none).
+pub const EMPTY_MANIFEST: &str = r#"{"version":1,"storagePolicy":"wandb-storage-policy-v1","storagePolicyConfig":{"storageLayout":"V2"},"contents":{}}"#;
+
 /// Most entries one manifest may list.
 pub const MAX_MANIFEST_ENTRIES: usize = 100_000;
 
@@ -30,6 +33,11 @@ pub fn parse_b64_md5(field: &str, s: &str) -> Result<[u8; 16], InvalidInput> {
                 format!("{s:?} is not a base64 MD5 (22 characters and `==`)"),
             )
         })
+}
+
+/// The MD5 of `bytes`.
+pub fn md5_of(bytes: &[u8]) -> [u8; 16] {
+    Md5::digest(bytes).into()
 }
 
 /// 16 bytes of MD5 as W&B writes them: base64.
@@ -204,6 +212,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.entries[0].md5, None);
+    }
+
+    #[test]
+    fn the_empty_manifest_reads_as_no_files() {
+        assert!(Manifest::parse(EMPTY_MANIFEST.as_bytes())
+            .unwrap()
+            .entries
+            .is_empty());
     }
 
     #[test]

@@ -7,10 +7,13 @@
 
 use async_graphql::{Context, Object, SimpleObject, ID};
 use base64::Engine as _;
+use futures_util::StreamExt as _;
 use herald_blobs::BlobKey;
 use herald_domain::catalog::{ArtifactVersion, Collection, Project, Role, User};
 use herald_domain::ids::{UploadId, VersionId};
-use herald_domain::wandb_artifact::{parse_artifact_name, Manifest, MANIFEST_NAME};
+use herald_domain::wandb_artifact::{
+    md5_of, parse_artifact_name, Manifest, EMPTY_MANIFEST, MANIFEST_NAME,
+};
 use herald_engine::access;
 use herald_store::Upload;
 
@@ -312,7 +315,7 @@ impl ArtifactNode {
             .flat_map(|(project, coll, view)| ArtifactAlias::all(&project, &coll, &view))
             .collect())
     }
-    /// Its manifest; null for a version made over REST (it has no files).
+    /// Its manifest (for a version made over REST, which holds no files, an empty one).
     async fn current_manifest(
         &self,
         ctx: &Context<'_>,
@@ -320,15 +323,16 @@ impl ArtifactNode {
         let Inner::Committed(v) = &self.inner else {
             return Ok(None);
         };
-        let Some(c) = self.contents(ctx).await? else {
-            return Ok(None);
+        let manifest_md5 = match self.contents(ctx).await? {
+            Some(c) => c.manifest_md5,
+            None => empty_manifest(parts(ctx).0).await?,
         };
-        let key = BlobKey::content(&content_md5(&c.manifest_md5)?);
+        let key = BlobKey::content(&content_md5(&manifest_md5)?);
         let url = parts(ctx).0.blobs.presign_download(&key, None);
         Ok(Some(ArtifactManifest {
             id: b64(format!("ArtifactManifest:{}", v.id.0)),
             file: FileNode {
-                id: Some(b64(format!("File:{}", c.manifest_md5))),
+                id: Some(b64(format!("File:{manifest_md5}"))),
                 name: MANIFEST_NAME.to_string(),
                 direct_url: Some(url.clone()),
                 url: Some(url),
@@ -472,6 +476,28 @@ pub fn content_md5(hex_md5: &str) -> async_graphql::Result<[u8; 16]> {
         .ok_or_else(|| {
             async_graphql::Error::new(format!("stored manifest md5 {hex_md5:?} is not an MD5"))
         })
+}
+
+/// Stores the empty manifest (once: it is content-addressed) and answers its hex MD5.
+async fn empty_manifest(state: &AppState) -> async_graphql::Result<String> {
+    let bytes = axum::body::Bytes::from_static(EMPTY_MANIFEST.as_bytes());
+    let md5 = md5_of(&bytes);
+    let key = BlobKey::content(&md5);
+    let stored = state
+        .blobs
+        .exists(&key)
+        .await
+        .map_err(|e| errors::plain(e.into()))?;
+    if stored.is_none() {
+        let body = futures_util::stream::iter([Ok(bytes)]).boxed();
+        state
+            .blobs
+            .store()
+            .put(&key, body, herald_blobs::PutOptions::default())
+            .await
+            .map_err(|e| errors::plain(e.into()))?;
+    }
+    Ok(hex::encode(md5))
 }
 
 /// The files version `id`'s manifest lists (none for a version made over REST).

@@ -587,3 +587,40 @@ async fn aliases_tags_links_and_use_change_the_catalog_with_their_events() {
     let e = error(&bob, ADD_ALIASES, alias("bobs")).await;
     assert!(e.contains("MEMBER"), "{e}");
 }
+
+#[tokio::test]
+async fn a_version_made_over_rest_reads_as_an_artifact_without_files() {
+    let app = spawn_app().await;
+    let alice = world(&app).await;
+    let v = alice.create_version("acme", "vision", "resnet").await;
+    let id = base64::engine::general_purpose::STANDARD.encode(format!("Artifact:{}", v["id"]));
+    let art = data(&alice, BY_ID, json!({"id": id})).await["artifact"].clone();
+    assert_eq!(
+        (
+            art["state"].as_str(),
+            art["fileCount"].as_i64(),
+            art["size"].as_i64()
+        ),
+        (Some("COMMITTED"), Some(0), Some(0)),
+        "{art}"
+    );
+    let manifest: Value = serde_json::from_slice(
+        &get(art["currentManifest"]["file"]["directUrl"]
+            .as_str()
+            .unwrap())
+        .await,
+    )
+    .unwrap();
+    assert_eq!(manifest["version"], 1);
+    assert_eq!(manifest["contents"], json!({}));
+    let d = data(
+        &alice,
+        FILE_URLS,
+        json!({"entity": "acme", "project": "vision", "collection": "resnet", "alias": "v0", "cursor": null, "perPage": 5000}),
+    )
+    .await;
+    assert_eq!(
+        d["project"]["artifactCollection"]["artifactMembership"]["files"]["edges"],
+        json!([])
+    );
+}
