@@ -218,6 +218,28 @@ impl BlobStore for ObjectBlobStore {
         }
     }
 
+    async fn content_written_before(&self, before: i64) -> Result<Vec<BlobKey>, BlobError> {
+        let mut listing = self
+            .inner
+            .list(Some(&object_store::path::Path::from("md5")));
+        let mut keys = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(backend)?;
+            if meta.last_modified.timestamp() >= before {
+                continue;
+            }
+            // Anything that is not `md5/xx/<32 hex>` (a local store's staging file) is not a
+            // blob of ours.
+            let hex = meta.location.filename().unwrap_or_default();
+            if let Ok(key) = BlobKey::parse(&format!("md5/{hex}")) {
+                if key.object_path() == meta.location {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     async fn delete(&self, key: &BlobKey) -> Result<bool, BlobError> {
         let Some(size) = self.head(key).await? else {
             return Ok(false);

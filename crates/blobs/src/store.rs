@@ -90,4 +90,7 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Deletes the blob under `key`; `false` if there was none.
     async fn delete(&self, key: &BlobKey) -> Result<bool, BlobError>;
+
+    /// The content-addressed blobs (`md5/…`) last written before `before` (Unix seconds).
+    async fn content_written_before(&self, before: i64) -> Result<Vec<BlobKey>, BlobError>;
 }

@@ -5,6 +5,8 @@
 //! refused, naming the problem, and the upload stays uncommitted.
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use std::time::Duration;
+
 use herald_blobs::BlobKey;
 use herald_domain::catalog::{ArtifactVersion, Project, Role, User};
 use herald_domain::ids::UploadId;
@@ -62,8 +64,8 @@ pub async fn commit(
             Error::NotFound(format!("artifact {:?} not found", version.to_global()))
         });
     }
-    let contents = check_uploaded(blobs, &upload).await?;
-    let version = store.commit_upload(id, user, contents).await?;
+    let (contents, files) = check_uploaded(blobs, &upload).await?;
+    let version = store.commit_upload(id, user, contents, &files).await?;
     Ok((project, version))
 }
 
@@ -71,8 +73,9 @@ fn refused(message: String) -> Error {
     Error::Invalid(InvalidInput::new("artifactID", message))
 }
 
-/// The manifest and files of `upload`, if all are stored and agree with its digest.
-async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<VersionContents> {
+/// The manifest and files of `upload` (the hex MD5s of its files), if all are stored and agree
+/// with its digest.
+async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<(VersionContents, Vec<String>)> {
     let manifest_md5 = upload.manifest_md5.as_deref().ok_or_else(|| {
         refused("no manifest was announced: call createArtifactManifest with the manifest's digest and upload it before committing".into())
     })?;
@@ -101,7 +104,7 @@ async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<VersionContent
     // One HEAD per file, a few at a time: a bucket answers each in milliseconds, and an
     // artifact may hold thousands.
     let md5s: Vec<[u8; 16]> = manifest.entries.iter().filter_map(|e| e.md5).collect();
-    let stored: Vec<Option<u64>> = futures_util::stream::iter(md5s)
+    let stored: Vec<Option<u64>> = futures_util::stream::iter(md5s.clone())
         .map(|md5| async move { blobs.exists(&BlobKey::content(&md5)).await })
         .buffered(EXISTS_AT_ONCE)
         .try_collect()
@@ -130,9 +133,83 @@ async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<VersionContent
             "the manifest names files that were never uploaded: {names}"
         )));
     }
-    Ok(VersionContents {
+    let contents = VersionContents {
         manifest_md5: manifest_md5.to_string(),
         file_count: manifest.entries.len() as i64,
         size: i64::try_from(manifest.size()).unwrap_or(i64::MAX),
-    })
+    };
+    Ok((contents, md5s.iter().map(hex::encode).collect()))
+}
+
+/// What one sweep of [`collect_garbage`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Uploads begun and never committed.
+    pub uploads: u64,
+    /// Content blobs no version holds.
+    pub blobs: u64,
+}
+
+/// Deletes what saves that never committed left behind, once it is older than `grace`: their
+/// pending rows, and every content blob (`md5/…`) no version holds as a file or manifest. The
+/// grace must outlive an upload URL (a client may PUT until it expires, then commit), so that
+/// nothing a save in progress still needs is taken. A save that found its content stored and
+/// lost it to a sweep before committing is refused at commit ("never uploaded"), never
+/// committed without it.
+pub async fn collect_garbage(store: &dyn Store, blobs: &Blobs, grace: Duration) -> Result<Swept> {
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+    let uploads = store.purge_uploads(cutoff).await?;
+    let old = blobs
+        .store()
+        .content_written_before(cutoff.timestamp())
+        .await?;
+    let mut swept = Swept { uploads, blobs: 0 };
+    for chunk in old.chunks(1000) {
+        let hexes: Vec<String> = chunk
+            .iter()
+            .filter_map(|k| k.content_md5().map(hex::encode))
+            .collect();
+        let used: std::collections::HashSet<String> =
+            store.content_in_use(&hexes).await?.into_iter().collect();
+        for (key, hex) in chunk.iter().zip(&hexes) {
+            if !used.contains(hex) && blobs.store().delete(key).await? {
+                swept.blobs += 1;
+            }
+        }
+    }
+    Ok(swept)
+}
+
+/// How often [`sweep_until_stopped`] sweeps.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs [`collect_garbage`] every [`SWEEP_EVERY`] (the first a minute after start) until
+/// `shutdown`, with a grace of an upload URL's lifetime and an hour more. Replicas sharing a
+/// bucket may all sweep: deleting twice is harmless.
+pub async fn sweep_until_stopped(
+    store: std::sync::Arc<dyn Store>,
+    blobs: std::sync::Arc<Blobs>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let grace = blobs.lifetimes().upload + Duration::from_secs(3600);
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = SWEEP_EVERY;
+        match collect_garbage(&*store, &blobs, grace).await {
+            Ok(Swept {
+                uploads: 0,
+                blobs: 0,
+            }) => {}
+            Ok(s) => tracing::info!(
+                uploads = s.uploads,
+                blobs = s.blobs,
+                "deleted what uncommitted artifact saves left"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not sweep the blob store"),
+        }
+    }
 }

@@ -104,6 +104,11 @@ impl App {
         self.engine.clone()
     }
 
+    /// The store, for tests that run the server's chores by hand.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     /// The blob store and its signed URLs, for tests that make URLs as the GraphQL API will.
     pub fn blobs(&self) -> Arc<Blobs> {
         self.blobs.clone()
@@ -128,6 +133,11 @@ impl App {
         let engine = self
             .run_engine
             .then(|| tokio::spawn(self.engine.clone().run(shutdown.clone())));
+        let sweeper = tokio::spawn(herald_engine::artifact_save::sweep_until_stopped(
+            self.store.clone(),
+            self.blobs.clone(),
+            shutdown.clone(),
+        ));
         let limits = ConnectionLimits {
             header_timeout: self.limits.header_timeout,
             max_connections: self.limits.max_connections,
@@ -138,6 +148,7 @@ impl App {
         if let Some(engine) = engine {
             let _ = engine.await;
         }
+        let _ = sweeper.await;
         self.store.close().await;
         tracing::info!("herald stopped");
         Ok(())

@@ -222,11 +222,13 @@ pub trait ArtifactSaveStore: Send + Sync {
     async fn set_upload_manifest(&self, id: UploadId, manifest_md5: &str) -> StoreResult<()>;
     /// CommitArtifact: makes the upload the sequence's next version, with its aliases and a
     /// CREATE_ARTIFACT event. Committing a committed upload returns its version unchanged.
+    /// `files` are the hex MD5s of the content the version holds (its manifest's entries).
     async fn commit_upload(
         &self,
         id: UploadId,
         author: &User,
         contents: VersionContents,
+        files: &[String],
     ) -> StoreResult<ArtifactVersion>;
     /// A version as its home sequence sees it, and that sequence's project.
     async fn version_by_id(&self, id: VersionId)
@@ -243,6 +245,10 @@ pub trait ArtifactSaveStore: Send + Sync {
     async fn edit_version(&self, id: VersionId, edit: VersionEdit) -> StoreResult<()>;
     /// `run.use_artifact`: records that the run used the version (once).
     async fn use_version(&self, run: RunId, version: VersionId) -> StoreResult<()>;
+    /// Which of `md5s` (hex) some version holds, as a file or as its manifest.
+    async fn content_in_use(&self, md5s: &[String]) -> StoreResult<Vec<String>>;
+    /// Deletes uploads begun before `before` and never committed; returns how many.
+    async fn purge_uploads(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Runs and their history.

@@ -624,3 +624,75 @@ async fn a_version_made_over_rest_reads_as_an_artifact_without_files() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn the_sweep_deletes_what_uncommitted_saves_left_and_keeps_what_versions_hold() {
+    use herald_engine::artifact_save::{collect_garbage, Swept};
+    use std::time::Duration;
+
+    let app = spawn_app().await;
+    let alice = world(&app).await;
+    let kept = Files {
+        files: vec![("w.bin", b"kept weights".to_vec())],
+    };
+    let (id, _, urls) = begin(&alice, &kept, &["latest"]).await;
+    let (status, body) = finish(&alice, &id, &kept, &urls).await;
+    assert!(
+        status == StatusCode::OK && body.get("errors").is_none(),
+        "{body}"
+    );
+    // A save that uploads a file and its manifest, then never commits.
+    let lost = Files {
+        files: vec![("w.bin", b"abandoned weights".to_vec())],
+    };
+    let (lost_id, _, urls) = begin(&alice, &lost, &["latest"]).await;
+    assert_eq!(
+        put(urls[0].as_ref().unwrap(), lost.files[0].1.clone()).await,
+        StatusCode::OK
+    );
+    let stored = |bytes: &[u8]| {
+        let key = herald_blobs::BlobKey::content(&Md5::digest(bytes).into());
+        let blobs = app.blobs.clone();
+        async move { blobs.exists(&key).await.unwrap().is_some() }
+    };
+    assert!(stored(&lost.files[0].1).await);
+
+    // Within the grace period nothing goes: a save may still be uploading.
+    let swept = collect_garbage(&*app.store, &app.blobs, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(swept, Swept::default());
+    // Past it (the files were written a second or more ago), only what no version holds goes.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let swept = collect_garbage(&*app.store, &app.blobs, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        swept,
+        Swept {
+            uploads: 1,
+            blobs: 1
+        }
+    );
+    assert!(!stored(&lost.files[0].1).await);
+    assert!(
+        stored(&kept.files[0].1).await,
+        "a committed version's file stays"
+    );
+    assert!(stored(&kept.manifest()).await, "and its manifest");
+    let e = error(&alice, COMMIT, json!({"artifactID": lost_id})).await;
+    assert!(e.contains("not found"), "{e}");
+    // What stays still downloads.
+    let d = data(
+        &alice,
+        FILE_URLS,
+        json!({"entity": "acme", "project": "vision", "collection": "resnet", "alias": "v0", "cursor": null, "perPage": 10}),
+    )
+    .await;
+    let url = d["project"]["artifactCollection"]["artifactMembership"]["files"]["edges"][0]["node"]
+        ["directUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&url).await, kept.files[0].1);
+}

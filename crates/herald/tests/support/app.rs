@@ -78,6 +78,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     /// The server's blob store and URL signer, to make URLs as its GraphQL API does.
     pub blobs: std::sync::Arc<herald_engine::blobs::Blobs>,
+    /// The server's store, for tests that run its background chores by hand.
+    pub store: std::sync::Arc<dyn herald_store::Store>,
     http: reqwest::Client,
     /// Stops the server when dropped (before the data directory goes).
     _shutdown: DropGuard,
@@ -112,6 +114,7 @@ pub async fn start_app(config: Option<String>, env: Vec<(String, String)>) -> Te
     assert_eq!(app.bootstrap_admin_key(), Some(ADMIN_KEY));
     let base = format!("http://{}", app.address());
     let blobs = app.blobs();
+    let store = app.store();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let http = http_client();
@@ -120,6 +123,7 @@ pub async fn start_app(config: Option<String>, env: Vec<(String, String)>) -> Te
         base,
         data_dir,
         blobs,
+        store,
         http,
         _shutdown: shutdown.drop_guard(),
         _dir: dir,

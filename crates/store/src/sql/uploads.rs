@@ -7,7 +7,9 @@ use herald_domain::catalog::{ArtifactVersion, Collection, Project, User};
 use herald_domain::ids::{ProjectId, RunId, UploadId, VersionId};
 use herald_domain::names::{AliasName, ArtifactType, CollectionName, RunName};
 
-use super::db::{params, Columns, Conn};
+use chrono::{DateTime, Utc};
+
+use super::db::{param_list, params, values_sql, Columns, Conn, Value};
 use super::versions::{
     add_aliases, create_version, find_collection, load_collection, load_version, MemRow,
 };
@@ -16,6 +18,9 @@ use crate::{
     ArtifactSaveStore, EntityStore, NewUpload, NewVersion, StoreError, StoreResult, Upload,
     UploadStart, VersionContents, VersionEdit,
 };
+
+/// MD5s per statement (two parameters each in an insert, far below either database's limit).
+const FILES_CHUNK: usize = 400;
 
 const UPLOAD_SELECT: &str =
     "SELECT id, project_id, collection_name, artifact_type, digest, description, metadata, \
@@ -201,6 +206,7 @@ impl ArtifactSaveStore for SqlStore {
         id: UploadId,
         author: &User,
         contents: VersionContents,
+        files: &[String],
     ) -> StoreResult<ArtifactVersion> {
         let now = now_us();
         let mut tx = self.write().await?;
@@ -262,6 +268,23 @@ impl ArtifactSaveStore for SqlStore {
             ],
         )
         .await?;
+        let mut held: Vec<&String> = files.iter().collect();
+        held.sort();
+        held.dedup();
+        for chunk in held.chunks(FILES_CHUNK) {
+            let sql = values_sql(
+                "INSERT INTO version_files (version_id, md5)",
+                2,
+                chunk.len(),
+                0,
+                "",
+            );
+            let values: Vec<Value> = chunk
+                .iter()
+                .flat_map(|m| [Value::from(mem.version_id), Value::from(m.as_str())])
+                .collect();
+            tx.execute(&sql, &values).await?;
+        }
         // A second commit racing this one waits here for it (PostgreSQL's row lock; SQLite has
         // one writer), then finds the upload committed and changes nothing.
         let claimed = tx
@@ -272,7 +295,7 @@ impl ArtifactSaveStore for SqlStore {
             .await?;
         if claimed == 0 {
             drop(tx);
-            return Box::pin(self.commit_upload(id, author, contents)).await;
+            return Box::pin(self.commit_upload(id, author, contents, files)).await;
         }
         let version = load_version(&mut tx, &project, &coll, mem.id).await?;
         tx.commit().await?;
@@ -364,6 +387,41 @@ impl ArtifactSaveStore for SqlStore {
             .await?;
         }
         tx.commit().await
+    }
+
+    async fn content_in_use(&self, md5s: &[String]) -> StoreResult<Vec<String>> {
+        let mut conn = self.read().await?;
+        let mut used = Vec::new();
+        for chunk in md5s.chunks(FILES_CHUNK) {
+            let sql = format!(
+                "SELECT md5 FROM version_files WHERE md5 IN ({}) \
+                 UNION SELECT manifest_md5 AS md5 FROM versions WHERE manifest_md5 IN ({})",
+                param_list(1, chunk.len()),
+                param_list(chunk.len() + 1, chunk.len())
+            );
+            let values: Vec<Value> = chunk
+                .iter()
+                .chain(chunk.iter())
+                .map(|m| Value::from(m.as_str()))
+                .collect();
+            used.extend(
+                conn.fetch_all(&sql, &values, |r| r.text_required("md5"))
+                    .await?,
+            );
+        }
+        Ok(used)
+    }
+
+    async fn purge_uploads(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let n = tx
+            .execute(
+                "DELETE FROM artifact_uploads WHERE version_id IS NULL AND created_at < $1",
+                params![before.timestamp_micros()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn use_version(&self, run: RunId, version: VersionId) -> StoreResult<()> {
