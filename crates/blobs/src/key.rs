@@ -3,7 +3,7 @@
 //!
 //! | Key | What it holds |
 //! |---|---|
-//! | `md5/<32 hex>` | an artifact file, by the MD5 of its bytes (stored once however many artifacts hold it) |
+//! | `md5/<owner id>/<32 hex>` | an artifact file of one owner (a team), by the MD5 of its bytes (stored once however many of the owner's artifacts hold it; never shared between owners, so knowing a hash grants nothing) |
 //! | `runs/<run row id>/<name>` | a run's file (`output.log`, `media/images/x.png`, …) |
 //! | `artifacts/<artifact row id>/<name>` | a file of one artifact version that is not content-addressed (its manifest) |
 //!
@@ -31,9 +31,9 @@ impl BlobKey {
     /// The longest key, in bytes (S3 allows 1024).
     pub const MAX_LEN: usize = 1024;
 
-    /// The key of content whose MD5 is `md5`: `md5/<hex>`.
-    pub fn content(md5: &[u8; 16]) -> Self {
-        Self(format!("md5/{}", hex::encode(md5)))
+    /// The key of `owner`'s content whose MD5 is `md5`: `md5/<owner>/<hex>`.
+    pub fn content(owner: i64, md5: &[u8; 16]) -> Self {
+        Self(format!("md5/{owner}/{}", hex::encode(md5)))
     }
 
     /// The key of run `run`'s file `name`: `runs/<run>/<name>`.
@@ -74,19 +74,19 @@ impl BlobKey {
         })?;
         match prefix {
             "md5" => {
-                let md5 = parse_md5_hex(rest)
-                    .ok_or_else(|| invalid("`md5/` is followed by 32 lowercase hex digits"))?;
-                Ok(Self::content(&md5))
+                let content = rest.split_once('/').and_then(|(owner, hex)| {
+                    let owner = parse_id(owner)?;
+                    Some(Self::content(owner, &parse_md5_hex(hex)?))
+                });
+                content.ok_or_else(|| {
+                    invalid("`md5/` is followed by a positive owner id and 32 lowercase hex digits")
+                })
             }
             "runs" | "artifacts" => {
                 let (id, name) = rest.split_once('/').ok_or_else(|| {
                     invalid(format!("`{prefix}/<id>/` is followed by a file name"))
                 })?;
-                let canonical = !id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit());
-                let id = id
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|_| canonical)
+                let id = parse_id(id)
                     .ok_or_else(|| invalid(format!("`{prefix}/` is followed by a positive id")))?;
                 Self::scoped(prefix, id, name)
             }
@@ -103,7 +103,8 @@ impl BlobKey {
 
     /// The MD5 a content-addressed key names: what its bytes must hash to.
     pub fn content_md5(&self) -> Option<[u8; 16]> {
-        self.0.strip_prefix("md5/").and_then(parse_md5_hex)
+        let (_, hex) = self.0.strip_prefix("md5/")?.split_once('/')?;
+        parse_md5_hex(hex)
     }
 
     /// Where the blob lives in the object store. Content keys are spread over 256 folders by
@@ -111,8 +112,8 @@ impl BlobKey {
     /// millions of files; every segment is percent-encoded by `object_store` where a file system
     /// or S3 would read a character specially (`#`, `%`, `\`…).
     pub(crate) fn object_path(&self) -> object_store::path::Path {
-        if let Some(hex) = self.0.strip_prefix("md5/") {
-            return object_store::path::Path::from_iter(["md5", &hex[..2], hex]);
+        if let Some((owner, hex)) = self.0.strip_prefix("md5/").and_then(|r| r.split_once('/')) {
+            return object_store::path::Path::from_iter(["md5", owner, &hex[..2], hex]);
         }
         object_store::path::Path::from_iter(self.0.split('/'))
     }
@@ -139,6 +140,12 @@ impl std::str::FromStr for BlobKey {
 }
 
 /// 32 lowercase hex digits as 16 bytes (how keys and URLs write an MD5).
+/// A positive decimal id without leading zeros (one thing, one key).
+fn parse_id(s: &str) -> Option<i64> {
+    let canonical = !s.starts_with('0') && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    s.parse::<i64>().ok().filter(|id| canonical && *id > 0)
+}
+
 pub fn parse_md5_hex(s: &str) -> Option<[u8; 16]> {
     if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
@@ -190,14 +197,15 @@ mod tests {
     #[test]
     fn keys_are_made_and_read_back() {
         let md5 = [0xab; 16];
-        let k = BlobKey::content(&md5);
-        assert_eq!(k.as_str(), "md5/abababababababababababababababab");
+        let k = BlobKey::content(3, &md5);
+        assert_eq!(k.as_str(), "md5/3/abababababababababababababababab");
         assert_eq!(k.content_md5(), Some(md5));
         assert_eq!(BlobKey::parse(k.as_str()).unwrap(), k);
         assert_eq!(
             k.object_path().as_ref(),
-            "md5/ab/abababababababababababababababab"
+            "md5/3/ab/abababababababababababababababab"
         );
+        assert_ne!(BlobKey::content(4, &md5), k, "owners never share content");
 
         let r = BlobKey::run_file(42, "media/images/x_0.png").unwrap();
         assert_eq!(r.as_str(), "runs/42/media/images/x_0.png");
@@ -244,9 +252,12 @@ mod tests {
         for (key, reason) in [
             ("", "a key is"),
             ("md5", "a key is"),
-            ("md5/ABABABABABABABABABABABABABABABAB", "lowercase hex"),
-            ("md5/abab", "32"),
-            ("md5/abababababababababababababababab/x", "32"),
+            ("md5/1/ABABABABABABABABABABABABABABABAB", "lowercase hex"),
+            ("md5/1/abab", "32"),
+            ("md5/1/abababababababababababababababab/x", "32"),
+            ("md5/abababababababababababababababab", "owner id"),
+            ("md5/01/abababababababababababababababab", "owner id"),
+            ("md5/0/abababababababababababababababab", "owner id"),
             ("runs/x/y", "positive id"),
             ("runs/0/y", "positive id"),
             ("runs/01/y", "positive id"),

@@ -228,10 +228,13 @@ impl BlobStore for ObjectBlobStore {
             if meta.last_modified.timestamp() >= before {
                 continue;
             }
-            // Anything that is not `md5/xx/<32 hex>` (a local store's staging file) is not a
-            // blob of ours.
-            let hex = meta.location.filename().unwrap_or_default();
-            if let Ok(key) = BlobKey::parse(&format!("md5/{hex}")) {
+            // Anything that is not `md5/<owner>/xx/<32 hex>` (a local store's staging file) is
+            // not a blob of ours.
+            let parts: Vec<_> = meta.location.parts().collect();
+            let [_, owner, _, hex] = parts.as_slice() else {
+                continue;
+            };
+            if let Ok(key) = BlobKey::parse(&format!("md5/{}/{}", owner.as_ref(), hex.as_ref())) {
                 if key.object_path() == meta.location {
                     keys.push(key);
                 }

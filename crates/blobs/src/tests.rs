@@ -84,7 +84,7 @@ async fn small_and_large_blobs_round_trip_on_disk() {
         (3 * CHUNK + 17, 100_000),
     ] {
         let bytes = data(n);
-        let key = BlobKey::content(&md5_of(&bytes));
+        let key = BlobKey::content(1, &md5_of(&bytes));
         let stored = store
             .put(&key, body(&bytes, chunk), PutOptions::default())
             .await
@@ -132,7 +132,7 @@ async fn a_wrong_md5_stores_nothing_and_keeps_what_was_there() {
         assert!(matches!(e, BlobError::Md5Mismatch { .. }), "{e}");
         assert!(e.to_string().contains("MD5"), "{e}");
         // A content key's own MD5 is checked too.
-        let content = BlobKey::content(&md5_of(b"other"));
+        let content = BlobKey::content(1, &md5_of(b"other"));
         let e = store
             .put(&content, body(&bytes, 65536), PutOptions::default())
             .await

@@ -64,7 +64,7 @@ pub async fn commit(
             Error::NotFound(format!("artifact {:?} not found", version.to_global()))
         });
     }
-    let (contents, files) = check_uploaded(blobs, &upload).await?;
+    let (contents, files) = check_uploaded(blobs, project.entity_id.0, &upload).await?;
     let version = store.commit_upload(id, user, contents, &files).await?;
     Ok((project, version))
 }
@@ -75,7 +75,11 @@ fn refused(message: String) -> Error {
 
 /// The manifest and files of `upload` (the hex MD5s of its files), if all are stored and agree
 /// with its digest.
-async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<(VersionContents, Vec<String>)> {
+async fn check_uploaded(
+    blobs: &Blobs,
+    owner: i64,
+    upload: &Upload,
+) -> Result<(VersionContents, Vec<String>)> {
     let manifest_md5 = upload.manifest_md5.as_deref().ok_or_else(|| {
         refused("no manifest was announced: call createArtifactManifest with the manifest's digest and upload it before committing".into())
     })?;
@@ -84,7 +88,7 @@ async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<(VersionConten
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("stored manifest md5 {manifest_md5:?}")))?;
     let bytes = blobs
-        .read(&BlobKey::content(&md5), MAX_MANIFEST_BYTES)
+        .read(&BlobKey::content(owner, &md5), MAX_MANIFEST_BYTES)
         .await
         .map_err(|e| match e {
             herald_blobs::BlobError::TooLarge { limit } => {
@@ -105,7 +109,7 @@ async fn check_uploaded(blobs: &Blobs, upload: &Upload) -> Result<(VersionConten
     // artifact may hold thousands.
     let md5s: Vec<[u8; 16]> = manifest.entries.iter().filter_map(|e| e.md5).collect();
     let stored: Vec<Option<u64>> = futures_util::stream::iter(md5s.clone())
-        .map(|md5| async move { blobs.exists(&BlobKey::content(&md5)).await })
+        .map(|md5| async move { blobs.exists(&BlobKey::content(owner, &md5)).await })
         .buffered(EXISTS_AT_ONCE)
         .try_collect()
         .await?;

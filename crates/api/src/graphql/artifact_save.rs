@@ -285,7 +285,8 @@ impl ArtifactSaveMutation {
         input: CreateArtifactManifestInput,
     ) -> async_graphql::Result<CreateArtifactManifestPayload> {
         let (state, user) = parts(ctx);
-        let (_, upload) = pending(state, user, "input.artifactID", &input.artifact_id).await?;
+        let (project, upload) =
+            pending(state, user, "input.artifactID", &input.artifact_id).await?;
         let mut file = FileNode {
             id: Some(ID(upload.id.to_global())),
             name: input.name,
@@ -299,7 +300,7 @@ impl ArtifactSaveMutation {
                 .set_upload_manifest(upload.id, &hex::encode(md5))
                 .await
                 .map_err(errors::store)?;
-            let key = BlobKey::content(&md5);
+            let key = BlobKey::content(project.entity_id.0, &md5);
             file.upload_url = Some(state.blobs.presign_upload(&key, Some(md5), None));
             file.storage_path = Some(key.as_str().to_string());
         }
@@ -337,20 +338,20 @@ impl ArtifactSaveMutation {
             }
             let md5 = parse_b64_md5(&format!("{field}.md5"), &spec.md5)
                 .map_err(|e| errors::invalid(&format!("{field}.md5"), e.message))?;
-            wanted.push((id, md5, spec));
+            let owner = uploads[&id].0.entity_id.0;
+            wanted.push((id, BlobKey::content(owner, &md5), md5, spec));
         }
         // Which contents are stored already, a few lookups at a time, in order.
-        let md5s: Vec<[u8; 16]> = wanted.iter().map(|w| w.1).collect();
-        let stored: Vec<Option<u64>> = futures_util::stream::iter(md5s)
-            .map(|md5| async move { state.blobs.exists(&BlobKey::content(&md5)).await })
+        let keys: Vec<BlobKey> = wanted.iter().map(|w| w.1.clone()).collect();
+        let stored: Vec<Option<u64>> = futures_util::stream::iter(keys)
+            .map(|key| async move { state.blobs.exists(&key).await })
             .buffered(EXISTS_AT_ONCE)
             .try_collect()
             .await
             .map_err(|e| errors::plain(e.into()))?;
         let mut files = Vec::with_capacity(wanted.len());
-        for ((id, md5, spec), stored) in wanted.into_iter().zip(stored) {
+        for ((id, key, md5, spec), stored) in wanted.into_iter().zip(stored) {
             let (project, upload) = &uploads[&id];
-            let key = BlobKey::content(&md5);
             files.push(FileNode {
                 name: spec.name,
                 digest: Some(spec.md5),

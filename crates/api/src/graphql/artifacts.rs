@@ -325,9 +325,9 @@ impl ArtifactNode {
         };
         let manifest_md5 = match self.contents(ctx).await? {
             Some(c) => c.manifest_md5,
-            None => empty_manifest(parts(ctx).0).await?,
+            None => empty_manifest(parts(ctx).0, self.project.entity_id.0).await?,
         };
-        let key = BlobKey::content(&content_md5(&manifest_md5)?);
+        let key = BlobKey::content(self.project.entity_id.0, &content_md5(&manifest_md5)?);
         let url = parts(ctx).0.blobs.presign_download(&key, None);
         Ok(Some(ArtifactManifest {
             id: b64(format!("ArtifactManifest:{}", v.id.0)),
@@ -479,10 +479,10 @@ pub fn content_md5(hex_md5: &str) -> async_graphql::Result<[u8; 16]> {
 }
 
 /// Stores the empty manifest (once: it is content-addressed) and answers its hex MD5.
-async fn empty_manifest(state: &AppState) -> async_graphql::Result<String> {
+async fn empty_manifest(state: &AppState, owner: i64) -> async_graphql::Result<String> {
     let bytes = axum::body::Bytes::from_static(EMPTY_MANIFEST.as_bytes());
     let md5 = md5_of(&bytes);
-    let key = BlobKey::content(&md5);
+    let key = BlobKey::content(owner, &md5);
     let stored = state
         .blobs
         .exists(&key)
@@ -511,7 +511,15 @@ async fn manifest_files(ctx: &Context<'_>, id: VersionId) -> async_graphql::Resu
     else {
         return Ok(Vec::new());
     };
-    let key = BlobKey::content(&content_md5(&contents.manifest_md5)?);
+    // Files are the home team's, wherever the version is linked.
+    let (home, _) = state
+        .store
+        .version_by_id(id)
+        .await
+        .map_err(errors::store)?
+        .ok_or_else(|| errors::not_found(format!("artifact {id} not found"), None))?;
+    let owner = home.entity_id.0;
+    let key = BlobKey::content(owner, &content_md5(&contents.manifest_md5)?);
     let bytes = state
         .blobs
         .read(&key, herald_engine::artifact_save::MAX_MANIFEST_BYTES)
@@ -529,7 +537,9 @@ async fn manifest_files(ctx: &Context<'_>, id: VersionId) -> async_graphql::Resu
         .into_iter()
         .map(|e| {
             let url = match e.md5 {
-                Some(md5) => state.blobs.presign_download(&BlobKey::content(&md5), None),
+                Some(md5) => state
+                    .blobs
+                    .presign_download(&BlobKey::content(owner, &md5), None),
                 // A reference names bytes stored elsewhere; the SDK fetches those itself.
                 None => String::new(),
             };

@@ -8,7 +8,7 @@
 //! ```ignore
 //! use herald_blobs::BlobKey;
 //! // CreateArtifactFiles: a file whose content is stored already gets `uploadUrl: null`.
-//! let key = BlobKey::content(&md5);                       // md5: [u8; 16], from the SDK's base64
+//! let key = BlobKey::content(owner, &md5);                // the team's entity id; md5 from the SDK
 //! let upload_url = match blobs.exists(&key).await? {
 //!     Some(_size) => None,
 //!     None => Some(blobs.presign_upload(&key, Some(md5), None)),   // PUT; 24 h by default
@@ -256,9 +256,9 @@ mod tests {
 
         // A public URL with a path keeps it.
         let b = blobs("http://10.0.0.5:8080/herald");
-        let url = b.presign_download(&BlobKey::content(&[0xff; 16]), None);
+        let url = b.presign_download(&BlobKey::content(9, &[0xff; 16]), None);
         assert!(
-            url.starts_with("http://10.0.0.5:8080/herald/storage/v1/md5/ffff"),
+            url.starts_with("http://10.0.0.5:8080/herald/storage/v1/md5/9/ffff"),
             "{url}"
         );
         for bad in [

@@ -114,7 +114,7 @@ async fn uploads_and_downloads_round_trip_through_signed_urls() {
     }
     // A content-addressed artifact file, its MD5 named by its key.
     let bytes = data(3000);
-    let key = BlobKey::content(&md5_of(&bytes));
+    let key = BlobKey::content(1, &md5_of(&bytes));
     let url = app.blobs.presign_upload(&key, Some(md5_of(&bytes)), None);
     expect(put(&url, bytes.clone()).await, StatusCode::OK);
     assert_eq!(app.blobs.exists(&key).await.unwrap(), Some(3000));
@@ -130,7 +130,7 @@ async fn uploads_and_downloads_round_trip_through_signed_urls() {
     settles_to(
         &app,
         &[
-            &format!("md5/{}/{hex}", &hex[..2]),
+            &format!("md5/1/{}/{hex}", &hex[..2]),
             "runs/1/empty",
             "runs/1/media/big.bin",
             "runs/1/output.log",
@@ -233,7 +233,7 @@ async fn bytes_whose_md5_is_not_the_one_signed_are_refused() {
     );
     let b64 = base64::engine::general_purpose::STANDARD.encode(wrong);
     assert!(msg.contains(&b64), "the expected MD5 is named: {msg}");
-    let content = BlobKey::content(&wrong);
+    let content = BlobKey::content(1, &wrong);
     let url = app.blobs.presign_upload(&content, None, None);
     refused(
         put(&url, bytes.clone()).await,
@@ -314,7 +314,7 @@ async fn keys_that_leave_their_prefix_are_refused() {
 #[tokio::test]
 async fn a_download_of_nothing_is_a_404() {
     let app = spawn_app().await;
-    let key = BlobKey::content(&[9; 16]);
+    let key = BlobKey::content(1, &[9; 16]);
     let url = app.blobs.presign_download(&key, None);
     let res = http_client().get(&url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);

@@ -650,8 +650,16 @@ async fn the_sweep_deletes_what_uncommitted_saves_left_and_keeps_what_versions_h
         put(urls[0].as_ref().unwrap(), lost.files[0].1.clone()).await,
         StatusCode::OK
     );
+    let team = app
+        .store
+        .entity_by_name("acme")
+        .await
+        .unwrap()
+        .expect("acme")
+        .id
+        .0;
     let stored = |bytes: &[u8]| {
-        let key = herald_blobs::BlobKey::content(&Md5::digest(bytes).into());
+        let key = herald_blobs::BlobKey::content(team, &Md5::digest(bytes).into());
         let blobs = app.blobs.clone();
         async move { blobs.exists(&key).await.unwrap().is_some() }
     };
@@ -695,4 +703,63 @@ async fn the_sweep_deletes_what_uncommitted_saves_left_and_keeps_what_versions_h
         .unwrap()
         .to_string();
     assert_eq!(get(&url).await, kept.files[0].1);
+}
+
+#[tokio::test]
+async fn knowing_another_teams_file_hash_grants_nothing() {
+    let app = spawn_app().await;
+    let alice = world(&app).await;
+    let secret = Files {
+        files: vec![("secret.bin", b"acme's private weights".to_vec())],
+    };
+    let (id, _, urls) = begin(&alice, &secret, &["latest"]).await;
+    let (status, body) = finish(&alice, &id, &secret, &urls).await;
+    assert!(
+        status == StatusCode::OK && body.get("errors").is_none(),
+        "{body}"
+    );
+
+    // carol, of another team, names the same content in an artifact of hers.
+    let carol = app.create_user("carol").await;
+    carol.create_team("other").await;
+    carol.create_project("other", "sandbox").await;
+    expect(
+        carol
+            .post(
+                &format!("{}/runs", project("other", "sandbox")),
+                json!({"id": "r1"}),
+            )
+            .await,
+        StatusCode::CREATED,
+    );
+    let mut input = create_input(&secret.digest(), &[]);
+    input["input"]["entityName"] = json!("other");
+    input["input"]["projectName"] = json!("sandbox");
+    let d = data(&carol, CREATE, input).await;
+    let art = &d["createArtifact"]["artifact"];
+    assert_eq!(
+        art["state"], "PENDING",
+        "another team's digest is not a dedupe: {d}"
+    );
+    let cid = art["id"].as_str().unwrap().to_string();
+    let mut files = files_vars(&cid, "m", &secret);
+    files["input"]["artifactFiles"][0]["artifactID"] = json!(cid);
+    let d = data(&carol, FILES, files).await;
+    assert!(
+        d["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"].is_string(),
+        "the content is not hers: she must upload it: {d}"
+    );
+    // She uploads only the manifest, and commits: refused, the file is not hers.
+    let manifest = secret.manifest();
+    let mut vars = manifest_vars(&cid, &b64_md5(&manifest));
+    vars["entityName"] = json!("other");
+    vars["projectName"] = json!("sandbox");
+    let d = data(&carol, MANIFEST, vars).await;
+    let url = d["createArtifactManifest"]["artifactManifest"]["file"]["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(put(&url, manifest).await, StatusCode::OK);
+    let e = error(&carol, COMMIT, json!({"artifactID": cid})).await;
+    assert!(e.contains("never uploaded: secret.bin"), "{e}");
 }
