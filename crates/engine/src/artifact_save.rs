@@ -10,7 +10,7 @@ use std::time::Duration;
 use herald_blobs::BlobKey;
 use herald_domain::catalog::{ArtifactVersion, Project, Role, User};
 use herald_domain::ids::UploadId;
-use herald_domain::wandb_artifact::Manifest;
+use herald_domain::wandb_artifact::{md5_of, Manifest, EMPTY_MANIFEST};
 use herald_domain::InvalidInput;
 use herald_store::{Store, Upload, VersionContents};
 
@@ -143,6 +143,22 @@ async fn check_uploaded(
         size: i64::try_from(manifest.size()).unwrap_or(i64::MAX),
     };
     Ok((contents, md5s.iter().map(hex::encode).collect()))
+}
+
+/// Stores `owner`'s empty manifest (once: it is content-addressed), the manifest of a version
+/// made over REST, which holds no files; answers its hex MD5.
+pub async fn empty_manifest(blobs: &Blobs, owner: i64) -> Result<String> {
+    let bytes = bytes::Bytes::from_static(EMPTY_MANIFEST.as_bytes());
+    let md5 = md5_of(&bytes);
+    let key = BlobKey::content(owner, &md5);
+    if blobs.exists(&key).await?.is_none() {
+        let body = futures_util::stream::iter([Ok(bytes)]).boxed();
+        blobs
+            .store()
+            .put(&key, body, herald_blobs::PutOptions::default())
+            .await?;
+    }
+    Ok(hex::encode(md5))
 }
 
 /// What one sweep of [`collect_garbage`] removed.

@@ -6,7 +6,7 @@
 
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use herald_domain::catalog::{
-    check_description, parse_metadata, ArtifactVersion, Collection, Project, Role, User,
+    check_description, parse_metadata, ArtifactVersion, Collection, Project, Role,
 };
 use herald_domain::ids::CollectionId;
 use herald_domain::names::{AliasName, CollectionName, TagName, VersionRef, LATEST};
@@ -77,8 +77,7 @@ pub struct UpdateArtifactInput {
     pub description: Option<String>,
     pub metadata: Option<JsonString>,
     pub labels: Option<JsonString>,
-    /// The version's whole set of aliases in its sequence (older SDKs); newer ones send
-    /// addAliases and deleteAliases instead.
+    /// Refused: aliases are changed with addAliases and deleteAliases (as wandb 0.31 does).
     pub aliases: Option<Vec<ArtifactAliasInput>>,
     pub tags_to_add: Option<Vec<TagInput>>,
     pub tags_to_delete: Option<Vec<TagInput>>,
@@ -223,48 +222,6 @@ fn tag_names(field: &str, tags: Option<Vec<TagInput>>) -> async_graphql::Result<
         .collect()
 }
 
-/// Makes the version's aliases in its home sequence exactly `wanted` (besides `latest`).
-async fn set_aliases(
-    state: &AppState,
-    user: &User,
-    project: &Project,
-    version: &ArtifactVersion,
-    wanted: Vec<ArtifactAliasInput>,
-) -> async_graphql::Result<()> {
-    let mut want = Vec::new();
-    for (i, a) in wanted.iter().enumerate() {
-        if a.artifact_collection_name != version.collection || a.alias == LATEST {
-            continue;
-        }
-        want.push(
-            AliasName::parse(&a.alias)
-                .map_err(|e| errors::invalid(&format!("input.aliases[{i}].alias"), e.message))?,
-        );
-    }
-    let r = VersionRef::Index(version.version_index);
-    for alias in &want {
-        if !version.aliases.iter().any(|a| a == alias.as_str()) {
-            state
-                .store
-                .add_alias(project, user, &version.collection, &r, alias)
-                .await
-                .map_err(errors::store)?;
-        }
-    }
-    for old in version.aliases.iter().filter(|a| a.as_str() != LATEST) {
-        if !want.iter().any(|w| w.as_str() == old) {
-            let alias =
-                AliasName::parse(old).map_err(|e| errors::invalid("input.aliases", e.message))?;
-            state
-                .store
-                .remove_alias(project, user, &version.collection, &r, &alias)
-                .await
-                .map_err(errors::store)?;
-        }
-    }
-    Ok(())
-}
-
 #[derive(Default)]
 pub struct ArtifactEditMutation;
 
@@ -326,13 +283,19 @@ impl ArtifactEditMutation {
         Ok(success(input.client_mutation_id))
     }
 
-    /// Changes a version's description, metadata, tags (and, from older SDKs, aliases).
+    /// Changes a version's description, metadata and tags.
     async fn update_artifact(
         &self,
         ctx: &Context<'_>,
         input: UpdateArtifactInput,
     ) -> async_graphql::Result<UpdateArtifactPayload> {
         let (state, user) = parts(ctx);
+        if input.aliases.is_some() {
+            return Err(errors::invalid(
+                "input.aliases",
+                "aliases are changed with addAliases and deleteAliases",
+            ));
+        }
         if input.ttl_duration_seconds.is_some_and(|t| t > 0) {
             return Err(errors::invalid(
                 "input.ttlDurationSeconds",
@@ -386,9 +349,6 @@ impl ArtifactEditMutation {
                 Ok(_) | Err(herald_store::StoreError::NotFound(_)) => {}
                 Err(e) => return Err(errors::store(e)),
             }
-        }
-        if let Some(aliases) = input.aliases {
-            set_aliases(state, user, &project, &version, aliases).await?;
         }
         let (project, version) = version_for(
             state,

@@ -381,7 +381,7 @@ impl ArtifactSaveMutation {
         let (project, version) = match ArtifactRef::parse("input.artifactID", &input.artifact_id)? {
             ArtifactRef::Upload(id) => commit(&*state.store, &state.blobs, user, id)
                 .await
-                .map_err(|e| errors::engine(e, |p| p.to_string()))?,
+                .map_err(errors::plain)?,
             // Committing what is committed changes nothing.
             ArtifactRef::Version(_) => {
                 super::artifacts::version_for(

@@ -7,13 +7,10 @@
 
 use async_graphql::{Context, Object, SimpleObject, ID};
 use base64::Engine as _;
-use futures_util::StreamExt as _;
 use herald_blobs::BlobKey;
 use herald_domain::catalog::{ArtifactVersion, Collection, Project, Role, User};
 use herald_domain::ids::{UploadId, VersionId};
-use herald_domain::wandb_artifact::{
-    md5_of, parse_artifact_name, Manifest, EMPTY_MANIFEST, MANIFEST_NAME,
-};
+use herald_domain::wandb_artifact::{parse_artifact_name, Manifest, MANIFEST_NAME};
 use herald_engine::access;
 use herald_store::Upload;
 
@@ -250,14 +247,7 @@ impl ArtifactNode {
     }
     async fn tags(&self) -> Vec<Tag> {
         match &self.inner {
-            Inner::Committed(v) => v
-                .tags
-                .iter()
-                .map(|t| Tag {
-                    id: b64(format!("Tag:{t}")),
-                    name: t.clone(),
-                })
-                .collect(),
+            Inner::Committed(v) => v.tags.iter().map(|t| Tag::named(t)).collect(),
             Inner::Pending(_) => Vec::new(),
         }
     }
@@ -325,7 +315,12 @@ impl ArtifactNode {
         };
         let manifest_md5 = match self.contents(ctx).await? {
             Some(c) => c.manifest_md5,
-            None => empty_manifest(parts(ctx).0, self.project.entity_id.0).await?,
+            None => herald_engine::artifact_save::empty_manifest(
+                &parts(ctx).0.blobs,
+                self.project.entity_id.0,
+            )
+            .await
+            .map_err(errors::plain)?,
         };
         let key = BlobKey::content(self.project.entity_id.0, &content_md5(&manifest_md5)?);
         let url = parts(ctx).0.blobs.presign_download(&key, None);
@@ -476,28 +471,6 @@ pub fn content_md5(hex_md5: &str) -> async_graphql::Result<[u8; 16]> {
         .ok_or_else(|| {
             async_graphql::Error::new(format!("stored manifest md5 {hex_md5:?} is not an MD5"))
         })
-}
-
-/// Stores the empty manifest (once: it is content-addressed) and answers its hex MD5.
-async fn empty_manifest(state: &AppState, owner: i64) -> async_graphql::Result<String> {
-    let bytes = axum::body::Bytes::from_static(EMPTY_MANIFEST.as_bytes());
-    let md5 = md5_of(&bytes);
-    let key = BlobKey::content(owner, &md5);
-    let stored = state
-        .blobs
-        .exists(&key)
-        .await
-        .map_err(|e| errors::plain(e.into()))?;
-    if stored.is_none() {
-        let body = futures_util::stream::iter([Ok(bytes)]).boxed();
-        state
-            .blobs
-            .store()
-            .put(&key, body, herald_blobs::PutOptions::default())
-            .await
-            .map_err(|e| errors::plain(e.into()))?;
-    }
-    Ok(hex::encode(md5))
 }
 
 /// The files version `id`'s manifest lists (none for a version made over REST).

@@ -60,6 +60,15 @@ pub struct Tag {
     pub name: String,
 }
 
+impl Tag {
+    pub fn named(name: &str) -> Self {
+        Self {
+            id: ID(base64::engine::general_purpose::STANDARD.encode(format!("Tag:{name}"))),
+            name: name.to_string(),
+        }
+    }
+}
+
 /// What sequences and portfolios share.
 #[derive(Clone)]
 pub struct CollectionData {
@@ -69,15 +78,7 @@ pub struct CollectionData {
 
 impl CollectionData {
     fn tags(&self) -> async_graphql::Result<TagConnection> {
-        let tags = self
-            .collection
-            .tags
-            .iter()
-            .map(|t| Tag {
-                id: ID(base64::engine::general_purpose::STANDARD.encode(format!("Tag:{t}"))),
-                name: t.clone(),
-            })
-            .collect();
+        let tags = self.collection.tags.iter().map(|t| Tag::named(t)).collect();
         TagConnection::of(tags, None, Some(super::page::MAX_FIRST))
     }
 }

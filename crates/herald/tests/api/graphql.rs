@@ -99,20 +99,8 @@ fn list_doc() -> String {
 /// A team `acme` in organization `acme-org` with project `vision`, collection `resnet`, the
 /// registry `model` holding `classifiers`, and a webhook; alice is ADMIN in both.
 async fn world(app: &TestApp) -> Api {
-    let alice = app.create_user("alice").await;
-    alice.create_org("acme-org").await;
-    expect(
-        alice
-            .post(
-                "/api/v1/entities",
-                json!({"name": "acme", "kind": "team", "organization": "acme-org"}),
-            )
-            .await,
-        StatusCode::CREATED,
-    );
-    alice.create_project("acme", "vision").await;
+    let alice = acme_in_org(app).await;
     alice.create_version("acme", "vision", "resnet").await;
-    alice.create_registry("acme-org", "model").await;
     expect(
         alice
             .post(

@@ -158,3 +158,22 @@ pub async fn graphql_op(api: &Api, name: &str, query: &str, variables: Value) ->
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
+
+/// alice, ADMIN of organization acme-org (with the registry `model`) and of its team acme (with
+/// the project vision).
+pub async fn acme_in_org(app: &TestApp) -> Api {
+    let alice = app.create_user("alice").await;
+    alice.create_org("acme-org").await;
+    expect(
+        alice
+            .post(
+                "/api/v1/entities",
+                json!({"name": "acme", "kind": "team", "organization": "acme-org"}),
+            )
+            .await,
+        StatusCode::CREATED,
+    );
+    alice.create_project("acme", "vision").await;
+    alice.create_registry("acme-org", "model").await;
+    alice
+}

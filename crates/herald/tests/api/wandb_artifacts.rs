@@ -126,19 +126,7 @@ async fn get(url: &str) -> Vec<u8> {
 /// alice, ADMIN of team acme (in organization acme-org with registry `model`), with run r1 in
 /// acme/vision.
 async fn world(app: &TestApp) -> Api {
-    let alice = app.create_user("alice").await;
-    alice.create_org("acme-org").await;
-    expect(
-        alice
-            .post(
-                "/api/v1/entities",
-                json!({"name": "acme", "kind": "team", "organization": "acme-org"}),
-            )
-            .await,
-        StatusCode::CREATED,
-    );
-    alice.create_project("acme", "vision").await;
-    alice.create_registry("acme-org", "model").await;
+    let alice = acme_in_org(app).await;
     expect(
         alice
             .post(
@@ -486,6 +474,16 @@ async fn aliases_tags_links_and_use_change_the_catalog_with_their_events() {
     )
     .await;
     assert!(e.contains("input.ttlDurationSeconds"), "{e}");
+    let e = error(
+        &alice,
+        UPDATE,
+        json!({"input": {"artifactID": vid, "aliases": [{"alias": "x", "artifactCollectionName": "resnet"}]}}),
+    )
+    .await;
+    assert!(
+        e.contains("input.aliases") && e.contains("addAliases"),
+        "{e}"
+    );
 
     // Link into the organization's registry, twice: the second adds its alias to the link.
     let link = |aliases: Value| {

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 
 use super::db::{param_list, params, values_sql, Columns, Conn, Value};
 use super::versions::{
-    add_aliases, create_version, find_collection, load_collection, load_version, MemRow,
+    add_aliases, create_version, find_collection, load_collection, load_version, type_conflict,
+    MemRow,
 };
 use super::{json_col, json_text, now_us, ts, SqlStore};
 use crate::{
@@ -115,14 +116,12 @@ impl ArtifactSaveStore for SqlStore {
         let mut tx = self.write().await?;
         if let Some(coll) = find_collection(&mut tx, project, new.collection.as_str()).await? {
             if coll.artifact_type != new.artifact_type.as_str() {
-                return Err(StoreError::conflict(format!(
-                    "collection {}/{}/{} holds artifacts of type {:?}, not {:?}",
-                    project.entity,
-                    project.name,
-                    coll.name,
-                    coll.artifact_type,
-                    new.artifact_type.as_str()
-                )));
+                return Err(type_conflict(
+                    project,
+                    &coll.name,
+                    &coll.artifact_type,
+                    new.artifact_type.as_str(),
+                ));
             }
             let same = tx
                 .fetch_optional(

@@ -386,7 +386,12 @@ pub(crate) async fn add_membership(
 }
 
 /// Collection `name` exists holding artifacts of type `existing`, not `wanted`.
-fn type_conflict(project: &Project, name: &str, existing: &str, wanted: &str) -> StoreError {
+pub(crate) fn type_conflict(
+    project: &Project,
+    name: &str,
+    existing: &str,
+    wanted: &str,
+) -> StoreError {
     StoreError::conflict(format!(
         "collection {}/{}/{name} holds artifacts of type {existing:?}, not {wanted:?}",
         project.entity, project.name
